@@ -8,3 +8,5 @@
 
 pub mod cli;
 pub mod provider;
+pub mod db;
+pub mod model;

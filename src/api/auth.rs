@@ -1,0 +1,92 @@
+//! Who is calling: the session or API token in `Authorization: Bearer`, the
+//! `Hangar-Session-Token` header, or the web UI's cookie.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::db::users::User;
+use crate::model::{now_ms, secret::hash_token, Role};
+
+pub const SESSION_HEADER: &str = "Hangar-Session-Token";
+pub const SESSION_COOKIE: &str = "hangar_session";
+
+/// The authenticated user of a request.
+pub struct Auth {
+    pub user: User,
+    pub token_id: String,
+}
+
+impl Auth {
+    pub fn require_role(&self, allowed: impl Fn(Role) -> bool, what: &str) -> Result<(), ApiError> {
+        if allowed(self.user.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} needs the owner or template-admin role; you are {} ({})",
+                self.user.username, self.user.role
+            )))
+        }
+    }
+}
+
+/// The bearer secret of a request, from whichever place the client put it.
+pub fn bearer(parts: &Parts) -> Option<String> {
+    let headers = &parts.headers;
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string());
+        }
+    }
+    if let Some(v) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_string());
+    }
+    let cookies = headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok())?;
+    cookies.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == SESSION_COOKIE).then(|| v.to_string())
+    })
+}
+
+/// Compares two hashes without leaking where they differ.
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[axum::async_trait]
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let secret = bearer(parts).ok_or_else(|| {
+            ApiError::Unauthorized("not logged in: run `hangar login <url>` or set HANGAR_SESSION_TOKEN".into())
+        })?;
+        let hash = hash_token(&secret);
+        let token = state
+            .db
+            .find_token_by_hash(&hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("this session token is not valid (revoked, or never issued): log in again".into()))?;
+        let now = now_ms();
+        if token.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::Unauthorized(format!(
+                "this token ({}) expired: log in again or create a new token",
+                token.name
+            )));
+        }
+        let user = state
+            .db
+            .get_user(&token.user_id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the user of this token no longer exists".into()))?;
+        if user.suspended {
+            return Err(ApiError::Unauthorized(format!("user {} is suspended: ask an owner to activate it", user.username)));
+        }
+        // Last-used is informative; skip the write when it is fresh to spare the writer.
+        if token.last_used_at.is_none_or(|t| now - t > 60_000) {
+            state.db.touch_token(&token.id, now).await?;
+        }
+        Ok(Auth { user, token_id: token.id })
+    }
+}

@@ -1,0 +1,200 @@
+//! The `jobs` and `job_logs` tables, and the job claim: the one query that differs per
+//! backend, because PostgreSQL has many writers and SQLite has one.
+
+use sqlx::Row;
+
+use super::{parse_text, Backend, Database};
+use crate::model::{now_ms, JobKind, JobStatus};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    /// JSON: what the job works on (template version id, build id…).
+    pub input: String,
+    pub worker_id: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    /// JSON object: stage → milliseconds.
+    pub timings: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct JobLog {
+    pub id: i64,
+    pub at: i64,
+    pub stage: String,
+    pub level: String,
+    pub text: String,
+}
+
+const COLUMNS: &str = "id, kind, status, input, worker_id, created_at, started_at, updated_at, completed_at, canceled_at, error, error_code, timings";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: parse_text("kind", &row.try_get::<String, _>("kind")?)?,
+        status: parse_text("status", &row.try_get::<String, _>("status")?)?,
+        input: row.try_get("input")?,
+        worker_id: row.try_get("worker_id")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        updated_at: row.try_get("updated_at")?,
+        completed_at: row.try_get("completed_at")?,
+        canceled_at: row.try_get("canceled_at")?,
+        error: row.try_get("error")?,
+        error_code: row.try_get("error_code")?,
+        timings: row.try_get("timings")?,
+    })
+}
+
+/// How a job ended.
+pub struct Completion<'a> {
+    pub status: JobStatus,
+    pub error: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+    pub timings: &'a str,
+}
+
+impl Database {
+    pub async fn insert_job<'e, E>(&self, exec: E, id: &str, kind: JobKind, input: &str) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let now = now_ms();
+        sqlx::query("INSERT INTO jobs (id, kind, status, input, created_at, updated_at) VALUES ($1, $2, 'pending', $3, $4, $4)")
+            .bind(id)
+            .bind(kind.as_str())
+            .bind(input)
+            .bind(now)
+            .execute(exec)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Option<Job>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Takes the oldest pending job for `worker_id`, atomically: whatever the number of
+    /// workers, each job is claimed exactly once.
+    pub async fn claim_job(&self, worker_id: &str) -> Result<Option<Job>, sqlx::Error> {
+        let pick = match self.backend() {
+            Backend::Postgres => "SELECT id FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            // SQLite has one writer: the UPDATE below is already atomic.
+            Backend::Sqlite => "SELECT id FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 1",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', worker_id = $1, started_at = $2, updated_at = $2 WHERE id = ({pick}) AND status = 'pending' RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(now_ms())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Records that the worker is alive; answers the job's status so the worker notices a
+    /// cancel request (None when the job is no longer this worker's).
+    pub async fn heartbeat_job(&self, id: &str, worker_id: &str) -> Result<Option<JobStatus>, sqlx::Error> {
+        let status: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET updated_at = $1 WHERE id = $2 AND worker_id = $3 AND status IN ('running', 'canceling') RETURNING status",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker_id)
+        .fetch_optional(self.pool())
+        .await?;
+        status.map(|s| parse_text("status", &s)).transpose()
+    }
+
+    pub async fn complete_job(&self, id: &str, worker_id: &str, done: &Completion<'_>) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, error_code = $3, timings = $4, completed_at = $5, updated_at = $5 WHERE id = $6 AND worker_id = $7 AND status IN ('running', 'canceling')",
+        )
+        .bind(done.status.as_str())
+        .bind(done.error)
+        .bind(done.error_code)
+        .bind(done.timings)
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker_id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// A pending job is canceled at once; a running one is asked to stop (`canceling`).
+    /// False when the job had already finished.
+    pub async fn cancel_job(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE jobs SET status = CASE WHEN status = 'pending' THEN 'canceled' ELSE 'canceling' END, canceled_at = $1, completed_at = CASE WHEN status = 'pending' THEN $1 ELSE NULL END WHERE id = $2 AND status IN ('pending', 'running')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Fails every running job whose heartbeat is older than `stale_before`: its worker
+    /// died. Returns the jobs it failed, so their leftovers can be recovered.
+    pub async fn reap_stale_jobs(&self, stale_before: i64) -> Result<Vec<Job>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE jobs SET status = 'failed', error_code = 'lost', error = 'the provisioner running this job stopped responding (it crashed or was killed); any state terraform wrote was recovered into the build', completed_at = $1, updated_at = $1 WHERE status IN ('running', 'canceling') AND updated_at < $2 RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms())
+            .bind(stale_before)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn insert_job_logs(&self, job_id: &str, logs: &[JobLog]) -> Result<(), sqlx::Error> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for log in logs {
+            sqlx::query("INSERT INTO job_logs (job_id, at, stage, level, text) VALUES ($1, $2, $3, $4, $5)")
+                .bind(job_id)
+                .bind(log.at)
+                .bind(&log.stage)
+                .bind(&log.level)
+                .bind(&log.text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn list_job_logs(&self, job_id: &str, after_id: i64) -> Result<Vec<JobLog>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, at, stage, level, text FROM job_logs WHERE job_id = $1 AND id > $2 ORDER BY id")
+            .bind(job_id)
+            .bind(after_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobLog {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    stage: r.try_get("stage")?,
+                    level: r.try_get("level")?,
+                    text: r.try_get("text")?,
+                })
+            })
+            .collect()
+    }
+}

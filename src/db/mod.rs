@@ -1,0 +1,115 @@
+//! The one database handle. SQLite (embedded default) and PostgreSQL share one set of
+//! portable queries through `sqlx::Any`; each table family has its own module, and the
+//! job claim is the only query that differs per backend.
+
+pub mod agents;
+pub mod audit;
+pub mod jobs;
+pub mod templates;
+pub mod tokens;
+pub mod users;
+pub mod workspaces;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Database URLs can carry passwords: never print one.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({:?}, ***)", self.backend)
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Database {
+    /// Opens (creating if needed) the embedded SQLite database in `data_dir`.
+    pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Database> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+        let path = data_dir.join("hangar.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url).await
+    }
+
+    /// Connects to `sqlite://…` or `postgres://…` and runs the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Database> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the one writer; busy_timeout makes a second writer
+            // wait instead of failing at once.
+            options = options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options
+            .connect(url)
+            .await
+            .context("connecting to the database")?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.context("running database migrations")?;
+        Ok(Database { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True when a query failed on a UNIQUE constraint: the caller turns it into a conflict.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .map(|e| e.is_unique_violation())
+        .unwrap_or(false)
+}
+
+pub(crate) fn flag(v: i64) -> bool {
+    v != 0
+}
+
+pub(crate) fn parse_text<T: FromStr<Err = String>>(column: &str, v: &str) -> Result<T, sqlx::Error> {
+    v.parse().map_err(|e: String| sqlx::Error::Decode(format!("{column}: {e}").into()))
+}

@@ -1,0 +1,215 @@
+//! The `templates` and `template_versions` tables.
+
+use sqlx::Row;
+
+use super::{flag, Database};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub active_version_id: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A template version without its archive (which is only loaded to run or pull it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TemplateVersion {
+    pub id: String,
+    pub template_id: String,
+    pub name: String,
+    pub message: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub job_id: Option<String>,
+    /// JSON list of `model::parameter::Parameter`.
+    pub parameters: String,
+    /// JSON list of the import's resource preview.
+    pub resources: String,
+    /// `terraform graph` of the configuration, computed once at import.
+    pub graph: Option<String>,
+    pub has_external_agent: bool,
+}
+
+const T_COLUMNS: &str = "id, name, description, active_version_id, created_by, created_at, updated_at";
+const V_COLUMNS: &str = "id, template_id, name, message, created_by, created_at, job_id, parameters, resources, graph, has_external_agent";
+
+fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
+    Ok(Template {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        active_version_id: row.try_get("active_version_id")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn version_from_row(row: &sqlx::any::AnyRow) -> Result<TemplateVersion, sqlx::Error> {
+    Ok(TemplateVersion {
+        id: row.try_get("id")?,
+        template_id: row.try_get("template_id")?,
+        name: row.try_get("name")?,
+        message: row.try_get("message")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        job_id: row.try_get("job_id")?,
+        parameters: row.try_get("parameters")?,
+        resources: row.try_get("resources")?,
+        graph: row.try_get("graph")?,
+        has_external_agent: flag(row.try_get("has_external_agent")?),
+    })
+}
+
+impl Database {
+    pub async fn insert_template(&self, t: &Template) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO templates (id, name, description, active_version_id, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.description)
+            .bind(&t.active_version_id)
+            .bind(&t.created_by)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_template_by_name(&self, name: &str) -> Result<Option<Template>, sqlx::Error> {
+        let sql = format!("SELECT {T_COLUMNS} FROM templates WHERE name = $1");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    pub async fn get_template(&self, id: &str) -> Result<Option<Template>, sqlx::Error> {
+        let sql = format!("SELECT {T_COLUMNS} FROM templates WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    pub async fn list_templates(&self) -> Result<Vec<Template>, sqlx::Error> {
+        let sql = format!("SELECT {T_COLUMNS} FROM templates ORDER BY name");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    pub async fn set_active_version(&self, template_id: &str, version_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(version_id)
+            .bind(crate::model::now_ms())
+            .bind(template_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a template and its versions only while no live workspace uses it, in one
+    /// transaction. Returns the number of workspaces in the way (0 = deleted).
+    pub async fn delete_template_if_unused(&self, template_id: &str) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let in_use: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0")
+            .bind(template_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if in_use > 0 {
+            return Ok(in_use);
+        }
+        let has_history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1")
+            .bind(template_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if has_history > 0 {
+            // Deleted workspaces still reference the versions through their builds: keep the
+            // rows for history and only take the name back by renaming.
+            sqlx::query("UPDATE templates SET name = $1 WHERE id = $2")
+                .bind(format!("deleted-{template_id}"))
+                .bind(template_id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE templates SET active_version_id = NULL WHERE id = $1")
+                .bind(template_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM template_versions WHERE template_id = $1")
+                .bind(template_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM templates WHERE id = $1")
+                .bind(template_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(0)
+    }
+
+    pub async fn insert_template_version(&self, v: &TemplateVersion, archive: &[u8]) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(&v.id)
+            .bind(&v.template_id)
+            .bind(&v.name)
+            .bind(&v.message)
+            .bind(archive)
+            .bind(&v.created_by)
+            .bind(v.created_at)
+            .bind(&v.job_id)
+            .bind(&v.parameters)
+            .bind(&v.resources)
+            .bind(&v.graph)
+            .bind(v.has_external_agent as i64)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_template_version(&self, id: &str) -> Result<Option<TemplateVersion>, sqlx::Error> {
+        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    pub async fn get_template_version_by_name(&self, template_id: &str, name: &str) -> Result<Option<TemplateVersion>, sqlx::Error> {
+        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 AND name = $2");
+        let row = sqlx::query(&sql).bind(template_id).bind(name).fetch_optional(self.pool()).await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    pub async fn list_template_versions(&self, template_id: &str) -> Result<Vec<TemplateVersion>, sqlx::Error> {
+        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY created_at, name");
+        let rows = sqlx::query(&sql).bind(template_id).fetch_all(self.pool()).await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    pub async fn get_template_archive(&self, version_id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT archive FROM template_versions WHERE id = $1")
+            .bind(version_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// What a version's import found.
+    pub async fn set_template_version_import(
+        &self,
+        version_id: &str,
+        parameters: &str,
+        resources: &str,
+        graph: Option<&str>,
+        has_external_agent: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4 WHERE id = $5")
+            .bind(parameters)
+            .bind(resources)
+            .bind(graph)
+            .bind(has_external_agent as i64)
+            .bind(version_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! Plain domain types and the rules that govern them. No I/O here.
+
+pub mod name;
+pub mod parameter;
+pub mod secret;
+pub mod status;
+
+pub use name::{Name, NameError};
+pub use status::{JobKind, JobStatus, Role, Transition, WorkspaceStatus};
+
+/// Milliseconds since the Unix epoch: every stored time uses it.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh opaque id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

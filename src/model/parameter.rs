@@ -1,0 +1,359 @@
+//! Template parameters: what a template asks for, found statically in its HCL, and the
+//! rules a value must meet. The provider enforces the same rules inside terraform; the
+//! server checks them first so a bad value never starts a build.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ParamType {
+    #[default]
+    #[serde(rename = "string")]
+    String,
+    #[serde(rename = "number")]
+    Number,
+    #[serde(rename = "bool")]
+    Bool,
+    #[serde(rename = "list(string)")]
+    ListString,
+}
+
+impl ParamType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => ParamType::String,
+            "number" => ParamType::Number,
+            "bool" => ParamType::Bool,
+            "list(string)" => ParamType::ListString,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Number => "number",
+            ParamType::Bool => "bool",
+            ParamType::ListString => "list(string)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ParamOption {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub icon: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Validation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `increasing` or `decreasing`: compared with the previous build's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monotonic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Parameter {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type", default)]
+    pub kind: ParamType,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub mutable: bool,
+    #[serde(default)]
+    pub ephemeral: bool,
+    #[serde(default)]
+    pub icon: String,
+    #[serde(default)]
+    pub order: i64,
+    #[serde(default)]
+    pub options: Vec<ParamOption>,
+    #[serde(default)]
+    pub validation: Option<Validation>,
+}
+
+impl Parameter {
+    pub fn required(&self) -> bool {
+        self.default.is_none()
+    }
+
+    /// Checks `value` against every rule; the message names the parameter and the rule.
+    pub fn check(&self, value: &str, previous: Option<&str>) -> Result<(), String> {
+        let name = &self.name;
+        let fail = |rule: String| -> Result<(), String> {
+            let custom = self.validation.as_ref().and_then(|v| v.error.clone());
+            Err(match custom {
+                Some(msg) if !msg.is_empty() => format!("parameter {name:?}: {msg} ({rule})"),
+                _ => format!("parameter {name:?}: {rule}"),
+            })
+        };
+        let number = match self.kind {
+            ParamType::Number => match value.trim().parse::<f64>() {
+                Ok(n) => Some(n),
+                Err(_) => return fail(format!("{value:?} is not a number")),
+            },
+            ParamType::Bool if value != "true" && value != "false" => {
+                return fail(format!("{value:?} is not a bool: use true or false"));
+            }
+            _ => None,
+        };
+        if self.kind == ParamType::ListString {
+            let items: Vec<String> = match serde_json::from_str(value) {
+                Ok(items) => items,
+                Err(_) => {
+                    return fail(format!(
+                        "{value:?} is not a list of strings: write it as JSON, e.g. [\"a\",\"b\"]"
+                    ))
+                }
+            };
+            if !self.options.is_empty() {
+                if let Some(bad) = items.iter().find(|i| !self.options.iter().any(|o| &o.value == *i)) {
+                    return fail(format!("{bad:?} is not one of the options: {}", self.option_values()));
+                }
+            }
+        } else if !self.options.is_empty() && !self.options.iter().any(|o| o.value == value) {
+            return fail(format!("{value:?} is not one of the options: {}", self.option_values()));
+        }
+        let Some(rules) = &self.validation else { return Ok(()) };
+        if let Some(pattern) = &rules.regex {
+            match regex::Regex::new(pattern) {
+                Ok(re) if !re.is_match(value) => {
+                    return fail(format!("{value:?} does not match the regex {pattern:?}"));
+                }
+                Ok(_) => {}
+                Err(e) => return fail(format!("the template's regex {pattern:?} is invalid: {e}")),
+            }
+        }
+        if let Some(n) = number {
+            if let Some(min) = rules.min {
+                if n < min {
+                    return fail(format!("{value} is below the minimum {min}"));
+                }
+            }
+            if let Some(max) = rules.max {
+                if n > max {
+                    return fail(format!("{value} is above the maximum {max}"));
+                }
+            }
+            let prev = previous.and_then(|p| p.trim().parse::<f64>().ok());
+            match (rules.monotonic.as_deref(), prev) {
+                (Some("increasing"), Some(p)) if n < p => {
+                    return fail(format!("must be monotonically increasing: {value} is below the previous value {p}"));
+                }
+                (Some("decreasing"), Some(p)) if n > p => {
+                    return fail(format!("must be monotonically decreasing: {value} is above the previous value {p}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn option_values(&self) -> String {
+        self.options.iter().map(|o| o.value.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// An HCL file that does not parse: which file and what the parser said (with its line).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct HclError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Finds every `data "hangar_parameter"` (or `coder_parameter`) block in the module's
+/// files. Attributes that are not literals (references, functions) are left unset: the
+/// import's dry run fills in the evaluated values later.
+pub fn parse_static(files: &[(String, String)]) -> Result<Vec<Parameter>, HclError> {
+    let mut found = Vec::new();
+    for (file, text) in files {
+        // `.tf.tera` files are rendered per workspace; before rendering they are not HCL.
+        if !file.ends_with(".tf") {
+            continue;
+        }
+        let body: hcl::Body = hcl::parse(text).map_err(|e| HclError {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        for block in body.blocks() {
+            let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+            if block.identifier() != "data" || labels.len() != 2 {
+                continue;
+            }
+            if labels[0] != "hangar_parameter" && labels[0] != "coder_parameter" {
+                continue;
+            }
+            found.push(parameter_from_block(block, labels[1]));
+        }
+    }
+    found.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
+    Ok(found)
+}
+
+fn parameter_from_block(block: &hcl::Block, label: &str) -> Parameter {
+    let attrs = &block.body;
+    let mut p = Parameter {
+        name: literal(attrs, "name").unwrap_or_else(|| label.to_string()),
+        display_name: literal(attrs, "display_name").unwrap_or_default(),
+        description: literal(attrs, "description").unwrap_or_default(),
+        kind: literal(attrs, "type").and_then(|t| ParamType::parse(&t)).unwrap_or_default(),
+        default: literal(attrs, "default"),
+        mutable: literal(attrs, "mutable").as_deref() == Some("true"),
+        ephemeral: literal(attrs, "ephemeral").as_deref() == Some("true"),
+        icon: literal(attrs, "icon").unwrap_or_default(),
+        order: literal(attrs, "order").and_then(|o| o.parse().ok()).unwrap_or(0),
+        ..Default::default()
+    };
+    for inner in attrs.blocks() {
+        match inner.identifier() {
+            "option" => p.options.push(ParamOption {
+                name: literal(&inner.body, "name").unwrap_or_default(),
+                value: literal(&inner.body, "value").unwrap_or_default(),
+                description: literal(&inner.body, "description").unwrap_or_default(),
+                icon: literal(&inner.body, "icon").unwrap_or_default(),
+            }),
+            "validation" => {
+                let num = |k: &str| literal(&inner.body, k).and_then(|v| v.parse::<f64>().ok());
+                p.validation = Some(Validation {
+                    min: num("min"),
+                    max: num("max"),
+                    regex: literal(&inner.body, "regex"),
+                    error: literal(&inner.body, "error"),
+                    monotonic: literal(&inner.body, "monotonic"),
+                });
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// The literal value of an attribute as text, as Hangar passes every parameter value.
+fn literal(body: &hcl::Body, key: &str) -> Option<String> {
+    let attr = body.attributes().find(|a| a.key() == key)?;
+    literal_expr(attr.expr())
+}
+
+fn literal_expr(expr: &hcl::Expression) -> Option<String> {
+    use hcl::Expression as E;
+    match expr {
+        E::String(s) => Some(s.clone()),
+        E::Number(n) => Some(n.to_string()),
+        E::Bool(b) => Some(b.to_string()),
+        E::Array(items) => {
+            let texts: Option<Vec<String>> = items.iter().map(literal_expr).collect();
+            Some(serde_json::to_string(&texts?).ok()?)
+        }
+        E::TemplateExpr(t) => {
+            // A quoted string without interpolation is a template expression too.
+            let text = t.to_string();
+            let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+            (!inner.contains("${")).then(|| inner.to_string())
+        }
+        E::Parenthesis(inner) => literal_expr(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(kind: ParamType) -> Parameter {
+        Parameter { name: "p".into(), kind, ..Default::default() }
+    }
+
+    #[test]
+    fn parses_parameters_statically() {
+        let hcl = r#"
+data "hangar_parameter" "cpu" {
+  name        = "cpu"
+  type        = "number"
+  default     = 2
+  description = "Cores"
+  mutable     = true
+  order       = 2
+  validation {
+    min       = 1
+    max       = 8
+    monotonic = "increasing"
+  }
+}
+data "coder_parameter" "region" {
+  name    = "region"
+  default = "eu"
+  option {
+    name  = "Europe"
+    value = "eu"
+  }
+  option {
+    name  = "US"
+    value = "us"
+  }
+}
+data "hangar_parameter" "computed" {
+  name    = "x"
+  default = local.nope
+}
+resource "terraform_data" "r" {}
+"#;
+        let params = parse_static(&[("main.tf".into(), hcl.into())]).unwrap();
+        let names: Vec<_> = params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["region", "x", "cpu"]);
+        let cpu = &params[2];
+        assert_eq!(cpu.kind, ParamType::Number);
+        assert_eq!(cpu.default.as_deref(), Some("2"));
+        assert!(cpu.mutable && !cpu.ephemeral);
+        assert_eq!(cpu.validation.as_ref().unwrap().max, Some(8.0));
+        assert_eq!(params[0].options.len(), 2);
+        assert_eq!(params[1].default, None, "a reference is not a static default");
+    }
+
+    #[test]
+    fn broken_hcl_names_file_and_line() {
+        let err = parse_static(&[("bad.tf".into(), "resource \"a\" \"b\" {\n  x = \n".into())]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("bad.tf:"), "{text}");
+        assert!(text.contains("line"), "{text}");
+    }
+
+    #[test]
+    fn checks_every_rule() {
+        let mut n = param(ParamType::Number);
+        n.validation = Some(Validation { min: Some(1.0), max: Some(4.0), monotonic: Some("increasing".into()), ..Default::default() });
+        assert!(n.check("2", Some("1")).is_ok());
+        assert!(n.check("two", None).unwrap_err().contains("not a number"));
+        assert!(n.check("0", None).unwrap_err().contains("below the minimum 1"));
+        assert!(n.check("5", None).unwrap_err().contains("above the maximum 4"));
+        assert!(n.check("2", Some("3")).unwrap_err().contains("monotonically increasing"));
+
+        let mut s = param(ParamType::String);
+        s.validation = Some(Validation { regex: Some("^[a-z]+$".into()), error: Some("letters only".into()), ..Default::default() });
+        let err = s.check("A1", None).unwrap_err();
+        assert!(err.contains("letters only") && err.contains("regex"), "{err}");
+
+        let mut o = param(ParamType::String);
+        o.options = vec![ParamOption { name: "A".into(), value: "a".into(), ..Default::default() }];
+        assert!(o.check("b", None).unwrap_err().contains("not one of the options: a"));
+
+        assert!(param(ParamType::Bool).check("yes", None).unwrap_err().contains("true or false"));
+        assert!(param(ParamType::ListString).check("a,b", None).unwrap_err().contains("JSON"));
+        assert!(param(ParamType::ListString).check("[\"a\"]", None).is_ok());
+    }
+}
