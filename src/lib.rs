@@ -7,4 +7,5 @@
 //! - `agent` runs inside a workspace and connects back to the server.
 
 pub mod cli;
+pub mod model;
 pub mod provider;
