@@ -7,6 +7,7 @@
 //! - `agent` runs inside a workspace and connects back to the server.
 
 pub mod cli;
+pub mod model;
 pub mod provider;
 pub mod db;
 pub mod model;
