@@ -1,13 +1,15 @@
 //! Hangar turns Terraform templates into workspaces.
 //!
 //! - `cli` is every command a person types; `client` is the typed REST client they all use.
-//! - `api` + `web` are the server's faces; `db` is the only place SQL lives.
+//! - `server` + `api` + `web` are the server's faces; `db` is the only place SQL lives.
 //! - `model` holds plain types and rules; `provisioner` runs terraform for jobs.
 //! - `provider` is the Terraform provider this same binary serves to terraform.
 //! - `agent` runs inside a workspace and connects back to the server.
 
+pub mod api;
 pub mod cli;
-pub mod model;
-pub mod provider;
+pub mod client;
 pub mod db;
 pub mod model;
+pub mod provider;
+pub mod server;

@@ -34,7 +34,10 @@ impl Auth {
 /// The bearer secret of a request, from whichever place the client put it.
 pub fn bearer(parts: &Parts) -> Option<String> {
     let headers = &parts.headers;
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(t) = v.strip_prefix("Bearer ") {
             return Some(t.trim().to_string());
         }
@@ -42,7 +45,9 @@ pub fn bearer(parts: &Parts) -> Option<String> {
     if let Some(v) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_string());
     }
-    let cookies = headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok())?;
+    let cookies = headers
+        .get(axum::http::header::COOKIE)
+        .and_then(|v| v.to_str().ok())?;
     cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == SESSION_COOKIE).then(|| v.to_string())
@@ -58,16 +63,21 @@ pub fn hashes_equal(a: &str, b: &str) -> bool {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let secret = bearer(parts).ok_or_else(|| {
-            ApiError::Unauthorized("not logged in: run `hangar login <url>` or set HANGAR_SESSION_TOKEN".into())
+            ApiError::Unauthorized(
+                "not logged in: run `hangar login <url>` or set HANGAR_SESSION_TOKEN".into(),
+            )
         })?;
         let hash = hash_token(&secret);
-        let token = state
-            .db
-            .find_token_by_hash(&hash)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("this session token is not valid (revoked, or never issued): log in again".into()))?;
+        let token = state.db.find_token_by_hash(&hash).await?.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this session token is not valid (revoked, or never issued): log in again".into(),
+            )
+        })?;
         let now = now_ms();
         if token.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::Unauthorized(format!(
@@ -75,18 +85,22 @@ impl FromRequestParts<AppState> for Auth {
                 token.name
             )));
         }
-        let user = state
-            .db
-            .get_user(&token.user_id)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("the user of this token no longer exists".into()))?;
+        let user = state.db.get_user(&token.user_id).await?.ok_or_else(|| {
+            ApiError::Unauthorized("the user of this token no longer exists".into())
+        })?;
         if user.suspended {
-            return Err(ApiError::Unauthorized(format!("user {} is suspended: ask an owner to activate it", user.username)));
+            return Err(ApiError::Unauthorized(format!(
+                "user {} is suspended: ask an owner to activate it",
+                user.username
+            )));
         }
         // Last-used is informative; skip the write when it is fresh to spare the writer.
         if token.last_used_at.is_none_or(|t| now - t > 60_000) {
             state.db.touch_token(&token.id, now).await?;
         }
-        Ok(Auth { user, token_id: token.id })
+        Ok(Auth {
+            user,
+            token_id: token.id,
+        })
     }
 }

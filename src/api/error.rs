@@ -28,7 +28,10 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{message}")]
-    Validation { message: String, validations: Vec<FieldError> },
+    Validation {
+        message: String,
+        validations: Vec<FieldError>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -46,7 +49,10 @@ impl ApiError {
         let detail = detail.into();
         ApiError::Validation {
             message: format!("invalid {field}: {detail}"),
-            validations: vec![FieldError { field: field.to_string(), detail }],
+            validations: vec![FieldError {
+                field: field.to_string(),
+                detail,
+            }],
         }
     }
 
@@ -81,8 +87,18 @@ impl IntoResponse for ApiError {
                     ..Default::default()
                 }
             }
-            ApiError::Validation { message, validations } => ErrorBody { message, validations, ..Default::default() },
-            other => ErrorBody { message: other.to_string(), ..Default::default() },
+            ApiError::Validation {
+                message,
+                validations,
+            } => ErrorBody {
+                message,
+                validations,
+                ..Default::default()
+            },
+            other => ErrorBody {
+                message: other.to_string(),
+                ..Default::default()
+            },
         };
         (status, axum::Json(body)).into_response()
     }

@@ -26,11 +26,18 @@ pub struct CreatedToken {
     pub token: ApiToken,
 }
 
-pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<CreateTokenRequest>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     if let Some(secs) = req.lifetime_seconds {
         if secs <= 0 {
-            return Err(ApiError::invalid("lifetime", "must be positive, e.g. 24h or 30d"));
+            return Err(ApiError::invalid(
+                "lifetime",
+                "must be positive, e.g. 24h or 30d",
+            ));
         }
     }
     let now = now_ms();
@@ -44,25 +51,50 @@ pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<C
         expires_at: req.lifetime_seconds.map(|s| now + s * 1000),
         last_used_at: None,
     };
-    match state.db.insert_token(&token, &hash_token(secret.expose())).await {
+    match state
+        .db
+        .insert_token(&token, &hash_token(secret.expose()))
+        .await
+    {
         Ok(()) => {}
         Err(e) if crate::db::is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!("you already have a token named {:?}: remove it first or pick another name", token.name)));
+            return Err(ApiError::Conflict(format!(
+                "you already have a token named {:?}: remove it first or pick another name",
+                token.name
+            )));
         }
         Err(e) => return Err(e.into()),
     }
-    state.db.audit(Some(&auth.user.id), "create_token", &token.name, "").await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { key: secret.expose().to_string(), token })))
+    state
+        .db
+        .audit(Some(&auth.user.id), "create_token", &token.name, "")
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            key: secret.expose().to_string(),
+            token,
+        }),
+    ))
 }
 
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.db.list_tokens(&auth.user.id).await?))
 }
 
-pub async fn remove(State(state): State<AppState>, auth: Auth, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     if !state.db.delete_token(&auth.user.id, &name).await? {
-        return Err(ApiError::NotFound(format!("you have no token named {name:?}")));
+        return Err(ApiError::NotFound(format!(
+            "you have no token named {name:?}"
+        )));
     }
-    state.db.audit(Some(&auth.user.id), "remove_token", &name, "").await?;
+    state
+        .db
+        .audit(Some(&auth.user.id), "remove_token", &name, "")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,17 +45,27 @@ pub struct FirstUserStatus {
 const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 pub async fn first_user_status(State(state): State<AppState>) -> ApiResult<Json<FirstUserStatus>> {
-    Ok(Json(FirstUserStatus { exists: state.db.count_users().await? > 0 }))
+    Ok(Json(FirstUserStatus {
+        exists: state.db.count_users().await? > 0,
+    }))
 }
 
 fn validated_user(req: &CreateUserRequest, role: Role) -> ApiResult<User> {
-    let username = Name::parse(&req.username).map_err(|e| ApiError::invalid("username", e.to_string()))?;
+    let username =
+        Name::parse(&req.username).map_err(|e| ApiError::invalid("username", e.to_string()))?;
     let email = req.email.trim();
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') || email.contains(' ') {
-        return Err(ApiError::invalid("email", format!("{email:?} is not an email address")));
+    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') || email.contains(' ')
+    {
+        return Err(ApiError::invalid(
+            "email",
+            format!("{email:?} is not an email address"),
+        ));
     }
     if req.password.chars().count() < 8 {
-        return Err(ApiError::invalid("password", "must be at least 8 characters"));
+        return Err(ApiError::invalid(
+            "password",
+            "must be at least 8 characters",
+        ));
     }
     Ok(User {
         id: new_id(),
@@ -69,15 +79,29 @@ fn validated_user(req: &CreateUserRequest, role: Role) -> ApiResult<User> {
 }
 
 /// Creates the first user, an owner, and logs them in. Refused once any user exists.
-pub async fn create_first_user(State(state): State<AppState>, Json(req): Json<CreateUserRequest>) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+pub async fn create_first_user(
+    State(state): State<AppState>,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let user = validated_user(&req, Role::Owner)?;
     let hash = hash_password(&req.password)?;
     if !state.db.insert_first_user(&user, &hash).await? {
-        return Err(ApiError::Conflict("the first user already exists: log in with `hangar login <url>`".into()));
+        return Err(ApiError::Conflict(
+            "the first user already exists: log in with `hangar login <url>`".into(),
+        ));
     }
-    state.db.audit(Some(&user.id), "create_first_user", &user.username, "").await?;
+    state
+        .db
+        .audit(Some(&user.id), "create_first_user", &user.username, "")
+        .await?;
     let session_token = issue_session(&state, &user).await?;
-    Ok((StatusCode::CREATED, Json(LoginResponse { session_token, user })))
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginResponse {
+            session_token,
+            user,
+        }),
+    ))
 }
 
 async fn issue_session(state: &AppState, user: &User) -> ApiResult<String> {
@@ -92,11 +116,17 @@ async fn issue_session(state: &AppState, user: &User) -> ApiResult<String> {
         expires_at: Some(now + SESSION_TTL_MS),
         last_used_at: None,
     };
-    state.db.insert_token(&token, &hash_token(secret.expose())).await?;
+    state
+        .db
+        .insert_token(&token, &hash_token(secret.expose()))
+        .await?;
     Ok(secret.expose().to_string())
 }
 
-pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let wrong = || ApiError::Unauthorized("incorrect login or password".into());
     let Some(found) = state.db.find_user_for_login(req.login.trim()).await? else {
         // Spend the same time as a real check so timing does not reveal which users exist.
@@ -107,10 +137,19 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
         return Err(wrong());
     }
     if found.user.suspended {
-        return Err(ApiError::Unauthorized(format!("user {} is suspended: ask an owner to activate it", found.user.username)));
+        return Err(ApiError::Unauthorized(format!(
+            "user {} is suspended: ask an owner to activate it",
+            found.user.username
+        )));
     }
     let session_token = issue_session(&state, &found.user).await?;
-    Ok((StatusCode::CREATED, Json(LoginResponse { session_token, user: found.user })))
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginResponse {
+            session_token,
+            user: found.user,
+        }),
+    ))
 }
 
 pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
@@ -123,26 +162,49 @@ pub async fn me(auth: Auth) -> Json<User> {
 }
 
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<User>>> {
-    auth.require_role(|r| r == Role::Owner || r == Role::TemplateAdmin, "listing users")?;
+    auth.require_role(
+        |r| r == Role::Owner || r == Role::TemplateAdmin,
+        "listing users",
+    )?;
     Ok(Json(state.db.list_users().await?))
 }
 
-pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<CreateUserRequest>) -> ApiResult<(StatusCode, Json<User>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
     auth.require_role(|r| r == Role::Owner, "creating users")?;
     let user = validated_user(&req, req.role.unwrap_or(Role::Member))?;
     let hash = hash_password(&req.password)?;
     match state.db.insert_user(&user, &hash).await {
         Ok(()) => {}
         Err(e) if crate::db::is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!("a user with username {:?} or email {:?} already exists", user.username, user.email)));
+            return Err(ApiError::Conflict(format!(
+                "a user with username {:?} or email {:?} already exists",
+                user.username, user.email
+            )));
         }
         Err(e) => return Err(e.into()),
     }
-    state.db.audit(Some(&auth.user.id), "create_user", &user.username, user.role.as_str()).await?;
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "create_user",
+            &user.username,
+            user.role.as_str(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn set_suspended(state: &AppState, auth: &Auth, username: &str, suspended: bool) -> ApiResult<Json<User>> {
+async fn set_suspended(
+    state: &AppState,
+    auth: &Auth,
+    username: &str,
+    suspended: bool,
+) -> ApiResult<Json<User>> {
     auth.require_role(|r| r == Role::Owner, "suspending users")?;
     let mut user = state
         .db
@@ -153,16 +215,31 @@ async fn set_suspended(state: &AppState, auth: &Auth, username: &str, suspended:
         return Err(ApiError::BadRequest("you cannot suspend yourself".into()));
     }
     state.db.set_user_suspended(&user.id, suspended).await?;
-    let action = if suspended { "suspend_user" } else { "activate_user" };
-    state.db.audit(Some(&auth.user.id), action, &user.username, "").await?;
+    let action = if suspended {
+        "suspend_user"
+    } else {
+        "activate_user"
+    };
+    state
+        .db
+        .audit(Some(&auth.user.id), action, &user.username, "")
+        .await?;
     user.suspended = suspended;
     Ok(Json(user))
 }
 
-pub async fn suspend(State(state): State<AppState>, auth: Auth, Path(username): Path<String>) -> ApiResult<Json<User>> {
+pub async fn suspend(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(username): Path<String>,
+) -> ApiResult<Json<User>> {
     set_suspended(&state, &auth, &username, true).await
 }
 
-pub async fn activate(State(state): State<AppState>, auth: Auth, Path(username): Path<String>) -> ApiResult<Json<User>> {
+pub async fn activate(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(username): Path<String>,
+) -> ApiResult<Json<User>> {
     set_suspended(&state, &auth, &username, false).await
 }

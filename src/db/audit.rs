@@ -14,7 +14,13 @@ pub struct AuditEntry {
 }
 
 impl Database {
-    pub async fn audit(&self, user_id: Option<&str>, action: &str, target: &str, detail: &str) -> Result<(), sqlx::Error> {
+    pub async fn audit(
+        &self,
+        user_id: Option<&str>,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO audit_log (at, user_id, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(crate::model::now_ms())
             .bind(user_id)
@@ -27,10 +33,12 @@ impl Database {
     }
 
     pub async fn list_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
-        let rows = sqlx::query("SELECT at, user_id, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at, user_id, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {

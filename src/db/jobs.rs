@@ -63,7 +63,13 @@ pub struct Completion<'a> {
 }
 
 impl Database {
-    pub async fn insert_job<'e, E>(&self, exec: E, id: &str, kind: JobKind, input: &str) -> Result<(), sqlx::Error>
+    pub async fn insert_job<'e, E>(
+        &self,
+        exec: E,
+        id: &str,
+        kind: JobKind,
+        input: &str,
+    ) -> Result<(), sqlx::Error>
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
@@ -80,7 +86,10 @@ impl Database {
 
     pub async fn get_job(&self, id: &str) -> Result<Option<Job>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -105,7 +114,11 @@ impl Database {
 
     /// Records that the worker is alive; answers the job's status so the worker notices a
     /// cancel request (None when the job is no longer this worker's).
-    pub async fn heartbeat_job(&self, id: &str, worker_id: &str) -> Result<Option<JobStatus>, sqlx::Error> {
+    pub async fn heartbeat_job(
+        &self,
+        id: &str,
+        worker_id: &str,
+    ) -> Result<Option<JobStatus>, sqlx::Error> {
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE jobs SET updated_at = $1 WHERE id = $2 AND worker_id = $3 AND status IN ('running', 'canceling') RETURNING status",
         )
@@ -117,7 +130,12 @@ impl Database {
         status.map(|s| parse_text("status", &s)).transpose()
     }
 
-    pub async fn complete_job(&self, id: &str, worker_id: &str, done: &Completion<'_>) -> Result<bool, sqlx::Error> {
+    pub async fn complete_job(
+        &self,
+        id: &str,
+        worker_id: &str,
+        done: &Completion<'_>,
+    ) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "UPDATE jobs SET status = $1, error = $2, error_code = $3, timings = $4, completed_at = $5, updated_at = $5 WHERE id = $6 AND worker_id = $7 AND status IN ('running', 'canceling')",
         )
@@ -167,19 +185,25 @@ impl Database {
         }
         let mut tx = self.pool().begin().await?;
         for log in logs {
-            sqlx::query("INSERT INTO job_logs (job_id, at, stage, level, text) VALUES ($1, $2, $3, $4, $5)")
-                .bind(job_id)
-                .bind(log.at)
-                .bind(&log.stage)
-                .bind(&log.level)
-                .bind(&log.text)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO job_logs (job_id, at, stage, level, text) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(job_id)
+            .bind(log.at)
+            .bind(&log.stage)
+            .bind(&log.level)
+            .bind(&log.text)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     }
 
-    pub async fn list_job_logs(&self, job_id: &str, after_id: i64) -> Result<Vec<JobLog>, sqlx::Error> {
+    pub async fn list_job_logs(
+        &self,
+        job_id: &str,
+        after_id: i64,
+    ) -> Result<Vec<JobLog>, sqlx::Error> {
         let rows = sqlx::query("SELECT id, at, stage, level, text FROM job_logs WHERE job_id = $1 AND id > $2 ORDER BY id")
             .bind(job_id)
             .bind(after_id)

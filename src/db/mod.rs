@@ -82,7 +82,10 @@ impl Database {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.context("running database migrations")?;
+        migrator
+            .run(&pool)
+            .await
+            .context("running database migrations")?;
         Ok(Database { pool, backend })
     }
 
@@ -110,6 +113,10 @@ pub(crate) fn flag(v: i64) -> bool {
     v != 0
 }
 
-pub(crate) fn parse_text<T: FromStr<Err = String>>(column: &str, v: &str) -> Result<T, sqlx::Error> {
-    v.parse().map_err(|e: String| sqlx::Error::Decode(format!("{column}: {e}").into()))
+pub(crate) fn parse_text<T: FromStr<Err = String>>(
+    column: &str,
+    v: &str,
+) -> Result<T, sqlx::Error> {
+    v.parse()
+        .map_err(|e: String| sqlx::Error::Decode(format!("{column}: {e}").into()))
 }

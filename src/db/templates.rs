@@ -34,7 +34,8 @@ pub struct TemplateVersion {
     pub has_external_agent: bool,
 }
 
-const T_COLUMNS: &str = "id, name, description, active_version_id, created_by, created_at, updated_at";
+const T_COLUMNS: &str =
+    "id, name, description, active_version_id, created_by, created_at, updated_at";
 const V_COLUMNS: &str = "id, template_id, name, message, created_by, created_at, job_id, parameters, resources, graph, has_external_agent";
 
 fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
@@ -82,13 +83,19 @@ impl Database {
 
     pub async fn get_template_by_name(&self, name: &str) -> Result<Option<Template>, sqlx::Error> {
         let sql = format!("SELECT {T_COLUMNS} FROM templates WHERE name = $1");
-        let row = sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(template_from_row).transpose()
     }
 
     pub async fn get_template(&self, id: &str) -> Result<Option<Template>, sqlx::Error> {
         let sql = format!("SELECT {T_COLUMNS} FROM templates WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(template_from_row).transpose()
     }
 
@@ -98,7 +105,11 @@ impl Database {
         rows.iter().map(template_from_row).collect()
     }
 
-    pub async fn set_active_version(&self, template_id: &str, version_id: &str) -> Result<(), sqlx::Error> {
+    pub async fn set_active_version(
+        &self,
+        template_id: &str,
+        version_id: &str,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3")
             .bind(version_id)
             .bind(crate::model::now_ms())
@@ -112,17 +123,20 @@ impl Database {
     /// transaction. Returns the number of workspaces in the way (0 = deleted).
     pub async fn delete_template_if_unused(&self, template_id: &str) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        let in_use: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0")
-            .bind(template_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0",
+        )
+        .bind(template_id)
+        .fetch_one(&mut *tx)
+        .await?;
         if in_use > 0 {
             return Ok(in_use);
         }
-        let has_history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1")
-            .bind(template_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let has_history: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1")
+                .bind(template_id)
+                .fetch_one(&mut *tx)
+                .await?;
         if has_history > 0 {
             // Deleted workspaces still reference the versions through their builds: keep the
             // rows for history and only take the name back by renaming.
@@ -149,7 +163,11 @@ impl Database {
         Ok(0)
     }
 
-    pub async fn insert_template_version(&self, v: &TemplateVersion, archive: &[u8]) -> Result<(), sqlx::Error> {
+    pub async fn insert_template_version(
+        &self,
+        v: &TemplateVersion,
+        archive: &[u8],
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
             .bind(&v.id)
             .bind(&v.template_id)
@@ -168,25 +186,50 @@ impl Database {
         Ok(())
     }
 
-    pub async fn get_template_version(&self, id: &str) -> Result<Option<TemplateVersion>, sqlx::Error> {
+    pub async fn get_template_version(
+        &self,
+        id: &str,
+    ) -> Result<Option<TemplateVersion>, sqlx::Error> {
         let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(version_from_row).transpose()
     }
 
-    pub async fn get_template_version_by_name(&self, template_id: &str, name: &str) -> Result<Option<TemplateVersion>, sqlx::Error> {
-        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 AND name = $2");
-        let row = sqlx::query(&sql).bind(template_id).bind(name).fetch_optional(self.pool()).await?;
+    pub async fn get_template_version_by_name(
+        &self,
+        template_id: &str,
+        name: &str,
+    ) -> Result<Option<TemplateVersion>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 AND name = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(template_id)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(version_from_row).transpose()
     }
 
-    pub async fn list_template_versions(&self, template_id: &str) -> Result<Vec<TemplateVersion>, sqlx::Error> {
+    pub async fn list_template_versions(
+        &self,
+        template_id: &str,
+    ) -> Result<Vec<TemplateVersion>, sqlx::Error> {
         let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY created_at, name");
-        let rows = sqlx::query(&sql).bind(template_id).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(template_id)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(version_from_row).collect()
     }
 
-    pub async fn get_template_archive(&self, version_id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    pub async fn get_template_archive(
+        &self,
+        version_id: &str,
+    ) -> Result<Option<Vec<u8>>, sqlx::Error> {
         sqlx::query_scalar("SELECT archive FROM template_versions WHERE id = $1")
             .bind(version_id)
             .fetch_optional(self.pool())

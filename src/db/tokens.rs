@@ -47,7 +47,10 @@ impl Database {
 
     pub async fn find_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE hash = $1");
-        let row = sqlx::query(&sql).bind(hash).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(from_row).transpose()
     }
 
@@ -62,22 +65,29 @@ impl Database {
 
     pub async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 AND login_type = 'token' ORDER BY name");
-        let rows = sqlx::query(&sql).bind(user_id).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
     /// Removes a user's token by name or id; false when there was none.
     pub async fn delete_token(&self, user_id: &str, name_or_id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND (name = $2 OR id = $2)")
-            .bind(user_id)
-            .bind(name_or_id)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND (name = $2 OR id = $2)")
+                .bind(user_id)
+                .bind(name_or_id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
     pub async fn delete_token_by_id(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(self.pool()).await?;
+        sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

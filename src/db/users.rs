@@ -41,7 +41,9 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserWithHash, sqlx::Error> {
 
 impl Database {
     pub async fn count_users(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.pool())
+            .await
     }
 
     pub async fn insert_user(&self, user: &User, password_hash: &str) -> Result<(), sqlx::Error> {
@@ -61,7 +63,11 @@ impl Database {
 
     /// Inserts the first user only while there is none, in one statement, so two racing
     /// first-user requests cannot both become owner.
-    pub async fn insert_first_user(&self, user: &User, password_hash: &str) -> Result<bool, sqlx::Error> {
+    pub async fn insert_first_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("INSERT INTO users (id, username, email, full_name, password_hash, role, suspended, created_at) SELECT $1, $2, $3, $4, $5, $6, 0, $7 WHERE NOT EXISTS (SELECT 1 FROM users)")
             .bind(&user.id)
             .bind(&user.username)
@@ -76,21 +82,33 @@ impl Database {
     }
 
     /// By username or email.
-    pub async fn find_user_for_login(&self, login: &str) -> Result<Option<UserWithHash>, sqlx::Error> {
+    pub async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<UserWithHash>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1 OR email = $1");
-        let row = sqlx::query(&sql).bind(login).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(login)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn get_user(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.as_ref().map(from_row).transpose()?.map(|u| u.user))
     }
 
     pub async fn get_user_by_name(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
-        let row = sqlx::query(&sql).bind(username).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.as_ref().map(from_row).transpose()?.map(|u| u.user))
     }
 

@@ -64,9 +64,15 @@ mod tests {
     #[test]
     fn refuses_what_breaks_urls() {
         assert_eq!(Name::parse(""), Err(NameError::Empty));
-        assert!(matches!(Name::parse(&"a".repeat(33)), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            Name::parse(&"a".repeat(33)),
+            Err(NameError::TooLong(_))
+        ));
         for bad in ["Dev", "a_b", "a b", "-a", "a-", "ü", "a/b", "a.b"] {
-            assert!(matches!(Name::parse(bad), Err(NameError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(Name::parse(bad), Err(NameError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 }

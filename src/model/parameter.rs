@@ -122,14 +122,25 @@ impl Parameter {
                 }
             };
             if !self.options.is_empty() {
-                if let Some(bad) = items.iter().find(|i| !self.options.iter().any(|o| &o.value == *i)) {
-                    return fail(format!("{bad:?} is not one of the options: {}", self.option_values()));
+                if let Some(bad) = items
+                    .iter()
+                    .find(|i| !self.options.iter().any(|o| &o.value == *i))
+                {
+                    return fail(format!(
+                        "{bad:?} is not one of the options: {}",
+                        self.option_values()
+                    ));
                 }
             }
         } else if !self.options.is_empty() && !self.options.iter().any(|o| o.value == value) {
-            return fail(format!("{value:?} is not one of the options: {}", self.option_values()));
+            return fail(format!(
+                "{value:?} is not one of the options: {}",
+                self.option_values()
+            ));
         }
-        let Some(rules) = &self.validation else { return Ok(()) };
+        let Some(rules) = &self.validation else {
+            return Ok(());
+        };
         if let Some(pattern) = &rules.regex {
             match regex::Regex::new(pattern) {
                 Ok(re) if !re.is_match(value) => {
@@ -153,10 +164,14 @@ impl Parameter {
             let prev = previous.and_then(|p| p.trim().parse::<f64>().ok());
             match (rules.monotonic.as_deref(), prev) {
                 (Some("increasing"), Some(p)) if n < p => {
-                    return fail(format!("must be monotonically increasing: {value} is below the previous value {p}"));
+                    return fail(format!(
+                        "must be monotonically increasing: {value} is below the previous value {p}"
+                    ));
                 }
                 (Some("decreasing"), Some(p)) if n > p => {
-                    return fail(format!("must be monotonically decreasing: {value} is above the previous value {p}"));
+                    return fail(format!(
+                        "must be monotonically decreasing: {value} is above the previous value {p}"
+                    ));
                 }
                 _ => {}
             }
@@ -165,7 +180,11 @@ impl Parameter {
     }
 
     fn option_values(&self) -> String {
-        self.options.iter().map(|o| o.value.as_str()).collect::<Vec<_>>().join(", ")
+        self.options
+            .iter()
+            .map(|o| o.value.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -212,12 +231,16 @@ fn parameter_from_block(block: &hcl::Block, label: &str) -> Parameter {
         name: literal(attrs, "name").unwrap_or_else(|| label.to_string()),
         display_name: literal(attrs, "display_name").unwrap_or_default(),
         description: literal(attrs, "description").unwrap_or_default(),
-        kind: literal(attrs, "type").and_then(|t| ParamType::parse(&t)).unwrap_or_default(),
+        kind: literal(attrs, "type")
+            .and_then(|t| ParamType::parse(&t))
+            .unwrap_or_default(),
         default: literal(attrs, "default"),
         mutable: literal(attrs, "mutable").as_deref() == Some("true"),
         ephemeral: literal(attrs, "ephemeral").as_deref() == Some("true"),
         icon: literal(attrs, "icon").unwrap_or_default(),
-        order: literal(attrs, "order").and_then(|o| o.parse().ok()).unwrap_or(0),
+        order: literal(attrs, "order")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0),
         ..Default::default()
     };
     for inner in attrs.blocks() {
@@ -276,7 +299,11 @@ mod tests {
     use super::*;
 
     fn param(kind: ParamType) -> Parameter {
-        Parameter { name: "p".into(), kind, ..Default::default() }
+        Parameter {
+            name: "p".into(),
+            kind,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -322,12 +349,16 @@ resource "terraform_data" "r" {}
         assert!(cpu.mutable && !cpu.ephemeral);
         assert_eq!(cpu.validation.as_ref().unwrap().max, Some(8.0));
         assert_eq!(params[0].options.len(), 2);
-        assert_eq!(params[1].default, None, "a reference is not a static default");
+        assert_eq!(
+            params[1].default, None,
+            "a reference is not a static default"
+        );
     }
 
     #[test]
     fn broken_hcl_names_file_and_line() {
-        let err = parse_static(&[("bad.tf".into(), "resource \"a\" \"b\" {\n  x = \n".into())]).unwrap_err();
+        let err = parse_static(&[("bad.tf".into(), "resource \"a\" \"b\" {\n  x = \n".into())])
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("bad.tf:"), "{text}");
         assert!(text.contains("line"), "{text}");
@@ -336,24 +367,58 @@ resource "terraform_data" "r" {}
     #[test]
     fn checks_every_rule() {
         let mut n = param(ParamType::Number);
-        n.validation = Some(Validation { min: Some(1.0), max: Some(4.0), monotonic: Some("increasing".into()), ..Default::default() });
+        n.validation = Some(Validation {
+            min: Some(1.0),
+            max: Some(4.0),
+            monotonic: Some("increasing".into()),
+            ..Default::default()
+        });
         assert!(n.check("2", Some("1")).is_ok());
         assert!(n.check("two", None).unwrap_err().contains("not a number"));
-        assert!(n.check("0", None).unwrap_err().contains("below the minimum 1"));
-        assert!(n.check("5", None).unwrap_err().contains("above the maximum 4"));
-        assert!(n.check("2", Some("3")).unwrap_err().contains("monotonically increasing"));
+        assert!(n
+            .check("0", None)
+            .unwrap_err()
+            .contains("below the minimum 1"));
+        assert!(n
+            .check("5", None)
+            .unwrap_err()
+            .contains("above the maximum 4"));
+        assert!(n
+            .check("2", Some("3"))
+            .unwrap_err()
+            .contains("monotonically increasing"));
 
         let mut s = param(ParamType::String);
-        s.validation = Some(Validation { regex: Some("^[a-z]+$".into()), error: Some("letters only".into()), ..Default::default() });
+        s.validation = Some(Validation {
+            regex: Some("^[a-z]+$".into()),
+            error: Some("letters only".into()),
+            ..Default::default()
+        });
         let err = s.check("A1", None).unwrap_err();
-        assert!(err.contains("letters only") && err.contains("regex"), "{err}");
+        assert!(
+            err.contains("letters only") && err.contains("regex"),
+            "{err}"
+        );
 
         let mut o = param(ParamType::String);
-        o.options = vec![ParamOption { name: "A".into(), value: "a".into(), ..Default::default() }];
-        assert!(o.check("b", None).unwrap_err().contains("not one of the options: a"));
+        o.options = vec![ParamOption {
+            name: "A".into(),
+            value: "a".into(),
+            ..Default::default()
+        }];
+        assert!(o
+            .check("b", None)
+            .unwrap_err()
+            .contains("not one of the options: a"));
 
-        assert!(param(ParamType::Bool).check("yes", None).unwrap_err().contains("true or false"));
-        assert!(param(ParamType::ListString).check("a,b", None).unwrap_err().contains("JSON"));
+        assert!(param(ParamType::Bool)
+            .check("yes", None)
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(param(ParamType::ListString)
+            .check("a,b", None)
+            .unwrap_err()
+            .contains("JSON"));
         assert!(param(ParamType::ListString).check("[\"a\"]", None).is_ok());
     }
 }

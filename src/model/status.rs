@@ -74,7 +74,10 @@ text_enum!(JobStatus {
 impl JobStatus {
     /// A job in one of these will not change again.
     pub fn is_final(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Canceled
+        )
     }
 }
 
@@ -114,7 +117,10 @@ impl WorkspaceStatus {
     /// True while a build is queued or running: a second one is refused.
     pub fn is_busy(self) -> bool {
         use WorkspaceStatus as W;
-        matches!(self, W::Pending | W::Starting | W::Stopping | W::Deleting | W::Canceling)
+        matches!(
+            self,
+            W::Pending | W::Starting | W::Stopping | W::Deleting | W::Canceling
+        )
     }
 }
 
@@ -137,10 +143,22 @@ mod tests {
     #[test]
     fn workspace_status_is_derived_from_the_latest_build() {
         use WorkspaceStatus as W;
-        assert_eq!(WorkspaceStatus::derive(Transition::Start, JobStatus::Succeeded), W::Running);
-        assert_eq!(WorkspaceStatus::derive(Transition::Stop, JobStatus::Succeeded), W::Stopped);
-        assert_eq!(WorkspaceStatus::derive(Transition::Stop, JobStatus::Running), W::Stopping);
-        assert_eq!(WorkspaceStatus::derive(Transition::Delete, JobStatus::Failed), W::Failed);
+        assert_eq!(
+            WorkspaceStatus::derive(Transition::Start, JobStatus::Succeeded),
+            W::Running
+        );
+        assert_eq!(
+            WorkspaceStatus::derive(Transition::Stop, JobStatus::Succeeded),
+            W::Stopped
+        );
+        assert_eq!(
+            WorkspaceStatus::derive(Transition::Stop, JobStatus::Running),
+            W::Stopping
+        );
+        assert_eq!(
+            WorkspaceStatus::derive(Transition::Delete, JobStatus::Failed),
+            W::Failed
+        );
         assert!(W::Pending.is_busy() && !W::Failed.is_busy());
     }
 }

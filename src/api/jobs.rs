@@ -1,0 +1,71 @@
+//! `/api/v2/jobs/{id}…`: a job's status and its log lines, with a long-poll so clients
+//! follow a running build live without a busy loop.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Auth;
+use super::{ApiError, ApiResult, AppState};
+use crate::db::jobs::{Job, JobLog};
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    #[serde(default)]
+    pub after: i64,
+    /// Wait (up to 15 s) for new lines or the job's end instead of answering empty.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogsPage {
+    pub logs: Vec<JobLog>,
+    pub job: Job,
+}
+
+pub async fn job_or_404(state: &AppState, id: &str) -> ApiResult<Job> {
+    state
+        .db
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(job_or_404(&state, &id).await?))
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<LogsPage>> {
+    Ok(Json(logs_page(&state, &id, q.after, q.wait).await?))
+}
+
+/// Lines after `after`; with `wait`, holds the request until there are some or the job ends.
+pub async fn logs_page(state: &AppState, id: &str, after: i64, wait: bool) -> ApiResult<LogsPage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut updates = state.job_updates.subscribe();
+    loop {
+        let logs = state.db.list_job_logs(id, after).await?;
+        let job = job_or_404(state, id).await?;
+        if !wait
+            || !logs.is_empty()
+            || job.status.is_final()
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(LogsPage { logs, job });
+        }
+        // Woken by this server's provisioners; the timeout covers jobs run elsewhere.
+        let _ = tokio::time::timeout(Duration::from_millis(500), updates.recv()).await;
+    }
+}

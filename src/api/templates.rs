@@ -1,0 +1,389 @@
+//! `/api/v2/templates…`: push versions, list, pull, activate, delete.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Auth;
+use super::{ApiError, ApiResult, AppState};
+use crate::db::jobs::Job;
+use crate::db::templates::{Template, TemplateVersion};
+use crate::model::parameter::{parse_static, Parameter};
+use crate::model::{archive, new_id, now_ms, JobKind, Name, Role};
+
+/// Uploads larger than this are refused before reading the archive; the archive's own
+/// check (50 MiB unpacked) is the real limit.
+pub const MAX_UPLOAD_BYTES: usize = 60 * 1024 * 1024;
+
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct TemplateView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub active_version: Option<String>,
+    pub active_version_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct VersionView {
+    pub id: String,
+    pub template_id: String,
+    pub template_name: String,
+    pub name: String,
+    pub message: String,
+    pub created_at: i64,
+    pub active: bool,
+    pub parameters: Vec<Parameter>,
+    pub resources: Vec<serde_json::Value>,
+    pub has_external_agent: bool,
+    pub job: Option<Job>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PushQuery {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    /// Make the version active once its import succeeds.
+    #[serde(default = "yes")]
+    pub activate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What an import job works on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportInput {
+    pub template_version_id: String,
+    pub activate: bool,
+}
+
+pub async fn template_by_name(state: &AppState, name: &str) -> ApiResult<Template> {
+    state.db.get_template_by_name(name).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no template named {name:?}: see `hangar templates list`"
+        ))
+    })
+}
+
+pub async fn version_by_name(
+    state: &AppState,
+    template: &Template,
+    version: &str,
+) -> ApiResult<TemplateVersion> {
+    state
+        .db
+        .get_template_version_by_name(&template.id, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "template {:?} has no version {version:?}: see `hangar templates versions list {}`",
+                template.name, template.name
+            ))
+        })
+}
+
+pub async fn version_view(
+    state: &AppState,
+    template: &Template,
+    v: TemplateVersion,
+) -> ApiResult<VersionView> {
+    let job = match &v.job_id {
+        Some(id) => state.db.get_job(id).await?,
+        None => None,
+    };
+    Ok(VersionView {
+        active: template.active_version_id.as_deref() == Some(v.id.as_str()),
+        template_name: template.name.clone(),
+        parameters: serde_json::from_str(&v.parameters).unwrap_or_default(),
+        resources: serde_json::from_str(&v.resources).unwrap_or_default(),
+        id: v.id,
+        template_id: v.template_id,
+        name: v.name,
+        message: v.message,
+        created_at: v.created_at,
+        has_external_agent: v.has_external_agent,
+        job,
+    })
+}
+
+async fn template_view(state: &AppState, t: Template) -> ApiResult<TemplateView> {
+    let active_version = match &t.active_version_id {
+        Some(id) => state.db.get_template_version(id).await?.map(|v| v.name),
+        None => None,
+    };
+    Ok(TemplateView {
+        id: t.id,
+        name: t.name,
+        description: t.description,
+        active_version,
+        active_version_id: t.active_version_id,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _auth: Auth,
+) -> ApiResult<Json<Vec<TemplateView>>> {
+    let mut out = Vec::new();
+    for t in state.db.list_templates().await? {
+        out.push(template_view(&state, t).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<TemplateView>> {
+    let t = template_by_name(&state, &name).await?;
+    Ok(Json(template_view(&state, t).await?))
+}
+
+/// Uploads a new version (creating the template on first push) and queues its import.
+pub async fn push(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Query(q): Query<PushQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    auth.require_role(Role::can_manage_templates, "pushing templates")?;
+    let template_name =
+        Name::parse(&name).map_err(|e| ApiError::invalid("template name", e.to_string()))?;
+    if body.len() > MAX_UPLOAD_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the upload is {} bytes; templates are limited to 50 MiB: remove build outputs, .terraform/ dirs and state files",
+            body.len()
+        )));
+    }
+    let version_name = match &q.name {
+        Some(v) => {
+            Some(Name::parse(v).map_err(|e| ApiError::invalid("version name", e.to_string()))?)
+        }
+        None => None,
+    };
+    let bad_archive = |e: archive::ArchiveError| match e {
+        archive::ArchiveError::TooLarge { .. } | archive::ArchiveError::StreamTooLarge { .. } => {
+            ApiError::PayloadTooLarge(e.to_string())
+        }
+        other => ApiError::BadRequest(other.to_string()),
+    };
+    archive::validate(&body).map_err(bad_archive)?;
+    let files = archive::read_files(&body).map_err(bad_archive)?;
+    let parameters = parse_static(&files)
+        .map_err(|e| ApiError::BadRequest(format!("the template's HCL does not parse: {e}")))?;
+
+    let now = now_ms();
+    let template = match state
+        .db
+        .get_template_by_name(template_name.as_str())
+        .await?
+    {
+        Some(t) => t,
+        None => {
+            let t = Template {
+                id: new_id(),
+                name: template_name.to_string(),
+                description: String::new(),
+                active_version_id: None,
+                created_by: auth.user.id.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            match state.db.insert_template(&t).await {
+                Ok(()) => t,
+                // Another push created it a moment ago: use theirs.
+                Err(e) if crate::db::is_unique_violation(&e) => {
+                    template_by_name(&state, template_name.as_str()).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let existing = state.db.list_template_versions(&template.id).await?;
+    let name = match version_name {
+        Some(n) => n.into_string(),
+        None => next_version_name(existing.iter().map(|v| v.name.as_str())),
+    };
+    let version_id = new_id();
+    let job_id = new_id();
+    let input = serde_json::to_string(&ImportInput {
+        template_version_id: version_id.clone(),
+        activate: q.activate,
+    })
+    .map_err(anyhow::Error::from)?;
+    let version = TemplateVersion {
+        id: version_id,
+        template_id: template.id.clone(),
+        name: name.clone(),
+        message: q.message.clone(),
+        created_by: auth.user.id.clone(),
+        created_at: now,
+        job_id: Some(job_id.clone()),
+        parameters: serde_json::to_string(&parameters).map_err(anyhow::Error::from)?,
+        resources: "[]".into(),
+        graph: None,
+        has_external_agent: false,
+    };
+    // The job first (the version references it); both or neither.
+    let mut tx = state.db.pool().begin().await?;
+    state
+        .db
+        .insert_job(&mut *tx, &job_id, JobKind::TemplateVersionImport, &input)
+        .await?;
+    tx.commit().await?;
+    if let Err(e) = state.db.insert_template_version(&version, &body).await {
+        let _ = state.db.cancel_job(&job_id).await;
+        if crate::db::is_unique_violation(&e) {
+            return Err(ApiError::Conflict(format!(
+                "template {:?} already has a version named {name:?}: pick another with --name",
+                template.name
+            )));
+        }
+        return Err(e.into());
+    }
+    state.jobs_available.notify_waiters();
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "push_template_version",
+            &format!("{}@{name}", template.name),
+            &q.message,
+        )
+        .await?;
+    let view = version_view(&state, &template, version).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `v1`, `v2`, … after the highest numbered version so far.
+fn next_version_name<'a>(existing: impl Iterator<Item = &'a str>) -> String {
+    let highest = existing
+        .filter_map(|n| n.strip_prefix('v')?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("v{}", highest + 1)
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<VersionView>>> {
+    let template = template_by_name(&state, &name).await?;
+    let mut out = Vec::new();
+    for v in state.db.list_template_versions(&template.id).await? {
+        out.push(version_view(&state, &template, v).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<VersionView>> {
+    let template = template_by_name(&state, &name).await?;
+    let v = version_by_name(&state, &template, &version).await?;
+    Ok(Json(version_view(&state, &template, v).await?))
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let template = template_by_name(&state, &name).await?;
+    let v = version_by_name(&state, &template, &version).await?;
+    let bytes = state
+        .db
+        .get_template_archive(&v.id)
+        .await?
+        .unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], bytes))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ActivateRequest {
+    pub version: String,
+}
+
+pub async fn activate(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Json(req): Json<ActivateRequest>,
+) -> ApiResult<Json<TemplateView>> {
+    auth.require_role(Role::can_manage_templates, "activating template versions")?;
+    let template = template_by_name(&state, &name).await?;
+    let v = version_by_name(&state, &template, &req.version).await?;
+    let job = match &v.job_id {
+        Some(id) => state.db.get_job(id).await?,
+        None => None,
+    };
+    if let Some(job) = job {
+        if job.status != crate::model::JobStatus::Succeeded {
+            return Err(ApiError::Conflict(format!(
+                "version {:?} cannot be activated: its import is {}{}",
+                v.name,
+                job.status,
+                job.error.map(|e| format!(" ({e})")).unwrap_or_default()
+            )));
+        }
+    }
+    state.db.set_active_version(&template.id, &v.id).await?;
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "activate_template_version",
+            &format!("{}@{}", template.name, v.name),
+            "",
+        )
+        .await?;
+    let t = template_by_name(&state, &name).await?;
+    Ok(Json(template_view(&state, t).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require_role(Role::can_manage_templates, "deleting templates")?;
+    let template = template_by_name(&state, &name).await?;
+    let in_use = state.db.delete_template_if_unused(&template.id).await?;
+    if in_use > 0 {
+        return Err(ApiError::Conflict(format!(
+            "template {name:?} is used by {in_use} workspace(s): delete them first (`hangar list -a --search template:{name}`)"
+        )));
+    }
+    state
+        .db
+        .audit(Some(&auth.user.id), "delete_template", &name, "")
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_names_count_up() {
+        assert_eq!(super::next_version_name([].into_iter()), "v1");
+        assert_eq!(
+            super::next_version_name(["v1", "v7", "custom"].into_iter()),
+            "v8"
+        );
+    }
+}

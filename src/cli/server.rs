@@ -1,0 +1,83 @@
+//! `hangar server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::db::Database;
+use crate::server::{self, Config};
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[arg(long, env = "HANGAR_ADDRESS", default_value = "127.0.0.1:3000")]
+    pub address: SocketAddr,
+    /// Default: $XDG_DATA_HOME/hangar or ~/.local/share/hangar.
+    #[arg(long, env = "HANGAR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of the embedded SQLite database.
+    #[arg(long, env = "HANGAR_PG_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// The URL users and agents reach this server at; default http://<address>.
+    #[arg(long, env = "HANGAR_ACCESS_URL")]
+    pub access_url: Option<String>,
+    /// How many builds run at once in this server.
+    #[arg(long, env = "HANGAR_PROVISIONERS", default_value_t = 3)]
+    pub provisioners: usize,
+    /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
+    /// and push the built-in templates.
+    #[arg(long, env = "HANGAR_BOOTSTRAP")]
+    pub bootstrap: bool,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("hangar")
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let db = match &args.postgres_url {
+        Some(url) => Database::connect(url).await?,
+        None => Database::open_sqlite(&data_dir).await?,
+    };
+    let listener = tokio::net::TcpListener::bind(args.address)
+        .await
+        .with_context(|| format!("listening on {}", args.address))?;
+    let bound = listener.local_addr()?;
+    let access_url = args.access_url.unwrap_or_else(|| format!("http://{bound}"));
+    let mut config = Config::new(data_dir.clone(), access_url.clone());
+    config.provisioners = args.provisioners;
+    let backend = if args.postgres_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "embedded SQLite"
+    };
+    let serving = tokio::spawn(server::serve(listener, config, db, shutdown_signal()));
+    println!(
+        "Hangar {} is ready at {access_url} (data in {}, {backend}).",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display()
+    );
+    if args.bootstrap {
+        server::bootstrap(&access_url, &data_dir).await?;
+    }
+    serving.await.context("the server task")??;
+    println!("Hangar stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("Shutting down…");
+}

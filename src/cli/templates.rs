@@ -1,0 +1,286 @@
+//! `hangar templates push|list|versions|pull|delete|init`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use include_dir::{include_dir, Dir};
+
+use super::output::{self, Format};
+use super::session;
+use crate::client::Client;
+use crate::model::{archive, JobStatus};
+
+/// The built-in starter templates, compiled into the binary so an installed `hangar`
+/// can hand them out without its source tree.
+pub static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Upload a directory as a new version of a template (created on first push).
+    Push {
+        name: String,
+        #[arg(short = 'd', long, default_value = ".")]
+        directory: PathBuf,
+        #[arg(short = 'm', long, default_value = "")]
+        message: String,
+        /// The version's name; generated (v1, v2, …) when omitted.
+        #[arg(long)]
+        version: Option<String>,
+        /// Make the new version active once its import succeeds.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        activate: bool,
+        /// Return once uploaded instead of following the import.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List templates.
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Template versions.
+    #[command(subcommand)]
+    Versions(VersionsCommand),
+    /// Download a version's files into a directory.
+    Pull {
+        name: String,
+        dir: PathBuf,
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Delete a template (refused while workspaces use it).
+    Delete {
+        name: String,
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Copy a built-in starter template into a directory.
+    Init {
+        dir: PathBuf,
+        #[arg(long, default_value = "local")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionsCommand {
+    /// List a template's versions with their parameters.
+    List {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+}
+
+pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
+    if let TemplatesCommand::Init { dir, id } = &cmd {
+        init(dir, id)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = session::client()?;
+    match cmd {
+        TemplatesCommand::Push {
+            name,
+            directory,
+            message,
+            version,
+            activate,
+            no_wait,
+        } => {
+            return push(
+                &client,
+                &name,
+                &directory,
+                &message,
+                version.as_deref(),
+                activate,
+                !no_wait,
+            )
+            .await;
+        }
+        TemplatesCommand::List { output } => {
+            let templates = client.templates().await?;
+            match output {
+                Format::Json => output::json(&templates)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = templates
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.name.clone(),
+                                t.active_version.clone().unwrap_or_else(|| "-".into()),
+                                output::ago(t.updated_at),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["NAME", "ACTIVE VERSION", "LAST UPDATED"], &rows);
+                }
+            }
+        }
+        TemplatesCommand::Versions(VersionsCommand::List { name, output }) => {
+            let versions = client.template_versions(&name).await?;
+            match output {
+                Format::Json => output::json(&versions)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = versions
+                        .iter()
+                        .map(|v| {
+                            let params: Vec<String> = v
+                                .parameters
+                                .iter()
+                                .map(|p| match &p.default {
+                                    Some(d) => format!("{}={d}", p.name),
+                                    None => format!("{} (required)", p.name),
+                                })
+                                .collect();
+                            vec![
+                                v.name.clone(),
+                                if v.active {
+                                    "active".into()
+                                } else {
+                                    String::new()
+                                },
+                                v.job
+                                    .as_ref()
+                                    .map(|j| j.status.to_string())
+                                    .unwrap_or_default(),
+                                output::ago(v.created_at),
+                                params.join(", "),
+                                v.message.clone(),
+                            ]
+                        })
+                        .collect();
+                    output::table(
+                        &[
+                            "NAME",
+                            "ACTIVE",
+                            "IMPORT",
+                            "CREATED",
+                            "PARAMETERS",
+                            "MESSAGE",
+                        ],
+                        &rows,
+                    );
+                }
+            }
+        }
+        TemplatesCommand::Pull { name, dir, version } => {
+            let version = match version {
+                Some(v) => v,
+                None => client
+                    .template(&name)
+                    .await?
+                    .active_version
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("template {name:?} has no active version: pass --version")
+                    })?,
+            };
+            let bytes = client.template_archive(&name, &version).await?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            archive::extract(&bytes, &dir)?;
+            println!("Pulled {name}@{version} into {}.", dir.display());
+        }
+        TemplatesCommand::Delete { name, yes } => {
+            if !yes && output::stdin_is_terminal() {
+                let answer = output::prompt(&format!("Delete template {name}? [y/N] "), false)?;
+                if !answer.eq_ignore_ascii_case("y") && !answer.eq_ignore_ascii_case("yes") {
+                    println!("Not deleted.");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            client.delete_template(&name).await?;
+            println!("Deleted template {name}.");
+        }
+        TemplatesCommand::Init { .. } => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes `dir` and, when `wait`, follows the import to its end.
+pub async fn push(
+    client: &Client,
+    name: &str,
+    dir: &Path,
+    message: &str,
+    version: Option<&str>,
+    activate: bool,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    let bytes = archive::pack_dir(dir).with_context(|| format!("packing {}", dir.display()))?;
+    let created = client
+        .push_template(name, bytes, version, message, activate)
+        .await?;
+    println!("Uploaded {name}@{}; importing…", created.name);
+    let Some(job) = created.job.filter(|_| wait) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let done = client
+        .follow_job(&job.id, |line| {
+            if line.level == "error" || line.level == "warn" {
+                eprintln!("  {} {}: {}", line.stage, line.level, line.text);
+            }
+        })
+        .await?;
+    if done.status == JobStatus::Succeeded {
+        let v = client.template_version(name, &created.name).await?;
+        let state = if v.active { "active" } else { "not active" };
+        println!(
+            "Imported {name}@{} ({state}): {} parameter(s), {} resource(s).",
+            v.name,
+            v.parameters.len(),
+            v.resources.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "The import of {name}@{} {}: {}",
+            created.name,
+            done.status,
+            done.error.unwrap_or_default()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+pub fn builtin_ids() -> Vec<String> {
+    BUILTIN
+        .dirs()
+        .map(|d| d.path().display().to_string())
+        .collect()
+}
+
+/// Writes the built-in template `id` into `dir`.
+pub fn write_builtin(id: &str, dir: &Path) -> anyhow::Result<()> {
+    let Some(src) = BUILTIN.get_dir(id) else {
+        anyhow::bail!(
+            "no built-in template {id:?}; choose one of: {}",
+            builtin_ids().join(", ")
+        );
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for file in src.files() {
+        let rel = file.path().strip_prefix(id).unwrap_or(file.path());
+        let dest = dir.join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&dest, file.contents())
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+fn init(dir: &Path, id: &str) -> anyhow::Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!("{} is not empty: choose a new directory", dir.display());
+    }
+    write_builtin(id, dir)?;
+    println!(
+        "Wrote the {id} template to {}. Push it with `hangar templates push {id} -d {}`.",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}

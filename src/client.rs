@@ -1,0 +1,341 @@
+//! The typed HTTP client of Hangar's REST API. The CLI, the agent, provisioner daemons
+//! and the tests all talk to the server through it.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::jobs::LogsPage;
+use crate::api::templates::{ActivateRequest, TemplateView, VersionView};
+use crate::api::tokens::{CreateTokenRequest, CreatedToken};
+use crate::api::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse};
+use crate::api::ErrorBody;
+use crate::db::jobs::Job;
+use crate::db::tokens::ApiToken;
+use crate::db::users::User;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error: its message is for the user.
+    #[error("{}", render_error(.body))]
+    Api { status: StatusCode, body: ErrorBody },
+    #[error(
+        "cannot reach the Hangar server at {url}: {source}. Is `hangar server` running there?"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+fn render_error(body: &ErrorBody) -> String {
+    let mut out = body.message.clone();
+    if !body.detail.is_empty() {
+        out.push_str(&format!("\n{}", body.detail));
+    }
+    for v in &body.validations {
+        if !body.message.contains(&v.detail) {
+            out.push_str(&format!("\n  {}: {}", v.field, v.detail));
+        }
+    }
+    out
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({}, token: ***)", self.base)
+    }
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("building the HTTP client");
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn with_token(&self, token: &str) -> Client {
+        Client {
+            token: Some(token.to_string()),
+            ..self.clone()
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v2{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        req
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> ClientResult<reqwest::Response> {
+        let resp = req.send().await.map_err(|source| ClientError::Connect {
+            url: self.base.clone(),
+            source,
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+            message: format!("the server answered {status}"),
+            detail: text,
+            ..Default::default()
+        });
+        Err(ClientError::Api { status, body })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> ClientResult<T> {
+        let resp = self.send(req).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
+        self.json(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> ClientResult<T> {
+        self.json(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> ClientResult<T> {
+        self.json(self.request(Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> ClientResult<()> {
+        self.send(self.request(Method::DELETE, path))
+            .await
+            .map(|_| ())
+    }
+
+    /// A raw GET, for non-JSON answers (archives, scripts, binaries).
+    pub async fn get_bytes(&self, path: &str) -> ClientResult<Vec<u8>> {
+        let resp = self.send(self.request(Method::GET, path)).await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    // Users and sessions.
+
+    pub async fn first_user_exists(&self) -> ClientResult<bool> {
+        Ok(self.get::<FirstUserStatus>("/users/first").await?.exists)
+    }
+
+    pub async fn create_first_user(&self, req: &CreateUserRequest) -> ClientResult<LoginResponse> {
+        self.post("/users/first", req).await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> ClientResult<LoginResponse> {
+        self.post(
+            "/users/login",
+            &LoginRequest {
+                login: login.into(),
+                password: password.into(),
+            },
+        )
+        .await
+    }
+
+    pub async fn logout(&self) -> ClientResult<()> {
+        self.send(self.request(Method::POST, "/users/logout"))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn me(&self) -> ClientResult<User> {
+        self.get("/users/me").await
+    }
+
+    pub async fn users(&self) -> ClientResult<Vec<User>> {
+        self.get("/users").await
+    }
+
+    pub async fn create_user(&self, req: &CreateUserRequest) -> ClientResult<User> {
+        self.post("/users", req).await
+    }
+
+    pub async fn set_user_suspended(&self, username: &str, suspended: bool) -> ClientResult<User> {
+        let verb = if suspended { "suspend" } else { "activate" };
+        self.put(
+            &format!("/users/{username}/status/{verb}"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    // API tokens.
+
+    pub async fn create_token(
+        &self,
+        name: &str,
+        lifetime_seconds: Option<i64>,
+    ) -> ClientResult<CreatedToken> {
+        self.post(
+            "/users/me/keys/tokens",
+            &CreateTokenRequest {
+                name: name.into(),
+                lifetime_seconds,
+            },
+        )
+        .await
+    }
+
+    pub async fn tokens(&self) -> ClientResult<Vec<ApiToken>> {
+        self.get("/users/me/keys/tokens").await
+    }
+
+    pub async fn remove_token(&self, name: &str) -> ClientResult<()> {
+        self.delete(&format!("/users/me/keys/tokens/{name}")).await
+    }
+
+    // Templates.
+
+    pub async fn templates(&self) -> ClientResult<Vec<TemplateView>> {
+        self.get("/templates").await
+    }
+
+    pub async fn template(&self, name: &str) -> ClientResult<TemplateView> {
+        self.get(&format!("/templates/{name}")).await
+    }
+
+    pub async fn push_template(
+        &self,
+        name: &str,
+        archive: Vec<u8>,
+        version: Option<&str>,
+        message: &str,
+        activate: bool,
+    ) -> ClientResult<VersionView> {
+        let mut query: Vec<(&str, String)> = vec![
+            ("message", message.to_string()),
+            ("activate", activate.to_string()),
+        ];
+        if let Some(v) = version {
+            query.push(("name", v.to_string()));
+        }
+        let req = self
+            .request(Method::POST, &format!("/templates/{name}/versions"))
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(archive);
+        self.json(req).await
+    }
+
+    pub async fn template_versions(&self, name: &str) -> ClientResult<Vec<VersionView>> {
+        self.get(&format!("/templates/{name}/versions")).await
+    }
+
+    pub async fn template_version(&self, name: &str, version: &str) -> ClientResult<VersionView> {
+        self.get(&format!("/templates/{name}/versions/{version}"))
+            .await
+    }
+
+    pub async fn template_archive(&self, name: &str, version: &str) -> ClientResult<Vec<u8>> {
+        self.get_bytes(&format!("/templates/{name}/versions/{version}/archive"))
+            .await
+    }
+
+    pub async fn activate_template_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> ClientResult<TemplateView> {
+        self.put(
+            &format!("/templates/{name}/active"),
+            &ActivateRequest {
+                version: version.into(),
+            },
+        )
+        .await
+    }
+
+    pub async fn delete_template(&self, name: &str) -> ClientResult<()> {
+        self.delete(&format!("/templates/{name}")).await
+    }
+
+    // Jobs.
+
+    pub async fn job(&self, id: &str) -> ClientResult<Job> {
+        self.get(&format!("/jobs/{id}")).await
+    }
+
+    pub async fn job_logs(&self, id: &str, after: i64, wait: bool) -> ClientResult<LogsPage> {
+        self.get(&format!("/jobs/{id}/logs?after={after}&wait={wait}"))
+            .await
+    }
+
+    /// Follows a job to its end, handing each log line to `each`; returns the final job.
+    pub async fn follow_job(
+        &self,
+        id: &str,
+        mut each: impl FnMut(&crate::db::jobs::JobLog),
+    ) -> ClientResult<Job> {
+        let mut after = 0;
+        loop {
+            let page = self.job_logs(id, after, true).await?;
+            for line in &page.logs {
+                each(line);
+                after = line.id;
+            }
+            if page.job.status.is_final() && page.logs.is_empty() {
+                return Ok(page.job);
+            }
+        }
+    }
+}
