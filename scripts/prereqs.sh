@@ -1,0 +1,63 @@
+# Shared by run.sh and test.sh: install what a fresh Debian/Ubuntu machine lacks.
+# Sourced, not run.
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  echo "Installing $* from Debian's packages…" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bin_dir() {
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# ensure_prereqs [postgres]
+ensure_prereqs() {
+  local need=()
+  command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+  command -v cc >/dev/null 2>&1 || need+=(build-essential)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+  if [ "${1:-}" = postgres ] && [ -z "$(pg_bin_dir)" ]; then need+=(postgresql); fi
+  if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust (https://rustup.rs) and run this again." >&2
+    exit 1
+  fi
+  if ! command -v terraform >/dev/null 2>&1 && ! command -v tofu >/dev/null 2>&1 && [ -z "${HANGAR_TERRAFORM:-}" ]; then
+    echo "terraform (or tofu) is missing: install it (https://developer.hashicorp.com/terraform/install) or set HANGAR_TERRAFORM." >&2
+    exit 1
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_postgres DIR: a throw-away cluster owned by `postgres` (PostgreSQL refuses root),
+# trust auth on loopback only; sets PG_PORT.
+start_postgres() {
+  local dir=$1 bin run=()
+  bin=$(pg_bin_dir)
+  PG_PORT=$(free_port)
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$dir"
+    run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+  export PG_PORT
+}
+
+stop_postgres() {
+  local dir=$1 bin run=()
+  bin=$(pg_bin_dir)
+  [ -d "$dir/data" ] || return 0
+  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing,
+# starts a throw-away PostgreSQL on a free loopback port, runs every test on embedded
+# SQLite and the integration tests again on PostgreSQL, and stops PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/prereqs.sh
+ensure_prereqs postgres
+
+pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
+cleanup() { stop_postgres "$pg_dir"; rm -rf "$pg_dir"; }
+trap cleanup EXIT
+start_postgres "$pg_dir"
+export HANGAR_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
+
+echo "== cargo test (SQLite) =="
+cargo test --all-targets -- --test-threads="${HANGAR_TEST_THREADS:-2}"
+echo "== integration tests on PostgreSQL =="
+HANGAR_TEST_DB=postgres cargo test --tests --test '*' -- --test-threads="${HANGAR_TEST_THREADS:-2}"

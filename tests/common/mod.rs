@@ -1,0 +1,169 @@
+//! The typed test app: a real server on 127.0.0.1:0 with a fresh database per test
+//! (SQLite in a temp dir, or a new PostgreSQL database when HANGAR_TEST_DB=postgres).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use hangar::client::Client;
+use hangar::db::Database;
+use hangar::server::{self, Config};
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct TestApp {
+    pub url: String,
+    /// Logged in as the first user, an owner.
+    pub client: Client,
+    pub data_dir: tempfile::TempDir,
+    pub config_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn hangar_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hangar"))
+}
+
+/// The database for one test: SQLite by default, a fresh PostgreSQL database on request.
+pub async fn test_database(data_dir: &Path) -> Database {
+    if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
+        let admin_url = std::env::var("HANGAR_TEST_PG_URL")
+            .expect("HANGAR_TEST_DB=postgres needs HANGAR_TEST_PG_URL (test.sh starts PostgreSQL and sets it)");
+        let name = format!("hangar_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&admin_url)
+            .await
+            .expect("connecting to the test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("creating a test database");
+        admin.close().await;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("a database URL with a path");
+        Database::connect(&format!("{base}/{name}"))
+            .await
+            .expect("connecting to the test database")
+    } else {
+        Database::open_sqlite(data_dir)
+            .await
+            .expect("opening SQLite")
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let db = test_database(data_dir.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = Config::new(data_dir.path().to_path_buf(), url.clone());
+    config.hangar_binary = hangar_bin();
+    tune(&mut config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server::serve(listener, config, db, async move {
+        let _ = rx.await;
+    }));
+    let anon = Client::new(&url, None);
+    let created = anon
+        .create_first_user(&hangar::api::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "owner@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: "The Owner".into(),
+            role: None,
+        })
+        .await
+        .expect("creating the first user");
+    TestApp {
+        client: anon.with_token(&created.session_token),
+        url,
+        data_dir,
+        config_dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn anon(&self) -> Client {
+        Client::new(&self.url, None)
+    }
+
+    /// A new user with `role`, logged in.
+    pub async fn user(&self, name: &str, role: hangar::model::Role) -> Client {
+        self.client
+            .create_user(&hangar::api::users::CreateUserRequest {
+                username: name.into(),
+                email: format!("{name}@example.com"),
+                password: PASSWORD.into(),
+                full_name: String::new(),
+                role: Some(role),
+            })
+            .await
+            .unwrap();
+        let login = self.anon().login(name, PASSWORD).await.unwrap();
+        self.anon().with_token(&login.session_token)
+    }
+
+    /// Runs the built `hangar` binary as the owner (HANGAR_URL + HANGAR_SESSION_TOKEN).
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(self.client.token(), args, None).await
+    }
+
+    pub async fn cli_as(&self, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(hangar_bin());
+        cmd.args(args)
+            .env("HANGAR_URL", &self.url)
+            .env("HANGAR_CONFIG_DIR", self.config_dir.path())
+            .env_remove("HANGAR_SESSION_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(t) = token {
+            cmd.env("HANGAR_SESSION_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("running the hangar binary");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        child.wait_with_output().await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A template directory with the given files.
+pub fn template_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    dir
+}
