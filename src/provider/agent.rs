@@ -88,30 +88,52 @@ impl ResourceSpec for Agent {
         for (attr, allowed) in [("os", OSES), ("arch", ARCHES)] {
             if let Some(value) = get_str(config, attr) {
                 if !allowed.contains(&value) {
-                    attr_error(diags, attr, format!("{attr} \"{value}\" is not one of {}", allowed.join(", ")));
+                    attr_error(
+                        diags,
+                        attr,
+                        format!("{attr} \"{value}\" is not one of {}", allowed.join(", ")),
+                    );
                 }
             }
         }
         if let Some(auth) = get_str(config, "auth") {
             if auth != "token" {
-                attr_error(diags, "auth", format!("auth \"{auth}\" is not supported; Hangar agents use \"token\""));
+                attr_error(
+                    diags,
+                    "auth",
+                    format!("auth \"{auth}\" is not supported; Hangar agents use \"token\""),
+                );
             }
         }
         if let Some(b) = get_str(config, "startup_script_behavior") {
             if b != "blocking" && b != "non-blocking" {
-                attr_error(diags, "startup_script_behavior", format!("startup_script_behavior \"{b}\" must be \"blocking\" or \"non-blocking\""));
+                attr_error(
+                    diags,
+                    "startup_script_behavior",
+                    format!(
+                        "startup_script_behavior \"{b}\" must be \"blocking\" or \"non-blocking\""
+                    ),
+                );
             }
         }
         if let Some(t) = get_i64(config, "connection_timeout") {
             if t < 0 {
-                attr_error(diags, "connection_timeout", format!("connection_timeout {t} must be at least 0"));
+                attr_error(
+                    diags,
+                    "connection_timeout",
+                    format!("connection_timeout {t} must be at least 0"),
+                );
             }
         }
         let mut keys = std::collections::HashSet::new();
         for item in get_blocks(config, "metadata") {
             if let Some(key) = get_str(&item, "key") {
                 if !keys.insert(key.to_string()) {
-                    attr_error(diags, "metadata", format!("duplicate agent metadata key \"{key}\""));
+                    attr_error(
+                        diags,
+                        "metadata",
+                        format!("duplicate agent metadata key \"{key}\""),
+                    );
                 }
             }
         }
@@ -152,5 +174,7 @@ pub fn init_script(os: &str, arch: &str, auth: &str) -> String {
     if !url.ends_with('/') {
         url.push('/');
     }
-    script.replace("${ACCESS_URL}", &url).replace("${AUTH_TYPE}", auth)
+    script
+        .replace("${ACCESS_URL}", &url)
+        .replace("${AUTH_TYPE}", auth)
 }

@@ -19,7 +19,9 @@ fn valid_slug(slug: &str) -> bool {
         && !slug.starts_with('-')
         && !slug.ends_with('-')
         && !slug.contains("--")
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl ResourceSpec for App {
@@ -27,9 +29,18 @@ impl ResourceSpec for App {
         let healthcheck = block(
             "How the agent checks that the app is up.",
             vec![
-                ("url", required(string(), "URL the agent polls (from inside the workspace).")),
+                (
+                    "url",
+                    required(string(), "URL the agent polls (from inside the workspace)."),
+                ),
                 ("interval", required(number(), "Seconds between checks.")),
-                ("threshold", required(number(), "Failed checks before the app counts as unhealthy.")),
+                (
+                    "threshold",
+                    required(
+                        number(),
+                        "Failed checks before the app counts as unhealthy.",
+                    ),
+                ),
             ],
         );
         schema(with_blocks(
@@ -63,27 +74,51 @@ impl ResourceSpec for App {
             }
         }
         if get_str(config, "url").is_some() && get_str(config, "command").is_some() {
-            attr_error(diags, "command", "url and command cannot both be set".into());
+            attr_error(
+                diags,
+                "command",
+                "url and command cannot both be set".into(),
+            );
         }
         if get_bool(config, "external") == Some(true) {
             if get_str(config, "command").is_some() {
-                attr_error(diags, "external", "external apps open a url; they cannot have a command".into());
+                attr_error(
+                    diags,
+                    "external",
+                    "external apps open a url; they cannot have a command".into(),
+                );
             }
             if get_bool(config, "subdomain") == Some(true) {
-                attr_error(diags, "external", "external apps cannot use subdomain".into());
+                attr_error(
+                    diags,
+                    "external",
+                    "external apps cannot use subdomain".into(),
+                );
             }
         }
         if !get_blocks(config, "healthcheck").is_empty() && get_str(config, "command").is_some() {
-            attr_error(diags, "healthcheck", "healthcheck applies to url apps, not command apps".into());
+            attr_error(
+                diags,
+                "healthcheck",
+                "healthcheck applies to url apps, not command apps".into(),
+            );
         }
         if let Some(share) = get_str(config, "share") {
             if !SHARES.contains(&share) {
-                attr_error(diags, "share", format!("share \"{share}\" is not one of {}", SHARES.join(", ")));
+                attr_error(
+                    diags,
+                    "share",
+                    format!("share \"{share}\" is not one of {}", SHARES.join(", ")),
+                );
             }
         }
         if let Some(open_in) = get_str(config, "open_in") {
             if open_in != "slim-window" && open_in != "tab" {
-                attr_error(diags, "open_in", format!("open_in \"{open_in}\" must be \"slim-window\" or \"tab\""));
+                attr_error(
+                    diags,
+                    "open_in",
+                    format!("open_in \"{open_in}\" must be \"slim-window\" or \"tab\""),
+                );
             }
         }
     }

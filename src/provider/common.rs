@@ -66,7 +66,10 @@ pub fn block(description: &str, attributes: Vec<(&str, Attribute)>) -> Block {
 }
 
 pub fn with_blocks(mut b: Block, blocks: Vec<(&str, NestedBlock)>) -> Block {
-    b.blocks = blocks.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    b.blocks = blocks
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     b
 }
 

@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn names_match_coders_scheme() {
-        assert_eq!(parameter_env_name("region").len(), PARAMETER_PREFIX.len() + 64);
+        assert_eq!(
+            parameter_env_name("region").len(),
+            PARAMETER_PREFIX.len() + 64
+        );
         assert_eq!(
             coder_equivalent(&parameter_env_name("region")).unwrap(),
             format!("CODER_PARAMETER_{}", name_hash("region"))

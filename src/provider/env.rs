@@ -4,7 +4,9 @@
 use tf_provider::schema::Schema;
 use tf_provider::Diagnostics;
 
-use super::common::{attr_error, block, computed, get_str, optional, required, schema, string, Obj, ResourceSpec};
+use super::common::{
+    attr_error, block, computed, get_str, optional, required, schema, string, Obj, ResourceSpec,
+};
 
 pub struct Env;
 
@@ -13,7 +15,10 @@ impl ResourceSpec for Env {
         schema(block(
             "An environment variable set in an agent's sessions and scripts.",
             vec![
-                ("agent_id", required(string(), "The `id` of the `hangar_agent`.")),
+                (
+                    "agent_id",
+                    required(string(), "The `id` of the `hangar_agent`."),
+                ),
                 ("name", required(string(), "Variable name.")),
                 ("value", optional(string(), "Variable value.")),
                 ("id", computed(string(), "ID of this resource.")),

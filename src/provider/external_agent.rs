@@ -13,7 +13,10 @@ impl ResourceSpec for ExternalAgent {
         schema(block(
             "Makes an agent external: the user runs its init script on a machine of their own.",
             vec![
-                ("agent_id", required(string(), "The `id` of the `hangar_agent`.")),
+                (
+                    "agent_id",
+                    required(string(), "The `id` of the `hangar_agent`."),
+                ),
                 ("id", computed(string(), "ID of this resource.")),
             ],
         ))

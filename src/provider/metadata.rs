@@ -5,8 +5,8 @@ use tf_provider::schema::{NestedBlock, Schema};
 use tf_provider::Diagnostics;
 
 use super::common::{
-    attr_error, block, boolean, computed, get_blocks, get_i64, get_str, number, optional,
-    required, schema, string, with_blocks, Obj, ResourceSpec,
+    attr_error, block, boolean, computed, get_blocks, get_i64, get_str, number, optional, required,
+    schema, string, with_blocks, Obj, ResourceSpec,
 };
 
 pub struct Metadata;
@@ -18,16 +18,31 @@ impl ResourceSpec for Metadata {
             vec![
                 ("key", required(string(), "Label.")),
                 ("value", optional(string(), "Value.")),
-                ("sensitive", optional(boolean(), "Hide the value in the dashboard.")),
+                (
+                    "sensitive",
+                    optional(boolean(), "Hide the value in the dashboard."),
+                ),
             ],
         );
         schema(with_blocks(
             block(
                 "Extra facts about a resource of the workspace.",
                 vec![
-                    ("resource_id", required(string(), "The `id` of the resource described.")),
-                    ("daily_cost", optional(number(), "Cost units per day the resource accrues while it exists.")),
-                    ("hide", optional(boolean(), "Hide the resource in the dashboard.")),
+                    (
+                        "resource_id",
+                        required(string(), "The `id` of the resource described."),
+                    ),
+                    (
+                        "daily_cost",
+                        optional(
+                            number(),
+                            "Cost units per day the resource accrues while it exists.",
+                        ),
+                    ),
+                    (
+                        "hide",
+                        optional(boolean(), "Hide the resource in the dashboard."),
+                    ),
                     ("icon", optional(string(), "URL or path of an icon.")),
                     ("id", computed(string(), "ID of this resource.")),
                 ],
@@ -39,14 +54,22 @@ impl ResourceSpec for Metadata {
     fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
         if let Some(cost) = get_i64(config, "daily_cost") {
             if cost < 0 {
-                attr_error(diags, "daily_cost", format!("daily_cost {cost} must be at least 0"));
+                attr_error(
+                    diags,
+                    "daily_cost",
+                    format!("daily_cost {cost} must be at least 0"),
+                );
             }
         }
         let mut keys = std::collections::HashSet::new();
         for item in get_blocks(config, "item") {
             if let Some(key) = get_str(&item, "key") {
                 if !keys.insert(key.to_string()) {
-                    attr_error(diags, "item", format!("duplicate metadata item key \"{key}\""));
+                    attr_error(
+                        diags,
+                        "item",
+                        format!("duplicate metadata item key \"{key}\""),
+                    );
                 }
             }
         }

@@ -26,7 +26,10 @@ impl DataSpec for Parameter {
             vec![
                 ("name", required(string(), "What the owner sees.")),
                 ("value", required(string(), "The value the template gets.")),
-                ("description", optional(string(), "Help text for this option.")),
+                (
+                    "description",
+                    optional(string(), "Help text for this option."),
+                ),
                 ("icon", optional(string(), "URL or path of an icon.")),
             ],
         );
@@ -136,14 +139,20 @@ fn report(diags: &mut Diagnostics, p: &Obj, rule: String) {
 }
 
 fn validation(p: &Obj) -> Obj {
-    get_blocks(p, "validation").into_iter().next().unwrap_or_default()
+    get_blocks(p, "validation")
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 /// Rules about the block itself (type, flags, options, validation, default).
 fn check_config(p: &Obj) -> Result<(), String> {
     // With unknown inputs (e.g. a default from another resource) there is nothing to
     // check yet; terraform validates again once they are known.
-    if ["type", "default", "mutable", "ephemeral"].iter().any(|k| is_unknown(p, k)) {
+    if ["type", "default", "mutable", "ephemeral"]
+        .iter()
+        .any(|k| is_unknown(p, k))
+    {
         return Ok(());
     }
     let kind = get_str(p, "type").unwrap_or("string");
@@ -170,12 +179,20 @@ fn check_config(p: &Obj) -> Result<(), String> {
         let name = get_str(option, "name").unwrap_or_default();
         let value = get_str(option, "value").unwrap_or_default();
         if !names.insert(name.to_string()) {
-            return Err(format!("option names must be unique: \"{name}\" is used twice"));
+            return Err(format!(
+                "option names must be unique: \"{name}\" is used twice"
+            ));
         }
         if !values.insert(value.to_string()) {
-            return Err(format!("option values must be unique: \"{value}\" is used twice"));
+            return Err(format!(
+                "option values must be unique: \"{value}\" is used twice"
+            ));
         }
-        let single = if kind == "list(string)" { "string" } else { kind };
+        let single = if kind == "list(string)" {
+            "string"
+        } else {
+            kind
+        };
         check_type(single, value).map_err(|e| format!("option \"{name}\": {e}"))?;
     }
 
@@ -190,7 +207,9 @@ fn check_config(p: &Obj) -> Result<(), String> {
     }
     if let Some(regex) = get_str(&v, "regex") {
         if kind != "string" {
-            return Err(format!("validation regex applies only to type string, not {kind}"));
+            return Err(format!(
+                "validation regex applies only to type string, not {kind}"
+            ));
         }
         regex::Regex::new(regex)
             .map_err(|e| format!("validation regex \"{regex}\" is not a valid regex: {e}"))?;
@@ -224,9 +243,9 @@ fn check_type(kind: &str, value: &str) -> Result<(), String> {
         "bool" if value != "true" && value != "false" => {
             Err(format!("\"{value}\" is not a bool (true or false)"))
         }
-        "list(string)" if serde_json::from_str::<Vec<String>>(value).is_err() => Err(format!(
-            "\"{value}\" is not a JSON-encoded list of strings"
-        )),
+        "list(string)" if serde_json::from_str::<Vec<String>>(value).is_err() => {
+            Err(format!("\"{value}\" is not a JSON-encoded list of strings"))
+        }
         _ => Ok(()),
     }
 }
@@ -313,7 +332,11 @@ fn check_monotonic(p: &Obj, value: &str, previous: &str) -> Result<(), String> {
         _ => false,
     };
     if broken {
-        let relation = if direction == "increasing" { "less" } else { "greater" };
+        let relation = if direction == "increasing" {
+            "less"
+        } else {
+            "greater"
+        };
         return Err(format!(
             "value {value} is {relation} than the previous value {previous}, but validation monotonic is \"{direction}\""
         ));

@@ -4,7 +4,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::ValueAny;
 use tf_provider::Diagnostics;
 
-use super::common::{block, computed, number, s, schema, string, boolean, DataSpec, Obj};
+use super::common::{block, boolean, computed, number, s, schema, string, DataSpec, Obj};
 use super::contract::{self, lookup, lookup_non_empty};
 
 pub struct Workspace;
@@ -19,7 +19,10 @@ impl DataSpec for Workspace {
                 ("name", computed(string(), "Name of the workspace.")),
                 (
                     "transition",
-                    computed(string(), "`start`, `stop` or `delete`. Defaults to `start`."),
+                    computed(
+                        string(),
+                        "`start`, `stop` or `delete`. Defaults to `start`.",
+                    ),
                 ),
                 (
                     "start_count",
@@ -29,17 +32,35 @@ impl DataSpec for Workspace {
                          everything that should exist only while the workspace runs.",
                     ),
                 ),
-                ("build_id", computed(string(), "ID of this build (empty outside Hangar).")),
-                ("access_url", computed(string(), "URL of the Hangar server.")),
+                (
+                    "build_id",
+                    computed(string(), "ID of this build (empty outside Hangar)."),
+                ),
+                (
+                    "access_url",
+                    computed(string(), "URL of the Hangar server."),
+                ),
                 ("access_port", computed(number(), "Port of `access_url`.")),
-                ("template_id", computed(string(), "ID of the workspace's template.")),
-                ("template_name", computed(string(), "Name of the workspace's template.")),
+                (
+                    "template_id",
+                    computed(string(), "ID of the workspace's template."),
+                ),
+                (
+                    "template_name",
+                    computed(string(), "Name of the workspace's template."),
+                ),
                 (
                     "template_version",
                     computed(string(), "Name of the template version being built."),
                 ),
-                ("is_prebuild", computed(boolean(), "Always false: Hangar has no prebuilds.")),
-                ("prebuild_count", computed(number(), "Always 0: Hangar has no prebuilds.")),
+                (
+                    "is_prebuild",
+                    computed(boolean(), "Always false: Hangar has no prebuilds."),
+                ),
+                (
+                    "prebuild_count",
+                    computed(number(), "Always 0: Hangar has no prebuilds."),
+                ),
             ],
         ))
     }
@@ -51,12 +72,30 @@ impl DataSpec for Workspace {
         let url = super::access_url();
         let port = access_port(&url);
         let fields = [
-            ("id", lookup_non_empty(contract::WORKSPACE_ID).unwrap_or_else(super::common::new_id)),
-            ("name", lookup_non_empty(contract::WORKSPACE_NAME).unwrap_or_else(|| "default".into())),
-            ("build_id", lookup(contract::WORKSPACE_BUILD_ID).unwrap_or_default()),
-            ("template_id", lookup(contract::TEMPLATE_ID).unwrap_or_default()),
-            ("template_name", lookup(contract::TEMPLATE_NAME).unwrap_or_default()),
-            ("template_version", lookup(contract::TEMPLATE_VERSION).unwrap_or_default()),
+            (
+                "id",
+                lookup_non_empty(contract::WORKSPACE_ID).unwrap_or_else(super::common::new_id),
+            ),
+            (
+                "name",
+                lookup_non_empty(contract::WORKSPACE_NAME).unwrap_or_else(|| "default".into()),
+            ),
+            (
+                "build_id",
+                lookup(contract::WORKSPACE_BUILD_ID).unwrap_or_default(),
+            ),
+            (
+                "template_id",
+                lookup(contract::TEMPLATE_ID).unwrap_or_default(),
+            ),
+            (
+                "template_name",
+                lookup(contract::TEMPLATE_NAME).unwrap_or_default(),
+            ),
+            (
+                "template_version",
+                lookup(contract::TEMPLATE_VERSION).unwrap_or_default(),
+            ),
             ("access_url", url),
             ("transition", transition),
         ];
@@ -75,7 +114,10 @@ fn access_port(url: &str) -> i64 {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     // The port follows the last ':' unless that ':' is inside an IPv6 literal.
-    if let Some((_, port)) = host.rsplit_once(':').filter(|(h, _)| !h.ends_with('[') && !host.ends_with(']')) {
+    if let Some((_, port)) = host
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with('[') && !host.ends_with(']'))
+    {
         if let Ok(port) = port.parse() {
             return port;
         }

@@ -41,13 +41,38 @@ impl DataSpec for WorkspaceOwner {
     fn read(&self, state: &mut Obj, diags: &mut Diagnostics) {
         // Defaults as Coder's provider uses them, so templates plan outside a server.
         let fields = [
-            ("id", lookup_non_empty(contract::WORKSPACE_OWNER_ID).unwrap_or_else(super::common::new_id)),
-            ("name", lookup_non_empty(contract::WORKSPACE_OWNER_NAME).unwrap_or_else(|| "default".into())),
-            ("full_name", lookup_non_empty(contract::WORKSPACE_OWNER_FULL_NAME).unwrap_or_else(|| "default".into())),
-            ("email", lookup_non_empty(contract::WORKSPACE_OWNER_EMAIL).unwrap_or_else(|| "default@example.com".into())),
-            ("session_token", lookup(contract::WORKSPACE_OWNER_SESSION_TOKEN).unwrap_or_default()),
-            ("ssh_public_key", lookup(contract::WORKSPACE_OWNER_SSH_PUBLIC_KEY).unwrap_or_default()),
-            ("ssh_private_key", lookup(contract::WORKSPACE_OWNER_SSH_PRIVATE_KEY).unwrap_or_default()),
+            (
+                "id",
+                lookup_non_empty(contract::WORKSPACE_OWNER_ID)
+                    .unwrap_or_else(super::common::new_id),
+            ),
+            (
+                "name",
+                lookup_non_empty(contract::WORKSPACE_OWNER_NAME)
+                    .unwrap_or_else(|| "default".into()),
+            ),
+            (
+                "full_name",
+                lookup_non_empty(contract::WORKSPACE_OWNER_FULL_NAME)
+                    .unwrap_or_else(|| "default".into()),
+            ),
+            (
+                "email",
+                lookup_non_empty(contract::WORKSPACE_OWNER_EMAIL)
+                    .unwrap_or_else(|| "default@example.com".into()),
+            ),
+            (
+                "session_token",
+                lookup(contract::WORKSPACE_OWNER_SESSION_TOKEN).unwrap_or_default(),
+            ),
+            (
+                "ssh_public_key",
+                lookup(contract::WORKSPACE_OWNER_SSH_PUBLIC_KEY).unwrap_or_default(),
+            ),
+            (
+                "ssh_private_key",
+                lookup(contract::WORKSPACE_OWNER_SSH_PRIVATE_KEY).unwrap_or_default(),
+            ),
         ];
         for (key, value) in fields {
             state.insert(key.into(), s(value));
@@ -65,6 +90,9 @@ impl DataSpec for WorkspaceOwner {
                 }
             },
         };
-        state.insert("groups".into(), ValueAny::List(groups.into_iter().map(s).collect()));
+        state.insert(
+            "groups".into(),
+            ValueAny::List(groups.into_iter().map(s).collect()),
+        );
     }
 }
