@@ -1,0 +1,146 @@
+//! `hangar_app`: a web app or command reachable through the dashboard, served by an agent.
+
+use tf_provider::schema::{NestedBlock, Schema};
+use tf_provider::value::ValueAny;
+use tf_provider::Diagnostics;
+
+use super::common::{
+    attr_error, block, boolean, computed, defaulted, get_blocks, get_bool, get_str, number,
+    optional, required, s, schema, string, with_blocks, Obj, ResourceSpec,
+};
+
+pub struct App;
+
+const SHARES: &[&str] = &["owner", "authenticated", "public"];
+
+/// Slugs appear in URLs and hostnames: lowercase words joined by single hyphens (Coder's rule).
+fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && !slug.contains("--")
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl ResourceSpec for App {
+    fn schema(&self) -> Schema {
+        let healthcheck = block(
+            "How the agent checks that the app is up.",
+            vec![
+                (
+                    "url",
+                    required(string(), "URL the agent polls (from inside the workspace)."),
+                ),
+                ("interval", required(number(), "Seconds between checks.")),
+                (
+                    "threshold",
+                    required(
+                        number(),
+                        "Failed checks before the app counts as unhealthy.",
+                    ),
+                ),
+            ],
+        );
+        schema(with_blocks(
+            block(
+                "An app of an agent: a URL it proxies or a command it runs in a terminal.",
+                vec![
+                    ("agent_id", required(string(), "The `id` of the `hangar_agent`.")),
+                    ("slug", required(string(), "Unique per agent; lowercase letters, digits and single hyphens. Appears in the app's URL.")),
+                    ("display_name", optional(string(), "Name shown in the dashboard.")),
+                    ("url", optional(string(), "URL the agent proxies (e.g. `http://localhost:8080`). Exclusive with `command`.")),
+                    ("command", optional(string(), "Command run in a terminal. Exclusive with `url`.")),
+                    ("icon", optional(string(), "URL or path of an icon.")),
+                    ("share", defaulted(string(), "Who may open it: `owner` (default), `authenticated` or `public`.")),
+                    ("subdomain", optional(boolean(), "Serve on its own subdomain instead of a path.")),
+                    ("external", optional(boolean(), "`url` is opened directly by the browser, not proxied.")),
+                    ("open_in", defaulted(string(), "`slim-window` (default) or `tab`.")),
+                    ("order", optional(number(), "Position; lower first.")),
+                    ("hidden", optional(boolean(), "Hide from the dashboard.")),
+                    ("group", optional(string(), "Group name in the dashboard.")),
+                    ("id", computed(string(), "ID of this resource.")),
+                ],
+            ),
+            vec![("healthcheck", NestedBlock::Optional(healthcheck))],
+        ))
+    }
+
+    fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
+        if let Some(slug) = get_str(config, "slug") {
+            if !valid_slug(slug) {
+                attr_error(diags, "slug", format!("slug \"{slug}\" must be lowercase letters, digits and single hyphens, not starting or ending with a hyphen"));
+            }
+        }
+        if get_str(config, "url").is_some() && get_str(config, "command").is_some() {
+            attr_error(
+                diags,
+                "command",
+                "url and command cannot both be set".into(),
+            );
+        }
+        if get_bool(config, "external") == Some(true) {
+            if get_str(config, "command").is_some() {
+                attr_error(
+                    diags,
+                    "external",
+                    "external apps open a url; they cannot have a command".into(),
+                );
+            }
+            if get_bool(config, "subdomain") == Some(true) {
+                attr_error(
+                    diags,
+                    "external",
+                    "external apps cannot use subdomain".into(),
+                );
+            }
+        }
+        if !get_blocks(config, "healthcheck").is_empty() && get_str(config, "command").is_some() {
+            attr_error(
+                diags,
+                "healthcheck",
+                "healthcheck applies to url apps, not command apps".into(),
+            );
+        }
+        if let Some(share) = get_str(config, "share") {
+            if !SHARES.contains(&share) {
+                attr_error(
+                    diags,
+                    "share",
+                    format!("share \"{share}\" is not one of {}", SHARES.join(", ")),
+                );
+            }
+        }
+        if let Some(open_in) = get_str(config, "open_in") {
+            if open_in != "slim-window" && open_in != "tab" {
+                attr_error(
+                    diags,
+                    "open_in",
+                    format!("open_in \"{open_in}\" must be \"slim-window\" or \"tab\""),
+                );
+            }
+        }
+    }
+
+    fn force_new(&self) -> &'static [&'static str] {
+        &["agent_id", "slug"]
+    }
+
+    fn defaults(&self) -> Vec<(&'static str, ValueAny)> {
+        vec![("share", s("owner")), ("open_in", s("slim-window"))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slugs() {
+        for ok in ["code-server", "a", "app1"] {
+            assert!(super::valid_slug(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "Code", "a_b", "a b"] {
+            assert!(!super::valid_slug(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `hangar_env`: one environment variable for an agent's sessions and scripts (an
+//! alternative to the agent's `env` map that modules can add to).
+
+use tf_provider::schema::Schema;
+use tf_provider::Diagnostics;
+
+use super::common::{
+    attr_error, block, computed, get_str, optional, required, schema, string, Obj, ResourceSpec,
+};
+
+pub struct Env;
+
+impl ResourceSpec for Env {
+    fn schema(&self) -> Schema {
+        schema(block(
+            "An environment variable set in an agent's sessions and scripts.",
+            vec![
+                (
+                    "agent_id",
+                    required(string(), "The `id` of the `hangar_agent`."),
+                ),
+                ("name", required(string(), "Variable name.")),
+                ("value", optional(string(), "Variable value.")),
+                ("id", computed(string(), "ID of this resource.")),
+            ],
+        ))
+    }
+
+    fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
+        if let Some(name) = get_str(config, "name") {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                attr_error(diags, "name", format!("environment variable name \"{name}\" must be letters, digits and _, not starting with a digit"));
+            }
+        }
+    }
+
+    fn force_new(&self) -> &'static [&'static str] {
+        &["agent_id"]
+    }
+}
