@@ -1,1 +1,393 @@
+//! The `workspaces`, `workspace_builds` and `workspace_resources` tables.
 
+use sqlx::Row;
+
+use super::{flag, parse_text, Database};
+use crate::model::{now_ms, JobKind, JobStatus, Transition, WorkspaceStatus};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub template_id: String,
+    pub favorite: bool,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Build {
+    pub id: String,
+    pub workspace_id: String,
+    pub number: i64,
+    pub transition: Transition,
+    pub template_version_id: String,
+    pub job_id: String,
+    pub initiator_id: String,
+    /// JSON object: parameter name → value used by this build.
+    pub parameters: String,
+    pub orphan: bool,
+    pub created_at: i64,
+}
+
+/// A build with the status of its job: what a workspace's status is derived from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct BuildWithJob {
+    pub build: Build,
+    pub job_status: JobStatus,
+}
+
+impl BuildWithJob {
+    pub fn workspace_status(&self) -> WorkspaceStatus {
+        WorkspaceStatus::derive(self.build.transition, self.job_status)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Resource {
+    pub id: String,
+    pub build_id: String,
+    pub address: String,
+    #[serde(rename = "type")]
+    pub kind_type: String,
+    pub name: String,
+    /// computational | peripheral
+    pub kind: String,
+    /// persistent | ephemeral
+    pub lifetime: String,
+    pub hide: bool,
+    pub icon: String,
+    pub daily_cost: i64,
+    /// JSON list of {key, value, sensitive}; sensitive values are stored masked.
+    pub metadata: String,
+}
+
+const W_COLUMNS: &str = "id, name, owner_id, template_id, favorite, created_at, deleted";
+const B_COLUMNS: &str = "b.id, b.workspace_id, b.number, b.transition, b.template_version_id, b.job_id, b.initiator_id, b.parameters, b.orphan, b.created_at, j.status AS job_status";
+
+fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error> {
+    Ok(Workspace {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        owner_id: row.try_get("owner_id")?,
+        template_id: row.try_get("template_id")?,
+        favorite: flag(row.try_get("favorite")?),
+        created_at: row.try_get("created_at")?,
+        deleted: flag(row.try_get("deleted")?),
+    })
+}
+
+fn build_from_row(row: &sqlx::any::AnyRow) -> Result<BuildWithJob, sqlx::Error> {
+    Ok(BuildWithJob {
+        build: Build {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            number: row.try_get("number")?,
+            transition: parse_text("transition", &row.try_get::<String, _>("transition")?)?,
+            template_version_id: row.try_get("template_version_id")?,
+            job_id: row.try_get("job_id")?,
+            initiator_id: row.try_get("initiator_id")?,
+            parameters: row.try_get("parameters")?,
+            orphan: flag(row.try_get("orphan")?),
+            created_at: row.try_get("created_at")?,
+        },
+        job_status: parse_text("status", &row.try_get::<String, _>("job_status")?)?,
+    })
+}
+
+fn resource_from_row(row: &sqlx::any::AnyRow) -> Result<Resource, sqlx::Error> {
+    Ok(Resource {
+        id: row.try_get("id")?,
+        build_id: row.try_get("build_id")?,
+        address: row.try_get("address")?,
+        kind_type: row.try_get("type")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        lifetime: row.try_get("lifetime")?,
+        hide: flag(row.try_get("hide")?),
+        icon: row.try_get("icon")?,
+        daily_cost: row.try_get("daily_cost")?,
+        metadata: row.try_get("metadata")?,
+    })
+}
+
+/// A new build to queue.
+pub struct NewBuild<'a> {
+    pub workspace_id: &'a str,
+    pub transition: Transition,
+    pub template_version_id: &'a str,
+    pub initiator_id: &'a str,
+    pub parameters: &'a str,
+    pub orphan: bool,
+}
+
+/// Why a build could not be queued.
+#[derive(Debug)]
+pub enum QueueError {
+    /// Another build of the workspace is pending or running.
+    Busy,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(e: sqlx::Error) -> Self {
+        QueueError::Db(e)
+    }
+}
+
+impl Database {
+    /// Creates a workspace and queues its first build, all or nothing.
+    pub async fn create_workspace(
+        &self,
+        ws: &Workspace,
+        first: &NewBuild<'_>,
+    ) -> Result<Build, QueueError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, favorite, created_at, deleted) VALUES ($1, $2, $3, $4, 0, $5, 0)")
+            .bind(&ws.id)
+            .bind(&ws.name)
+            .bind(&ws.owner_id)
+            .bind(&ws.template_id)
+            .bind(ws.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let build = self.queue_build_in(&mut tx, first).await?;
+        tx.commit().await?;
+        Ok(build)
+    }
+
+    /// Queues a build unless one is already pending or running: the check and the insert
+    /// are one statement, and (workspace, number) is unique, so two racing requests
+    /// cannot both succeed on either backend.
+    pub async fn queue_build(&self, new: &NewBuild<'_>) -> Result<Build, QueueError> {
+        let mut tx = self.pool().begin().await?;
+        let build = self.queue_build_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(build)
+    }
+
+    async fn queue_build_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        new: &NewBuild<'_>,
+    ) -> Result<Build, QueueError> {
+        let id = crate::model::new_id();
+        let job_id = crate::model::new_id();
+        let input = serde_json::json!({ "build_id": id }).to_string();
+        self.insert_job(&mut **tx, &job_id, JobKind::WorkspaceBuild, &input)
+            .await?;
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO workspace_builds (id, workspace_id, number, transition, template_version_id, job_id, initiator_id, parameters, orphan, created_at)
+             SELECT $1, $2, (SELECT COALESCE(MAX(number), 0) + 1 FROM workspace_builds WHERE workspace_id = $2), $3, $4, $5, $6, $7, $8, $9
+             WHERE NOT EXISTS (
+                SELECT 1 FROM workspace_builds b JOIN jobs j ON j.id = b.job_id
+                WHERE b.workspace_id = $2 AND j.status IN ('pending', 'running', 'canceling'))",
+        )
+        .bind(&id)
+        .bind(new.workspace_id)
+        .bind(new.transition.as_str())
+        .bind(new.template_version_id)
+        .bind(&job_id)
+        .bind(new.initiator_id)
+        .bind(new.parameters)
+        .bind(new.orphan as i64)
+        .bind(now)
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Ok(r) if r.rows_affected() == 1 => {}
+            Ok(_) => return Err(QueueError::Busy),
+            Err(e) if super::is_unique_violation(&e) => return Err(QueueError::Busy),
+            Err(e) => return Err(e.into()),
+        }
+        let number: i64 = sqlx::query_scalar("SELECT number FROM workspace_builds WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(Build {
+            id,
+            workspace_id: new.workspace_id.to_string(),
+            number,
+            transition: new.transition,
+            template_version_id: new.template_version_id.to_string(),
+            job_id,
+            initiator_id: new.initiator_id.to_string(),
+            parameters: new.parameters.to_string(),
+            orphan: new.orphan,
+            created_at: now,
+        })
+    }
+
+    pub async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>, sqlx::Error> {
+        let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    /// The live (not deleted) workspace `name` of `owner_id`.
+    pub async fn get_workspace_by_name(
+        &self,
+        owner_id: &str,
+        name: &str,
+    ) -> Result<Option<Workspace>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {W_COLUMNS} FROM workspaces WHERE owner_id = $1 AND name = $2 AND deleted = 0"
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    /// Live workspaces, of one owner or all.
+    pub async fn list_workspaces(
+        &self,
+        owner_id: Option<&str>,
+    ) -> Result<Vec<Workspace>, sqlx::Error> {
+        let rows = match owner_id {
+            Some(owner) => {
+                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 AND owner_id = $1 ORDER BY favorite DESC, name");
+                sqlx::query(&sql).bind(owner).fetch_all(self.pool()).await?
+            }
+            None => {
+                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 ORDER BY favorite DESC, name");
+                sqlx::query(&sql).fetch_all(self.pool()).await?
+            }
+        };
+        rows.iter().map(workspace_from_row).collect()
+    }
+
+    pub async fn set_workspace_favorite(
+        &self,
+        id: &str,
+        favorite: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspaces SET favorite = $1 WHERE id = $2")
+            .bind(favorite as i64)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_workspace_deleted(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspaces SET deleted = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn latest_build(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Option<BuildWithJob>, sqlx::Error> {
+        let sql = format!("SELECT {B_COLUMNS} FROM workspace_builds b JOIN jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 ORDER BY b.number DESC LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(workspace_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    pub async fn list_builds(&self, workspace_id: &str) -> Result<Vec<BuildWithJob>, sqlx::Error> {
+        let sql = format!("SELECT {B_COLUMNS} FROM workspace_builds b JOIN jobs j ON j.id = b.job_id WHERE b.workspace_id = $1 ORDER BY b.number DESC");
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    pub async fn get_build(&self, id: &str) -> Result<Option<BuildWithJob>, sqlx::Error> {
+        let sql = format!("SELECT {B_COLUMNS} FROM workspace_builds b JOIN jobs j ON j.id = b.job_id WHERE b.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    pub async fn get_build_by_job(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<BuildWithJob>, sqlx::Error> {
+        let sql = format!("SELECT {B_COLUMNS} FROM workspace_builds b JOIN jobs j ON j.id = b.job_id WHERE b.job_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    /// The state the most recent build before `number` left (a failed build's partial
+    /// state included), so the next build manages everything that exists.
+    pub async fn previous_state(
+        &self,
+        workspace_id: &str,
+        number: i64,
+    ) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let state: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT state FROM workspace_builds WHERE workspace_id = $1 AND number < $2 AND state IS NOT NULL ORDER BY number DESC LIMIT 1",
+        )
+        .bind(workspace_id)
+        .bind(number)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(state.flatten())
+    }
+
+    pub async fn set_build_state(&self, build_id: &str, state: &[u8]) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_builds SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(build_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a build's recorded resources.
+    pub async fn set_build_resources(
+        &self,
+        build_id: &str,
+        resources: &[Resource],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM workspace_resources WHERE build_id = $1")
+            .bind(build_id)
+            .execute(&mut *tx)
+            .await?;
+        for r in resources {
+            sqlx::query("INSERT INTO workspace_resources (id, build_id, address, type, name, kind, lifetime, hide, icon, daily_cost, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(&r.id)
+                .bind(build_id)
+                .bind(&r.address)
+                .bind(&r.kind_type)
+                .bind(&r.name)
+                .bind(&r.kind)
+                .bind(&r.lifetime)
+                .bind(r.hide as i64)
+                .bind(&r.icon)
+                .bind(r.daily_cost)
+                .bind(&r.metadata)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn list_resources(&self, build_id: &str) -> Result<Vec<Resource>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, build_id, address, type, name, kind, lifetime, hide, icon, daily_cost, metadata FROM workspace_resources WHERE build_id = $1 ORDER BY address")
+            .bind(build_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(resource_from_row).collect()
+    }
+}
