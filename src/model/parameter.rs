@@ -422,3 +422,109 @@ resource "terraform_data" "r" {}
         assert!(param(ParamType::ListString).check("[\"a\"]", None).is_ok());
     }
 }
+
+/// One parameter value that failed its rules: which and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamProblem {
+    pub name: String,
+    pub detail: String,
+}
+
+/// The values a build will use: given ones, else the previous build's (unless
+/// ephemeral), else defaults. Every rule is checked and every problem reported at once.
+pub fn resolve(
+    params: &[Parameter],
+    given: &std::collections::BTreeMap<String, String>,
+    previous: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<std::collections::BTreeMap<String, String>, Vec<ParamProblem>> {
+    let mut problems = Vec::new();
+    let mut values = std::collections::BTreeMap::new();
+    for name in given.keys() {
+        if !params.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+            problems.push(ParamProblem {
+                name: name.clone(),
+                detail: format!("the template has no parameter {name:?} (it has: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
+            });
+        }
+    }
+    for p in params {
+        let prev = previous.and_then(|m| m.get(&p.name));
+        let value = match (given.get(&p.name), prev) {
+            (Some(v), Some(old)) if !p.mutable && v != old => {
+                problems.push(ParamProblem {
+                    name: p.name.clone(),
+                    detail: format!("parameter {:?} is immutable and cannot be changed after the workspace is created (it is {old:?})", p.name),
+                });
+                continue;
+            }
+            (Some(v), _) => v.clone(),
+            (None, Some(old)) if !p.ephemeral => old.clone(),
+            _ => match &p.default {
+                Some(d) => d.clone(),
+                None => {
+                    problems.push(ParamProblem {
+                        name: p.name.clone(),
+                        detail: format!("parameter {:?} is required: pass --parameter {}=<value>{}", p.name, p.name, describe(p)),
+                    });
+                    continue;
+                }
+            },
+        };
+        match p.check(&value, prev.map(|s| s.as_str())) {
+            Ok(()) => {
+                values.insert(p.name.clone(), value);
+            }
+            Err(detail) => problems.push(ParamProblem { name: p.name.clone(), detail }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
+}
+
+fn describe(p: &Parameter) -> String {
+    let mut out = String::new();
+    if !p.description.is_empty() {
+        out.push_str(&format!(" ({})", p.description));
+    }
+    if !p.options.is_empty() {
+        out.push_str(&format!("; one of: {}", p.option_values()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn fills_from_previous_and_defaults_and_reports_all_problems() {
+        let params = vec![
+            Parameter { name: "region".into(), default: Some("eu".into()), ..Default::default() },
+            Parameter { name: "size".into(), mutable: true, ..Default::default() },
+            Parameter { name: "token".into(), mutable: true, ephemeral: true, default: Some("none".into()), ..Default::default() },
+        ];
+        let got = resolve(&params, &map(&[("size", "2")]), None).unwrap();
+        assert_eq!(got, map(&[("region", "eu"), ("size", "2"), ("token", "none")]));
+
+        let prev = map(&[("region", "us"), ("size", "2"), ("token", "secret")]);
+        let got = resolve(&params, &BTreeMap::new(), Some(&prev)).unwrap();
+        assert_eq!(got, map(&[("region", "us"), ("size", "2"), ("token", "none")]), "ephemeral values do not carry over");
+
+        let problems = resolve(&params, &map(&[("region", "eu"), ("nope", "1")]), Some(&prev)).unwrap_err();
+        let text: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+        assert!(text[0].contains("no parameter \"nope\""), "{text:?}");
+        assert!(text[1].contains("immutable"), "{text:?}");
+
+        let missing = resolve(&params, &BTreeMap::new(), None).unwrap_err();
+        assert!(missing[0].detail.contains("--parameter size=<value>"), "{missing:?}");
+    }
+}
