@@ -881,6 +881,7 @@ terraform {
 }
 provider "coder" {
   feature_use_managed_variables = true
+  url                           = "http://from-config:2"
 }
 data "coder_workspace" "me" {}
 data "coder_workspace_owner" "me" {}
@@ -937,7 +938,8 @@ output "init" { value = coder_agent.main.init_script }
     assert_eq!(out["start_count"], 1);
     assert_eq!(out["owner"], "carol");
     assert_eq!(out["size"], "3");
-    assert_eq!(out["init"], "run http://c:1/");
+    // The provider block's url wins over the environment.
+    assert_eq!(out["init"], "run http://from-config:2/");
     let token = tf.resource("coder_agent", "main")["token"].clone();
     assert_eq!(token.as_str().map(str::len), Some(64));
     tf.ok(&["destroy", "-auto-approve"], &[]);
