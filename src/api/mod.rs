@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod templates;
 pub mod tokens;
 pub mod users;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -71,6 +72,12 @@ pub fn router(state: AppState) -> Router {
             "/templates/:name/versions/:version/archive",
             get(templates::archive),
         )
+        .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/workspaces/:owner/:name", get(workspaces::get))
+        .route("/workspaces/:owner/:name/builds", get(workspaces::builds).post(workspaces::build))
+        .route("/workspaces/:owner/:name/favorite", put(workspaces::favorite))
+        .route("/workspacebuilds/:id", get(workspaces::get_build))
+        .route("/workspacebuilds/:id/cancel", put(workspaces::cancel_build))
         .route("/jobs/:id", get(jobs::get))
         .route("/jobs/:id/logs", get(jobs::logs))
         .fallback(not_found);
