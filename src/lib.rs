@@ -9,3 +9,4 @@
 pub mod cli;
 pub mod model;
 pub mod provider;
+pub mod provisioner;

@@ -1,0 +1,4 @@
+//! The build runner: work dirs, terraform, and classification of what a build made.
+
+pub mod terraform;
+pub mod workdir;
