@@ -12,4 +12,5 @@ pub mod client;
 pub mod db;
 pub mod model;
 pub mod provider;
+pub mod provisioner;
 pub mod server;

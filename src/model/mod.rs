@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod name;
 pub mod parameter;
+pub mod resource;
 pub mod secret;
 pub mod status;
 

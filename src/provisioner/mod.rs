@@ -1,0 +1,5 @@
+//! The build runner: work dirs, terraform, and classification of what a build made.
+
+pub mod classify;
+pub mod terraform;
+pub mod workdir;
