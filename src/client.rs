@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::api::jobs::LogsPage;
 use crate::api::templates::{ActivateRequest, TemplateView, VersionView};
 use crate::api::tokens::{CreateTokenRequest, CreatedToken};
+use crate::api::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest, WorkspaceView};
 use crate::api::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse};
 use crate::api::ErrorBody;
 use crate::db::jobs::Job;
@@ -309,6 +310,38 @@ impl Client {
         self.delete(&format!("/templates/{name}")).await
     }
 
+    // Workspaces.
+
+    pub async fn create_workspace(&self, req: &CreateWorkspaceRequest) -> ClientResult<WorkspaceView> {
+        self.post("/workspaces", req).await
+    }
+
+    pub async fn workspaces(&self, all: bool, search: &str) -> ClientResult<Vec<WorkspaceView>> {
+        let req = self.request(Method::GET, "/workspaces").query(&[("all", all.to_string()), ("search", search.to_string())]);
+        self.json(req).await
+    }
+
+    /// `name` is `NAME` (yours) or `OWNER/NAME`.
+    pub async fn workspace(&self, name: &str) -> ClientResult<WorkspaceView> {
+        self.get(&format!("/workspaces/{}", owner_path(name))).await
+    }
+
+    pub async fn build_workspace(&self, name: &str, req: &BuildRequest) -> ClientResult<BuildView> {
+        self.post(&format!("/workspaces/{}/builds", owner_path(name)), req).await
+    }
+
+    pub async fn workspace_builds(&self, name: &str) -> ClientResult<Vec<BuildView>> {
+        self.get(&format!("/workspaces/{}/builds", owner_path(name))).await
+    }
+
+    pub async fn set_favorite(&self, name: &str, favorite: bool) -> ClientResult<()> {
+        self.send(self.request(Method::PUT, &format!("/workspaces/{}/favorite", owner_path(name))).json(&FavoriteRequest { favorite })).await.map(|_| ())
+    }
+
+    pub async fn cancel_build(&self, build_id: &str) -> ClientResult<BuildView> {
+        self.put(&format!("/workspacebuilds/{build_id}/cancel"), &serde_json::json!({})).await
+    }
+
     // Jobs.
 
     pub async fn job(&self, id: &str) -> ClientResult<Job> {
@@ -337,5 +370,13 @@ impl Client {
                 return Ok(page.job);
             }
         }
+    }
+}
+
+/// `alice/dev` → `alice/dev`; `dev` → `me/dev`.
+fn owner_path(name: &str) -> String {
+    match name.split_once('/') {
+        Some((owner, ws)) => format!("{owner}/{ws}"),
+        None => format!("me/{name}"),
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::api::{self, AppState};
 use crate::db::Database;
+use crate::provisioner::queue::Runner;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,16 +43,46 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (job_updates, _) = tokio::sync::broadcast::channel(1024);
     let state = AppState {
-        db,
-        config: Arc::new(config),
+        db: db.clone(),
+        config: Arc::new(config.clone()),
         jobs_available: Arc::new(tokio::sync::Notify::new()),
-        job_updates,
+        job_updates: job_updates.clone(),
+    };
+    let runner = Runner::new(db, config.access_url.clone(), config.data_dir.clone(), &config.hangar_binary, job_updates);
+    let recovered = runner.recover_leftovers().await?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "failed the jobs of a provisioner that died, keeping their state");
+    }
+    let stop_workers = tokio_util::sync::CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..config.provisioners {
+        workers.push(tokio::spawn(runner.clone().work(state.jobs_available.clone(), stop_workers.clone())));
+    }
+    let reaper = {
+        let (runner, stop) = (runner.clone(), stop_workers.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::provisioner::queue::HEARTBEAT) => {}
+                    _ = stop.cancelled() => return,
+                }
+                if let Err(e) = runner.reap().await {
+                    tracing::warn!(error = format!("{e:#}"), "reaping stale jobs");
+                }
+            }
+        })
     };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    // Running builds finish their terraform run rather than leave half-applied state.
+    stop_workers.cancel();
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = reaper.await;
     state.db.close().await;
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod session;
 pub mod templates;
 pub mod tokens;
 pub mod users;
+pub mod workspaces;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,51 @@ pub enum Command {
     /// Manage templates.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Create a workspace from a template.
+    Create(workspaces::CreateArgs),
+    /// Show a workspace, its resources and agents.
+    Show {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
+    /// List workspaces.
+    #[command(alias = "ls")]
+    List(workspaces::ListArgs),
+    /// Start a workspace.
+    Start(workspaces::NameArgs),
+    /// Stop a workspace: ephemeral resources are destroyed, persistent ones kept.
+    Stop(workspaces::NameArgs),
+    /// Stop, then start a workspace.
+    Restart(workspaces::NameArgs),
+    /// Move a workspace to its template's active version.
+    Update(workspaces::NameArgs),
+    /// Delete a workspace and every resource it has.
+    Delete {
+        #[command(flatten)]
+        args: workspaces::NameArgs,
+        /// Forget the resources instead of destroying them.
+        #[arg(long)]
+        orphan: bool,
+    },
+    /// Show a build's logs.
+    Logs {
+        name: String,
+        #[arg(long)]
+        build: Option<i64>,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// A workspace's build history.
+    Builds {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
+    /// Pin a workspace to the top of `hangar list`.
+    Favorite { name: String },
+    /// Unpin a workspace.
+    Unfavorite { name: String },
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
@@ -80,6 +126,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => users::run(cmd).await,
         Command::Tokens(cmd) => tokens::run(cmd).await,
         Command::Templates(cmd) => templates::run(cmd).await,
+        Command::Create(args) => workspaces::create(args).await,
+        Command::Show { name, output } => workspaces::show(&name, output).await,
+        Command::List(args) => workspaces::list(args).await,
+        Command::Start(args) => workspaces::transition(args, crate::model::Transition::Start, false).await,
+        Command::Stop(args) => workspaces::transition(args, crate::model::Transition::Stop, false).await,
+        Command::Restart(args) => workspaces::restart(args).await,
+        Command::Update(args) => workspaces::update(args).await,
+        Command::Delete { args, orphan } => workspaces::transition(args, crate::model::Transition::Delete, orphan).await,
+        Command::Logs { name, build, follow } => workspaces::logs(&name, build, follow).await,
+        Command::Builds { name, output } => workspaces::builds(&name, output).await,
+        Command::Favorite { name } => {
+            session::client()?.set_favorite(&name, true).await?;
+            println!("{name} is a favorite.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unfavorite { name } => {
+            session::client()?.set_favorite(&name, false).await?;
+            println!("{name} is no longer a favorite.");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Provider(ProviderCommand::Install { dir }) => {
             let binary = std::env::current_exe()?;
             crate::provider::mirror::install(&dir, &binary)?;

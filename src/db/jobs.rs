@@ -222,3 +222,19 @@ impl Database {
             .collect()
     }
 }
+
+impl Database {
+    /// Fails a job whatever worker held it: its process is known to be dead.
+    pub async fn fail_lost_job(&self, id: &str, error: &str) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = 'lost', error = $1, completed_at = $2, updated_at = $2 WHERE id = $3 AND status IN ('running', 'canceling')",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}

@@ -288,7 +288,7 @@ impl StateResource {
         PROVIDER_PREFIXES.iter().any(|p| self.type_.starts_with(p))
     }
 
-    fn attr_str(&self, name: &str) -> Option<String> {
+    pub fn attr_str(&self, name: &str) -> Option<String> {
         match &self.attributes[name] {
             Value::String(s) => Some(s.clone()),
             Value::Null => None,

@@ -1,5 +1,7 @@
 //! The build runner: work dirs, terraform, and classification of what a build made.
 
 pub mod classify;
+pub mod jobs;
+pub mod queue;
 pub mod terraform;
 pub mod workdir;

@@ -1,0 +1,385 @@
+//! `hangar create|show|list|start|stop|restart|update|delete|logs|builds|favorite`,
+//! named and flagged as in Coder's CLI.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::output::{self, Format};
+use super::session;
+use crate::api::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
+use crate::client::Client;
+use crate::model::parameter::Parameter;
+use crate::model::{JobStatus, Transition};
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: Option<String>,
+    #[arg(short = 't', long)]
+    pub template: String,
+    #[arg(long)]
+    pub template_version: Option<String>,
+    /// name=value; repeatable.
+    #[arg(long = "parameter")]
+    pub parameters: Vec<String>,
+    /// A YAML file of name: value.
+    #[arg(long)]
+    pub rich_parameter_file: Option<PathBuf>,
+    /// Use this value when a parameter would be prompted for.
+    #[arg(long = "parameter-default")]
+    pub parameter_defaults: Vec<String>,
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Return once the build is queued.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every user's workspaces (owners and template-admins).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    #[arg(long, default_value = "")]
+    pub search: String,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long = "parameter")]
+    pub parameters: Vec<String>,
+}
+
+fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("{what} {p:?} must look like name=value"))
+        })
+        .collect()
+}
+
+/// Parameter values from flags and the YAML file (flags win).
+fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    if let Some(file) = &args.rich_parameter_file {
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        let yaml: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a YAML map of name: value: {e}", file.display()))?;
+        for (k, v) in yaml {
+            let text = match v {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Sequence(_) => serde_json::to_string(&v)?,
+                other => serde_yaml::to_string(&other)?.trim().to_string(),
+            };
+            values.insert(k, text);
+        }
+    }
+    values.extend(parse_pairs(&args.parameters, "--parameter")?);
+    Ok(values)
+}
+
+/// Asks for every required parameter that has no value yet, re-asking on invalid input.
+fn prompt_missing(params: &[Parameter], values: &mut BTreeMap<String, String>, defaults: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    for p in params {
+        if values.contains_key(&p.name) {
+            continue;
+        }
+        if let Some(d) = defaults.get(&p.name) {
+            values.insert(p.name.clone(), d.clone());
+            continue;
+        }
+        if !p.required() {
+            continue;
+        }
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "parameter {:?} is required and there is no terminal to ask on: pass --parameter {}=<value> (or --rich-parameter-file){}",
+                p.name,
+                p.name,
+                if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) }
+            );
+        }
+        eprintln!("\n{}{}", if p.display_name.is_empty() { &p.name } else { &p.display_name }, if p.description.is_empty() { String::new() } else { format!(": {}", p.description) });
+        for o in &p.options {
+            eprintln!("  - {} ({})", o.value, o.name);
+        }
+        loop {
+            let answer = output::prompt(&format!("{} ({}): ", p.name, p.kind.as_str()), false)?;
+            match p.check(&answer, None) {
+                Ok(()) => {
+                    values.insert(p.name.clone(), answer);
+                    break;
+                }
+                Err(e) => eprintln!("{e}; try again"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None if std::io::stdin().is_terminal() => output::prompt("Workspace name: ", false)?,
+        None => anyhow::bail!("a workspace name is needed: `hangar create --template={} NAME`", args.template),
+    };
+    let version = match &args.template_version {
+        Some(v) => client.template_version(&args.template, v).await?,
+        None => {
+            let t = client.template(&args.template).await?;
+            let active = t.active_version.ok_or_else(|| anyhow::anyhow!("template {:?} has no active version yet: see `hangar templates versions list {}`", t.name, t.name))?;
+            client.template_version(&args.template, &active).await?
+        }
+    };
+    let mut values = given_parameters(&args)?;
+    prompt_missing(&version.parameters, &mut values, &parse_pairs(&args.parameter_defaults, "--parameter-default")?)?;
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: name.clone(),
+            template: args.template.clone(),
+            template_version: args.template_version.clone(),
+            parameters: values,
+            require_external: false,
+        })
+        .await?;
+    println!("Creating workspace {} from {}@{}…", ws.name, ws.template, ws.template_version);
+    if args.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    finish(&client, &ws.name, &ws.latest_build).await
+}
+
+/// Follows a build to its end, printing progress; non-zero exit when it failed.
+pub async fn finish(client: &Client, name: &str, build: &BuildView) -> anyhow::Result<ExitCode> {
+    let mut stage = String::new();
+    let job = client
+        .follow_job(&build.job.id, |line| {
+            if line.stage != stage {
+                stage = line.stage.clone();
+                eprintln!("==> {}", stage);
+            }
+            if line.level == "error" || line.level == "warn" || std::env::var_os("HANGAR_VERBOSE").is_some() {
+                eprintln!("    {}", line.text);
+            }
+        })
+        .await?;
+    let secs = job.completed_at.unwrap_or(0).saturating_sub(job.started_at.unwrap_or(0)) as f64 / 1000.0;
+    match job.status {
+        JobStatus::Succeeded => {
+            let ws = client.workspace(name).await?;
+            println!("Workspace {} is {} ({:.1}s). See it with `hangar show {}`.", ws.name, ws.status, secs, ws.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        status => {
+            eprintln!("The {} build of {name} {status}: {}", build.transition, job.error.unwrap_or_default());
+            eprintln!("Full logs: `hangar logs {name}`.");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn transition(args: NameArgs, transition: Transition, orphan: bool) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    if transition == Transition::Delete && !args.yes && std::io::stdin().is_terminal() {
+        let answer = output::prompt(&format!("Delete workspace {}{}? [y/N] ", args.name, if orphan { " (orphan: resources are left in place)" } else { "" }), false)?;
+        if !answer.eq_ignore_ascii_case("y") && !answer.eq_ignore_ascii_case("yes") {
+            println!("Not deleted.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let build = client
+        .build_workspace(&args.name, &BuildRequest { transition: Some(transition), parameters: parse_pairs(&args.parameters, "--parameter")?, orphan, ..Default::default() })
+        .await?;
+    println!("{} {} (build #{})…", verb(transition), args.name, build.number);
+    if args.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if transition == Transition::Delete {
+        let job = client.follow_job(&build.job.id, |_| {}).await?;
+        return if job.status == JobStatus::Succeeded {
+            println!("Workspace {} deleted.", args.name);
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("Deleting {} {}: {}\nNothing was forgotten: fix the cause and delete again, or `hangar delete {} --orphan` to forget its resources.", args.name, job.status, job.error.unwrap_or_default(), args.name);
+            Ok(ExitCode::FAILURE)
+        };
+    }
+    finish(&client, &args.name, &build).await
+}
+
+fn verb(t: Transition) -> &'static str {
+    match t {
+        Transition::Start => "Starting",
+        Transition::Stop => "Stopping",
+        Transition::Delete => "Deleting",
+    }
+}
+
+pub async fn restart(args: NameArgs) -> anyhow::Result<ExitCode> {
+    let code = transition(NameArgs { parameters: vec![], ..clone_args(&args) }, Transition::Stop, false).await?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    transition(args, Transition::Start, false).await
+}
+
+fn clone_args(a: &NameArgs) -> NameArgs {
+    NameArgs { name: a.name.clone(), yes: a.yes, no_wait: false, parameters: a.parameters.clone() }
+}
+
+pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let ws = client.workspace(&args.name).await?;
+    if !ws.outdated {
+        println!("Workspace isn't outdated!");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let active = ws.active_version.clone().unwrap_or_default();
+    let version = client.template_version(&ws.template, &active).await?;
+    let mut values = parse_pairs(&args.parameters, "--parameter")?;
+    // Ask only for parameters that are new in this version.
+    let new: Vec<Parameter> = version.parameters.iter().filter(|p| !ws.latest_build.parameters.contains_key(&p.name)).cloned().collect();
+    prompt_missing(&new, &mut values, &BTreeMap::new())?;
+    if ws.status == crate::model::WorkspaceStatus::Running {
+        let code = transition(NameArgs { parameters: vec![], ..clone_args(&args) }, Transition::Stop, false).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    let build = client
+        .build_workspace(&args.name, &BuildRequest { transition: Some(Transition::Start), template_version: Some(active.clone()), parameters: values, orphan: false })
+        .await?;
+    println!("Updating {} to {}@{active} (build #{})…", args.name, ws.template, build.number);
+    finish(&client, &args.name, &build).await
+}
+
+pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let list = client.workspaces(args.all, &args.search).await?;
+    print_list(&list, args.output)
+}
+
+pub fn print_list(list: &[WorkspaceView], format: Format) -> anyhow::Result<ExitCode> {
+    match format {
+        Format::Json => output::json(&list)?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|w| {
+                    vec![
+                        format!("{}{}/{}", if w.favorite { "★ " } else { "" }, w.owner, w.name),
+                        w.template.clone(),
+                        w.status.to_string(),
+                        if w.status == crate::model::WorkspaceStatus::Running { w.healthy.to_string() } else { String::new() },
+                        output::ago(w.latest_build.created_at),
+                        w.template_version.clone(),
+                        w.outdated.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["WORKSPACE", "TEMPLATE", "STATUS", "HEALTHY", "LAST BUILT", "CURRENT VERSION", "OUTDATED"], &rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(name: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let ws = client.workspace(name).await?;
+    if format == Format::Json {
+        output::json(&ws)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_show(&ws));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workspace and its resources as a tree.
+pub fn render_show(ws: &WorkspaceView) -> String {
+    let mut out = format!(
+        "{}/{}  {}{}\ntemplate {}@{}{}  build #{} ({} {})\n",
+        ws.owner,
+        ws.name,
+        ws.status,
+        if ws.status == crate::model::WorkspaceStatus::Running { if ws.healthy { " (healthy)" } else { " (unhealthy)" } } else { "" },
+        ws.template,
+        ws.template_version,
+        if ws.outdated { format!(" (outdated: {} is active)", ws.active_version.clone().unwrap_or_default()) } else { String::new() },
+        ws.latest_build.number,
+        ws.latest_build.transition,
+        ws.latest_build.status,
+    );
+    if let Some(err) = &ws.latest_build.job.error {
+        out.push_str(&format!("error: {err}\n"));
+    }
+    out.push_str("\nRESOURCE                                   KIND           LIFETIME\n");
+    for r in &ws.resources {
+        if r.resource.hide {
+            continue;
+        }
+        out.push_str(&format!("{:<42} {:<14} {}\n", r.resource.address, r.resource.kind, r.resource.lifetime));
+        for item in &r.metadata_items {
+            out.push_str(&format!("│   {}: {}\n", item["key"].as_str().unwrap_or_default(), item["value"].as_str().unwrap_or("")));
+        }
+        for a in &r.agents {
+            out.push_str(&format!("└── agent {} ({}/{}): {}, {}{}\n", a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle, if a.healthy { ", healthy" } else { "" }));
+        }
+    }
+    for a in &ws.external_agents {
+        out.push_str(&format!("external agent {} ({}/{}): {}, {}\n", a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle));
+    }
+    if ws.daily_cost > 0 {
+        out.push_str(&format!("\ndaily cost: {}\n", ws.daily_cost));
+    }
+    out
+}
+
+pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let builds = client.workspace_builds(name).await?;
+    let b = match build {
+        Some(n) => builds.iter().find(|b| b.number == n).ok_or_else(|| anyhow::anyhow!("{name} has no build #{n}: see `hangar builds {name}`"))?,
+        None => builds.first().ok_or_else(|| anyhow::anyhow!("{name} has no builds"))?,
+    };
+    let print = |l: &crate::db::jobs::JobLog| println!("[{}] {:<5} {}", l.stage, l.level, l.text);
+    if follow {
+        client.follow_job(&b.job.id, print).await?;
+    } else {
+        for l in client.job_logs(&b.job.id, 0, false).await?.logs {
+            print(&l);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn builds(name: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let builds = client.workspace_builds(name).await?;
+    match format {
+        Format::Json => output::json(&builds)?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = builds
+                .iter()
+                .map(|b| {
+                    let secs = b.job.completed_at.zip(b.job.started_at).map(|(c, s)| format!("{:.1}s", (c - s) as f64 / 1000.0)).unwrap_or_default();
+                    vec![format!("#{}", b.number), b.transition.to_string(), b.status.to_string(), b.initiator.clone(), b.template_version.clone(), secs, output::ago(b.created_at)]
+                })
+                .collect();
+            output::table(&["BUILD", "TRANSITION", "STATUS", "INITIATOR", "VERSION", "DURATION", "CREATED"], &rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

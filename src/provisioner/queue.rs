@@ -1,0 +1,231 @@
+//! The job loop: claim, heartbeat, cancel, finish; the reaper; and crash recovery of
+//! work dirs a dead process left behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::terraform::{LogLine, Terraform, TerraformEnv};
+use super::{jobs, workdir};
+use crate::db::jobs::{Completion, Job, JobLog};
+use crate::db::Database;
+use crate::model::{JobStatus, now_ms};
+
+/// How often a running job proves its worker is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+/// A running job silent for this long has lost its worker.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Everything a worker needs to run jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    pub db: Database,
+    pub access_url: String,
+    pub data_dir: PathBuf,
+    pub terraform: Result<Terraform, String>,
+    pub worker_id: String,
+    pub job_updates: tokio::sync::broadcast::Sender<String>,
+}
+
+/// What one `try_execute` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed(JobStatus),
+    EmptyQueue,
+}
+
+/// A job's result before it is stored.
+pub struct JobResult {
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+}
+
+impl JobResult {
+    pub fn ok() -> JobResult {
+        JobResult { status: JobStatus::Succeeded, error: None, error_code: None }
+    }
+    pub fn failed(code: &str, error: impl Into<String>) -> JobResult {
+        let status = if code == "canceled" { JobStatus::Canceled } else { JobStatus::Failed };
+        JobResult { status, error: Some(error.into()), error_code: Some(code.to_string()) }
+    }
+}
+
+impl Runner {
+    pub fn new(db: Database, access_url: String, data_dir: PathBuf, hangar_binary: &std::path::Path, job_updates: tokio::sync::broadcast::Sender<String>) -> Runner {
+        // A missing terraform is reported on every job that needs it, not at start: the
+        // server stays usable for everything else.
+        let terraform = Terraform::locate()
+            .and_then(|tf| Ok(tf.with_env(TerraformEnv::setup(&data_dir.join("terraform"), hangar_binary)?)))
+            .map_err(|e| e.to_string());
+        Runner { db, access_url, data_dir, terraform, worker_id: format!("{}-{}", hostname(), crate::model::new_id()), job_updates }
+    }
+
+    pub fn work_root(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+
+    /// Claims and runs one job; returns at once when none is pending.
+    pub async fn try_execute(&self) -> anyhow::Result<Outcome> {
+        let Some(job) = self.db.claim_job(&self.worker_id).await.context("claiming a job")? else {
+            return Ok(Outcome::EmptyQueue);
+        };
+        let _ = self.job_updates.send(job.id.clone());
+        let cancel = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(self.db.clone(), job.id.clone(), self.worker_id.clone(), cancel.clone()));
+        let (logs, writer) = log_writer(self.db.clone(), job.id.clone(), self.job_updates.clone());
+        let mut timings = serde_json::Map::new();
+        let started = Instant::now();
+        let result = jobs::execute(self, &job, &logs, &cancel, &mut timings).await;
+        timings.insert("total_ms".into(), (started.elapsed().as_millis() as u64).into());
+        heartbeat.abort();
+        drop(logs);
+        let _ = writer.await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => JobResult::failed("internal", format!("{e:#}")),
+        };
+        let timings = serde_json::Value::Object(timings).to_string();
+        self.db
+            .complete_job(&job.id, &self.worker_id, &Completion {
+                status: result.status,
+                error: result.error.as_deref(),
+                error_code: result.error_code.as_deref(),
+                timings: &timings,
+            })
+            .await
+            .context("finishing a job")?;
+        let _ = self.job_updates.send(job.id.clone());
+        Ok(Outcome::Completed(result.status))
+    }
+
+    /// Runs jobs until `shutdown`; sleeps only while the queue is empty.
+    pub async fn work(self, wake: Arc<tokio::sync::Notify>, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match self.try_execute().await {
+                Ok(Outcome::Completed(_)) => continue,
+                Ok(Outcome::EmptyQueue) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "provisioner"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// At start: a work dir left in our work root belongs to a process that died
+    /// mid-job (this data dir has one server). Fail those jobs, keep the state terraform
+    /// wrote, then wipe the dirs (they hold secrets).
+    pub async fn recover_leftovers(&self) -> anyhow::Result<usize> {
+        let root = self.work_root();
+        let mut recovered = 0;
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let Some(job_id) = name.get(..36) else { continue };
+                if let Some(job) = self.db.get_job(job_id).await? {
+                    if self.recover(&job).await? {
+                        recovered += 1;
+                    }
+                }
+            }
+        }
+        workdir::wipe_leftovers(&root).context("wiping leftover work dirs")?;
+        Ok(recovered)
+    }
+
+    /// Saves the state in a dead job's work dir into its build and fails the job.
+    async fn recover(&self, job: &Job) -> anyhow::Result<bool> {
+        if let Some(dir) = workdir::find_leftover(&self.work_root(), &job.id) {
+            if let Some(state) = workdir::read_leftover_state(&dir) {
+                if let Some(build) = self.db.get_build_by_job(&job.id).await? {
+                    self.db.set_build_state(&build.build.id, &state).await?;
+                }
+            }
+        }
+        let failed = self
+            .db
+            .fail_lost_job(&job.id, "the provisioner running this build died (crash, kill or power loss); the state terraform had written was recovered, so the next build manages every resource that exists")
+            .await?;
+        let _ = self.job_updates.send(job.id.clone());
+        Ok(failed)
+    }
+
+    /// Fails jobs whose worker went silent (a provisioner on another machine died).
+    pub async fn reap(&self) -> anyhow::Result<usize> {
+        let stale = self.db.reap_stale_jobs(now_ms() - STALE_AFTER.as_millis() as i64).await?;
+        for job in &stale {
+            let _ = self.recover(job).await;
+        }
+        Ok(stale.len())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "hangar".into())
+}
+
+async fn heartbeat(db: Database, job_id: String, worker_id: String, cancel: CancellationToken) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        match db.heartbeat_job(&job_id, &worker_id).await {
+            Ok(Some(JobStatus::Canceling)) | Ok(None) => cancel.cancel(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "job heartbeat"),
+        }
+    }
+}
+
+/// Log lines flow through a channel to one writer that stores them in batches and tells
+/// followers; the job itself never waits on the database for a log line.
+fn log_writer(db: Database, job_id: String, updates: tokio::sync::broadcast::Sender<String>) -> (LogSender, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::new();
+        loop {
+            let first = rx.recv().await;
+            let done = first.is_none();
+            batch.extend(first);
+            while let Ok(line) = rx.try_recv() {
+                batch.push(line);
+            }
+            if !batch.is_empty() {
+                let rows: Vec<JobLog> = batch
+                    .drain(..)
+                    .map(|l| JobLog { id: 0, at: l.at_ms, stage: l.stage.as_str().into(), level: l.level.as_str().into(), text: l.text })
+                    .collect();
+                if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
+                    tracing::error!(error = %e, "storing job logs");
+                }
+                let _ = updates.send(job_id.clone());
+            }
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (LogSender(tx), handle)
+}
+
+#[derive(Clone)]
+pub struct LogSender(tokio::sync::mpsc::UnboundedSender<LogLine>);
+
+impl LogSender {
+    pub fn send(&self, line: LogLine) {
+        let _ = self.0.send(line);
+    }
+
+    /// A line of Hangar's own (not terraform's).
+    pub fn info(&self, stage: super::terraform::Stage, text: impl Into<String>) {
+        self.send(LogLine { stage, level: super::terraform::LogLevel::Info, text: text.into(), at_ms: now_ms() });
+    }
+}
