@@ -10,8 +10,10 @@ use serde::Serialize;
 use crate::api::jobs::LogsPage;
 use crate::api::templates::{ActivateRequest, TemplateView, VersionView};
 use crate::api::tokens::{CreateTokenRequest, CreatedToken};
-use crate::api::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest, WorkspaceView};
 use crate::api::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse};
+use crate::api::workspaces::{
+    BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest, WorkspaceView,
+};
 use crate::api::ErrorBody;
 use crate::db::jobs::Job;
 use crate::db::tokens::ApiToken;
@@ -312,12 +314,17 @@ impl Client {
 
     // Workspaces.
 
-    pub async fn create_workspace(&self, req: &CreateWorkspaceRequest) -> ClientResult<WorkspaceView> {
+    pub async fn create_workspace(
+        &self,
+        req: &CreateWorkspaceRequest,
+    ) -> ClientResult<WorkspaceView> {
         self.post("/workspaces", req).await
     }
 
     pub async fn workspaces(&self, all: bool, search: &str) -> ClientResult<Vec<WorkspaceView>> {
-        let req = self.request(Method::GET, "/workspaces").query(&[("all", all.to_string()), ("search", search.to_string())]);
+        let req = self
+            .request(Method::GET, "/workspaces")
+            .query(&[("all", all.to_string()), ("search", search.to_string())]);
         self.json(req).await
     }
 
@@ -327,19 +334,33 @@ impl Client {
     }
 
     pub async fn build_workspace(&self, name: &str, req: &BuildRequest) -> ClientResult<BuildView> {
-        self.post(&format!("/workspaces/{}/builds", owner_path(name)), req).await
+        self.post(&format!("/workspaces/{}/builds", owner_path(name)), req)
+            .await
     }
 
     pub async fn workspace_builds(&self, name: &str) -> ClientResult<Vec<BuildView>> {
-        self.get(&format!("/workspaces/{}/builds", owner_path(name))).await
+        self.get(&format!("/workspaces/{}/builds", owner_path(name)))
+            .await
     }
 
     pub async fn set_favorite(&self, name: &str, favorite: bool) -> ClientResult<()> {
-        self.send(self.request(Method::PUT, &format!("/workspaces/{}/favorite", owner_path(name))).json(&FavoriteRequest { favorite })).await.map(|_| ())
+        self.send(
+            self.request(
+                Method::PUT,
+                &format!("/workspaces/{}/favorite", owner_path(name)),
+            )
+            .json(&FavoriteRequest { favorite }),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn cancel_build(&self, build_id: &str) -> ClientResult<BuildView> {
-        self.put(&format!("/workspacebuilds/{build_id}/cancel"), &serde_json::json!({})).await
+        self.put(
+            &format!("/workspacebuilds/{build_id}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     // Jobs.

@@ -48,15 +48,28 @@ pub async fn serve(
         jobs_available: Arc::new(tokio::sync::Notify::new()),
         job_updates: job_updates.clone(),
     };
-    let runner = Runner::new(db, config.access_url.clone(), config.data_dir.clone(), &config.hangar_binary, job_updates);
+    let runner = Runner::new(
+        db,
+        config.access_url.clone(),
+        config.data_dir.clone(),
+        &config.hangar_binary,
+        job_updates,
+    );
     let recovered = runner.recover_leftovers().await?;
     if recovered > 0 {
-        tracing::warn!(recovered, "failed the jobs of a provisioner that died, keeping their state");
+        tracing::warn!(
+            recovered,
+            "failed the jobs of a provisioner that died, keeping their state"
+        );
     }
     let stop_workers = tokio_util::sync::CancellationToken::new();
     let mut workers = Vec::new();
     for _ in 0..config.provisioners {
-        workers.push(tokio::spawn(runner.clone().work(state.jobs_available.clone(), stop_workers.clone())));
+        workers.push(tokio::spawn(
+            runner
+                .clone()
+                .work(state.jobs_available.clone(), stop_workers.clone()),
+        ));
     }
     let reaper = {
         let (runner, stop) = (runner.clone(), stop_workers.clone());

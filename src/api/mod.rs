@@ -72,10 +72,19 @@ pub fn router(state: AppState) -> Router {
             "/templates/:name/versions/:version/archive",
             get(templates::archive),
         )
-        .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route(
+            "/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
         .route("/workspaces/:owner/:name", get(workspaces::get))
-        .route("/workspaces/:owner/:name/builds", get(workspaces::builds).post(workspaces::build))
-        .route("/workspaces/:owner/:name/favorite", put(workspaces::favorite))
+        .route(
+            "/workspaces/:owner/:name/builds",
+            get(workspaces::builds).post(workspaces::build),
+        )
+        .route(
+            "/workspaces/:owner/:name/favorite",
+            put(workspaces::favorite),
+        )
         .route("/workspacebuilds/:id", get(workspaces::get_build))
         .route("/workspacebuilds/:id/cancel", put(workspaces::cancel_build))
         .route("/jobs/:id", get(jobs::get))

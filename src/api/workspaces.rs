@@ -101,37 +101,77 @@ pub struct WorkspaceView {
 }
 
 /// Resolves `owner` ("me" or a username) and the workspace, enforcing who may see it.
-pub async fn find_workspace(state: &AppState, auth: &Auth, owner: &str, name: &str) -> ApiResult<(Workspace, User)> {
-    let not_found = || ApiError::NotFound(format!("no workspace {name:?}{}: see `hangar list`", if owner == "me" { String::new() } else { format!(" of {owner}") }));
+pub async fn find_workspace(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+) -> ApiResult<(Workspace, User)> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no workspace {name:?}{}: see `hangar list`",
+            if owner == "me" {
+                String::new()
+            } else {
+                format!(" of {owner}")
+            }
+        ))
+    };
     let owner_user = if owner == "me" || owner == auth.user.username {
         auth.user.clone()
     } else {
         if !auth.user.role.sees_all_workspaces() {
             return Err(not_found());
         }
-        state.db.get_user_by_name(owner).await?.ok_or_else(not_found)?
+        state
+            .db
+            .get_user_by_name(owner)
+            .await?
+            .ok_or_else(not_found)?
     };
-    let ws = state.db.get_workspace_by_name(&owner_user.id, name).await?.ok_or_else(not_found)?;
+    let ws = state
+        .db
+        .get_workspace_by_name(&owner_user.id, name)
+        .await?
+        .ok_or_else(not_found)?;
     Ok((ws, owner_user))
 }
 
 fn parameter_errors(problems: Vec<crate::model::parameter::ParamProblem>) -> ApiError {
-    let message = problems.iter().map(|p| p.detail.clone()).collect::<Vec<_>>().join("; ");
+    let message = problems
+        .iter()
+        .map(|p| p.detail.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
     ApiError::Validation {
         message,
-        validations: problems.into_iter().map(|p| FieldError { field: format!("parameter.{}", p.name), detail: p.detail }).collect(),
+        validations: problems
+            .into_iter()
+            .map(|p| FieldError {
+                field: format!("parameter.{}", p.name),
+                detail: p.detail,
+            })
+            .collect(),
     }
 }
 
 /// A version that can run builds: its import must have succeeded.
-async fn usable_version(state: &AppState, template: &Template, version: Option<&str>) -> ApiResult<TemplateVersion> {
+async fn usable_version(
+    state: &AppState,
+    template: &Template,
+    version: Option<&str>,
+) -> ApiResult<TemplateVersion> {
     let v = match version {
         Some(name) if name != "active" => version_by_name(state, template, name).await?,
         _ => {
             let id = template.active_version_id.as_deref().ok_or_else(|| {
                 ApiError::Conflict(format!("template {:?} has no active version yet (its import may still be running or may have failed): see `hangar templates versions list {}`", template.name, template.name))
             })?;
-            state.db.get_template_version(id).await?.ok_or_else(|| ApiError::NotFound("the active version is gone".into()))?
+            state
+                .db
+                .get_template_version(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("the active version is gone".into()))?
         }
     };
     let job = match &v.job_id {
@@ -156,7 +196,11 @@ fn busy(state_name: &str) -> ApiError {
     ApiError::Conflict(format!("workspace {state_name:?} already has a build pending or running: wait for it (`hangar logs {state_name} --follow`) or cancel it"))
 }
 
-pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<CreateWorkspaceRequest>) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateWorkspaceRequest>,
+) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
     let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     let template = template_by_name(&state, &req.template).await?;
     let version = usable_version(&state, &template, req.template_version.as_deref()).await?;
@@ -168,8 +212,15 @@ pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<C
     }
     let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
     let values = resolve(&params, &req.parameters, None).map_err(parameter_errors)?;
-    if state.db.get_workspace_by_name(&auth.user.id, name.as_str()).await?.is_some() {
-        return Err(ApiError::Conflict(format!("you already have a workspace named {name:?}: pick another name or delete it first")));
+    if state
+        .db
+        .get_workspace_by_name(&auth.user.id, name.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "you already have a workspace named {name:?}: pick another name or delete it first"
+        )));
     }
     let ws = Workspace {
         id: new_id(),
@@ -192,14 +243,27 @@ pub async fn create(State(state): State<AppState>, auth: Auth, Json(req): Json<C
     match state.db.create_workspace(&ws, &first).await {
         Ok(_) => {}
         Err(QueueError::Db(e)) if crate::db::is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!("you already have a workspace named {name:?}")));
+            return Err(ApiError::Conflict(format!(
+                "you already have a workspace named {name:?}"
+            )));
         }
         Err(QueueError::Db(e)) => return Err(e.into()),
         Err(QueueError::Busy) => return Err(busy(&ws.name)),
     }
     state.jobs_available.notify_waiters();
-    state.db.audit(Some(&auth.user.id), "create_workspace", &ws.name, &template.name).await?;
-    Ok((StatusCode::CREATED, Json(workspace_view(&state, ws, &auth.user).await?)))
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "create_workspace",
+            &ws.name,
+            &template.name,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(workspace_view(&state, ws, &auth.user).await?),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,11 +274,23 @@ pub struct ListQuery {
     pub search: String,
 }
 
-pub async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<ListQuery>) -> ApiResult<Json<Vec<WorkspaceView>>> {
-    let owner = if q.all && auth.user.role.sees_all_workspaces() { None } else { Some(auth.user.id.as_str()) };
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<WorkspaceView>>> {
+    let owner = if q.all && auth.user.role.sees_all_workspaces() {
+        None
+    } else {
+        Some(auth.user.id.as_str())
+    };
     let mut out = Vec::new();
     for ws in state.db.list_workspaces(owner).await? {
-        let owner_user = state.db.get_user(&ws.owner_id).await?.ok_or_else(|| anyhow::anyhow!("workspace without owner"))?;
+        let owner_user = state
+            .db
+            .get_user(&ws.owner_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("workspace without owner"))?;
         let view = workspace_view(&state, ws, &owner_user).await?;
         if matches_search(&view, &q.search) {
             out.push(view);
@@ -225,29 +301,52 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Query(q): Query<Lis
 
 /// `name`, `owner:alice`, `template:local`, `status:running`, combined with spaces.
 fn matches_search(view: &WorkspaceView, search: &str) -> bool {
-    search.split_whitespace().all(|term| match term.split_once(':') {
-        Some(("owner", v)) => view.owner == v,
-        Some(("template", v)) => view.template == v,
-        Some(("status", v)) => view.status.as_str() == v,
-        Some(("name", v)) => view.name.contains(v),
-        _ => view.name.contains(term),
-    })
+    search
+        .split_whitespace()
+        .all(|term| match term.split_once(':') {
+            Some(("owner", v)) => view.owner == v,
+            Some(("template", v)) => view.template == v,
+            Some(("status", v)) => view.status.as_str() == v,
+            Some(("name", v)) => view.name.contains(v),
+            _ => view.name.contains(term),
+        })
 }
 
-pub async fn get(State(state): State<AppState>, auth: Auth, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<WorkspaceView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<WorkspaceView>> {
     let (ws, owner_user) = find_workspace(&state, &auth, &owner, &name).await?;
     Ok(Json(workspace_view(&state, ws, &owner_user).await?))
 }
 
-pub async fn build(State(state): State<AppState>, auth: Auth, Path((owner, name)): Path<(String, String)>, Json(req): Json<BuildRequest>) -> ApiResult<(StatusCode, Json<BuildView>)> {
+pub async fn build(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<BuildRequest>,
+) -> ApiResult<(StatusCode, Json<BuildView>)> {
     let (ws, owner_user) = find_workspace(&state, &auth, &owner, &name).await?;
     let transition = req.transition.unwrap_or(Transition::Start);
-    let latest = state.db.latest_build(&ws.id).await?.ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
+    let latest = state
+        .db
+        .latest_build(&ws.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
     if latest.workspace_status().is_busy() {
         return Err(busy(&ws.name));
     }
-    let template = state.db.get_template(&ws.template_id).await?.ok_or_else(|| anyhow::anyhow!("workspace template missing"))?;
-    let current = state.db.get_template_version(&latest.build.template_version_id).await?.ok_or_else(|| anyhow::anyhow!("build version missing"))?;
+    let template = state
+        .db
+        .get_template(&ws.template_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace template missing"))?;
+    let current = state
+        .db
+        .get_template_version(&latest.build.template_version_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build version missing"))?;
     if current.has_external_agent && transition != Transition::Delete && !req.orphan {
         return Err(ApiError::BadRequest(format!(
             "{:?} is an external workspace: Hangar does not run its machine, so it cannot {transition} it. Start or stop the agent on your machine instead (`hangar external-workspaces agent-instructions {}`)",
@@ -258,7 +357,8 @@ pub async fn build(State(state): State<AppState>, auth: Auth, Path((owner, name)
         None => current.clone(),
         Some(v) => usable_version(&state, &template, Some(v)).await?,
     };
-    let previous: BTreeMap<String, String> = serde_json::from_str(&latest.build.parameters).unwrap_or_default();
+    let previous: BTreeMap<String, String> =
+        serde_json::from_str(&latest.build.parameters).unwrap_or_default();
     let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
     let values = if transition == Transition::Start || !req.parameters.is_empty() {
         resolve(&params, &req.parameters, Some(&previous)).map_err(parameter_errors)?
@@ -281,12 +381,28 @@ pub async fn build(State(state): State<AppState>, auth: Auth, Path((owner, name)
         Err(QueueError::Db(e)) => return Err(e.into()),
     };
     state.jobs_available.notify_waiters();
-    state.db.audit(Some(&auth.user.id), &format!("workspace_{transition}"), &format!("{}/{}", owner_user.username, ws.name), "").await?;
-    let full = state.db.get_build(&build.id).await?.ok_or_else(|| anyhow::anyhow!("build vanished"))?;
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            &format!("workspace_{transition}"),
+            &format!("{}/{}", owner_user.username, ws.name),
+            "",
+        )
+        .await?;
+    let full = state
+        .db
+        .get_build(&build.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build vanished"))?;
     Ok((StatusCode::CREATED, Json(build_view(&state, full).await?)))
 }
 
-pub async fn builds(State(state): State<AppState>, auth: Auth, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<Vec<BuildView>>> {
+pub async fn builds(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<BuildView>>> {
     let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
     let mut out = Vec::new();
     for b in state.db.list_builds(&ws.id).await? {
@@ -300,42 +416,84 @@ pub struct FavoriteRequest {
     pub favorite: bool,
 }
 
-pub async fn favorite(State(state): State<AppState>, auth: Auth, Path((owner, name)): Path<(String, String)>, Json(req): Json<FavoriteRequest>) -> ApiResult<StatusCode> {
+pub async fn favorite(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<FavoriteRequest>,
+) -> ApiResult<StatusCode> {
     let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
-    state.db.set_workspace_favorite(&ws.id, req.favorite).await?;
+    state
+        .db
+        .set_workspace_favorite(&ws.id, req.favorite)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The build and the workspace it belongs to, if the caller may see it.
 async fn visible_build(state: &AppState, auth: &Auth, id: &str) -> ApiResult<BuildWithJob> {
-    let b = state.db.get_build(id).await?.ok_or_else(|| ApiError::NotFound(format!("no build {id:?}")))?;
-    let ws = state.db.get_workspace(&b.build.workspace_id).await?.ok_or_else(|| anyhow::anyhow!("build without workspace"))?;
+    let b = state
+        .db
+        .get_build(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no build {id:?}")))?;
+    let ws = state
+        .db
+        .get_workspace(&b.build.workspace_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build without workspace"))?;
     if ws.owner_id != auth.user.id && !auth.user.role.sees_all_workspaces() {
         return Err(ApiError::NotFound(format!("no build {id:?}")));
     }
     Ok(b)
 }
 
-pub async fn get_build(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<BuildView>> {
+pub async fn get_build(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BuildView>> {
     let b = visible_build(&state, &auth, &id).await?;
     Ok(Json(build_view(&state, b).await?))
 }
 
-pub async fn cancel_build(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<BuildView>> {
+pub async fn cancel_build(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BuildView>> {
     let b = visible_build(&state, &auth, &id).await?;
     if !state.db.cancel_job(&b.build.job_id).await? {
-        return Err(ApiError::Conflict(format!("build #{} already finished ({})", b.build.number, b.job_status)));
+        return Err(ApiError::Conflict(format!(
+            "build #{} already finished ({})",
+            b.build.number, b.job_status
+        )));
     }
     let _ = state.job_updates.send(b.build.job_id.clone());
-    state.db.audit(Some(&auth.user.id), "cancel_build", &b.build.id, "").await?;
+    state
+        .db
+        .audit(Some(&auth.user.id), "cancel_build", &b.build.id, "")
+        .await?;
     let b = visible_build(&state, &auth, &id).await?;
     Ok(Json(build_view(&state, b).await?))
 }
 
 pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildView> {
-    let job = state.db.get_job(&b.build.job_id).await?.ok_or_else(|| anyhow::anyhow!("build without job"))?;
-    let version = state.db.get_template_version(&b.build.template_version_id).await?;
-    let initiator = state.db.get_user(&b.build.initiator_id).await?.map(|u| u.username).unwrap_or_default();
+    let job = state
+        .db
+        .get_job(&b.build.job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build without job"))?;
+    let version = state
+        .db
+        .get_template_version(&b.build.template_version_id)
+        .await?;
+    let initiator = state
+        .db
+        .get_user(&b.build.initiator_id)
+        .await?
+        .map(|u| u.username)
+        .unwrap_or_default();
     let workspace_status = b.workspace_status();
     let b = b.build;
     Ok(BuildView {
@@ -357,13 +515,33 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
 pub fn agent_view(agent: Agent) -> AgentView {
     let status = crate::model::agent_status(&agent, now_ms());
     let healthy = status == "connected" && agent.lifecycle == "ready";
-    AgentView { agent, status: status.to_string(), healthy }
+    AgentView {
+        agent,
+        status: status.to_string(),
+        healthy,
+    }
 }
 
-pub async fn workspace_view(state: &AppState, ws: Workspace, owner: &User) -> ApiResult<WorkspaceView> {
-    let latest = state.db.latest_build(&ws.id).await?.ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
-    let template = state.db.get_template(&ws.template_id).await?.ok_or_else(|| anyhow::anyhow!("workspace template missing"))?;
-    let version = state.db.get_template_version(&latest.build.template_version_id).await?.ok_or_else(|| anyhow::anyhow!("build version missing"))?;
+pub async fn workspace_view(
+    state: &AppState,
+    ws: Workspace,
+    owner: &User,
+) -> ApiResult<WorkspaceView> {
+    let latest = state
+        .db
+        .latest_build(&ws.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
+    let template = state
+        .db
+        .get_template(&ws.template_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace template missing"))?;
+    let version = state
+        .db
+        .get_template_version(&latest.build.template_version_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build version missing"))?;
     let active_version = match &template.active_version_id {
         Some(id) => state.db.get_template_version(id).await?.map(|v| v.name),
         None => None,
@@ -374,13 +552,26 @@ pub async fn workspace_view(state: &AppState, ws: Workspace, owner: &User) -> Ap
     let mut views = Vec::new();
     let mut daily_cost = 0;
     for r in resources {
-        let mine: Vec<AgentView> = agents.iter().filter(|a| a.host_address.as_deref() == Some(r.address.as_str())).cloned().map(agent_view).collect();
+        let mine: Vec<AgentView> = agents
+            .iter()
+            .filter(|a| a.host_address.as_deref() == Some(r.address.as_str()))
+            .cloned()
+            .map(agent_view)
+            .collect();
         agents.retain(|a| a.host_address.as_deref() != Some(r.address.as_str()));
         daily_cost += r.daily_cost;
-        views.push(ResourceView { metadata_items: serde_json::from_str(&r.metadata).unwrap_or_default(), resource: r, agents: mine });
+        views.push(ResourceView {
+            metadata_items: serde_json::from_str(&r.metadata).unwrap_or_default(),
+            resource: r,
+            agents: mine,
+        });
     }
     let external_agents: Vec<AgentView> = agents.into_iter().map(agent_view).collect();
-    let all_agents: Vec<&AgentView> = views.iter().flat_map(|r| r.agents.iter()).chain(external_agents.iter()).collect();
+    let all_agents: Vec<&AgentView> = views
+        .iter()
+        .flat_map(|r| r.agents.iter())
+        .chain(external_agents.iter())
+        .collect();
     let healthy = status == WorkspaceStatus::Running && all_agents.iter().all(|a| a.healthy);
     Ok(WorkspaceView {
         id: ws.id,
@@ -389,7 +580,10 @@ pub async fn workspace_view(state: &AppState, ws: Workspace, owner: &User) -> Ap
         owner_id: owner.id.clone(),
         template: template.name,
         template_id: template.id,
-        outdated: template.active_version_id.as_deref().is_some_and(|a| a != version.id),
+        outdated: template
+            .active_version_id
+            .as_deref()
+            .is_some_and(|a| a != version.id),
         template_version: version.name,
         active_version,
         status,

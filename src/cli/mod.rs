@@ -129,12 +129,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => workspaces::create(args).await,
         Command::Show { name, output } => workspaces::show(&name, output).await,
         Command::List(args) => workspaces::list(args).await,
-        Command::Start(args) => workspaces::transition(args, crate::model::Transition::Start, false).await,
-        Command::Stop(args) => workspaces::transition(args, crate::model::Transition::Stop, false).await,
+        Command::Start(args) => {
+            workspaces::transition(args, crate::model::Transition::Start, false).await
+        }
+        Command::Stop(args) => {
+            workspaces::transition(args, crate::model::Transition::Stop, false).await
+        }
         Command::Restart(args) => workspaces::restart(args).await,
         Command::Update(args) => workspaces::update(args).await,
-        Command::Delete { args, orphan } => workspaces::transition(args, crate::model::Transition::Delete, orphan).await,
-        Command::Logs { name, build, follow } => workspaces::logs(&name, build, follow).await,
+        Command::Delete { args, orphan } => {
+            workspaces::transition(args, crate::model::Transition::Delete, orphan).await
+        }
+        Command::Logs {
+            name,
+            build,
+            follow,
+        } => workspaces::logs(&name, build, follow).await,
         Command::Builds { name, output } => workspaces::builds(&name, output).await,
         Command::Favorite { name } => {
             session::client()?.set_favorite(&name, true).await?;

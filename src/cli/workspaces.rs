@@ -75,8 +75,12 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
 fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
     let mut values = BTreeMap::new();
     if let Some(file) = &args.rich_parameter_file {
-        let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-        let yaml: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a YAML map of name: value: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        let yaml: BTreeMap<String, serde_yaml::Value> =
+            serde_yaml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{} is not a YAML map of name: value: {e}", file.display())
+            })?;
         for (k, v) in yaml {
             let text = match v {
                 serde_yaml::Value::String(s) => s,
@@ -91,7 +95,11 @@ fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String
 }
 
 /// Asks for every required parameter that has no value yet, re-asking on invalid input.
-fn prompt_missing(params: &[Parameter], values: &mut BTreeMap<String, String>, defaults: &BTreeMap<String, String>) -> anyhow::Result<()> {
+fn prompt_missing(
+    params: &[Parameter],
+    values: &mut BTreeMap<String, String>,
+    defaults: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     for p in params {
         if values.contains_key(&p.name) {
             continue;
@@ -111,7 +119,19 @@ fn prompt_missing(params: &[Parameter], values: &mut BTreeMap<String, String>, d
                 if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) }
             );
         }
-        eprintln!("\n{}{}", if p.display_name.is_empty() { &p.name } else { &p.display_name }, if p.description.is_empty() { String::new() } else { format!(": {}", p.description) });
+        eprintln!(
+            "\n{}{}",
+            if p.display_name.is_empty() {
+                &p.name
+            } else {
+                &p.display_name
+            },
+            if p.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.description)
+            }
+        );
         for o in &p.options {
             eprintln!("  - {} ({})", o.value, o.name);
         }
@@ -134,7 +154,10 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let name = match &args.name {
         Some(n) => n.clone(),
         None if std::io::stdin().is_terminal() => output::prompt("Workspace name: ", false)?,
-        None => anyhow::bail!("a workspace name is needed: `hangar create --template={} NAME`", args.template),
+        None => anyhow::bail!(
+            "a workspace name is needed: `hangar create --template={} NAME`",
+            args.template
+        ),
     };
     let version = match &args.template_version {
         Some(v) => client.template_version(&args.template, v).await?,
@@ -145,7 +168,11 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut values = given_parameters(&args)?;
-    prompt_missing(&version.parameters, &mut values, &parse_pairs(&args.parameter_defaults, "--parameter-default")?)?;
+    prompt_missing(
+        &version.parameters,
+        &mut values,
+        &parse_pairs(&args.parameter_defaults, "--parameter-default")?,
+    )?;
     let ws = client
         .create_workspace(&CreateWorkspaceRequest {
             name: name.clone(),
@@ -155,7 +182,10 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             require_external: false,
         })
         .await?;
-    println!("Creating workspace {} from {}@{}…", ws.name, ws.template, ws.template_version);
+    println!(
+        "Creating workspace {} from {}@{}…",
+        ws.name, ws.template, ws.template_version
+    );
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -171,39 +201,81 @@ pub async fn finish(client: &Client, name: &str, build: &BuildView) -> anyhow::R
                 stage = line.stage.clone();
                 eprintln!("==> {}", stage);
             }
-            if line.level == "error" || line.level == "warn" || std::env::var_os("HANGAR_VERBOSE").is_some() {
+            if line.level == "error"
+                || line.level == "warn"
+                || std::env::var_os("HANGAR_VERBOSE").is_some()
+            {
                 eprintln!("    {}", line.text);
             }
         })
         .await?;
-    let secs = job.completed_at.unwrap_or(0).saturating_sub(job.started_at.unwrap_or(0)) as f64 / 1000.0;
+    let secs = job
+        .completed_at
+        .unwrap_or(0)
+        .saturating_sub(job.started_at.unwrap_or(0)) as f64
+        / 1000.0;
     match job.status {
         JobStatus::Succeeded => {
             let ws = client.workspace(name).await?;
-            println!("Workspace {} is {} ({:.1}s). See it with `hangar show {}`.", ws.name, ws.status, secs, ws.name);
+            println!(
+                "Workspace {} is {} ({:.1}s). See it with `hangar show {}`.",
+                ws.name, ws.status, secs, ws.name
+            );
             Ok(ExitCode::SUCCESS)
         }
         status => {
-            eprintln!("The {} build of {name} {status}: {}", build.transition, job.error.unwrap_or_default());
+            eprintln!(
+                "The {} build of {name} {status}: {}",
+                build.transition,
+                job.error.unwrap_or_default()
+            );
             eprintln!("Full logs: `hangar logs {name}`.");
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-pub async fn transition(args: NameArgs, transition: Transition, orphan: bool) -> anyhow::Result<ExitCode> {
+pub async fn transition(
+    args: NameArgs,
+    transition: Transition,
+    orphan: bool,
+) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
     if transition == Transition::Delete && !args.yes && std::io::stdin().is_terminal() {
-        let answer = output::prompt(&format!("Delete workspace {}{}? [y/N] ", args.name, if orphan { " (orphan: resources are left in place)" } else { "" }), false)?;
+        let answer = output::prompt(
+            &format!(
+                "Delete workspace {}{}? [y/N] ",
+                args.name,
+                if orphan {
+                    " (orphan: resources are left in place)"
+                } else {
+                    ""
+                }
+            ),
+            false,
+        )?;
         if !answer.eq_ignore_ascii_case("y") && !answer.eq_ignore_ascii_case("yes") {
             println!("Not deleted.");
             return Ok(ExitCode::FAILURE);
         }
     }
     let build = client
-        .build_workspace(&args.name, &BuildRequest { transition: Some(transition), parameters: parse_pairs(&args.parameters, "--parameter")?, orphan, ..Default::default() })
+        .build_workspace(
+            &args.name,
+            &BuildRequest {
+                transition: Some(transition),
+                parameters: parse_pairs(&args.parameters, "--parameter")?,
+                orphan,
+                ..Default::default()
+            },
+        )
         .await?;
-    println!("{} {} (build #{})…", verb(transition), args.name, build.number);
+    println!(
+        "{} {} (build #{})…",
+        verb(transition),
+        args.name,
+        build.number
+    );
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -229,7 +301,15 @@ fn verb(t: Transition) -> &'static str {
 }
 
 pub async fn restart(args: NameArgs) -> anyhow::Result<ExitCode> {
-    let code = transition(NameArgs { parameters: vec![], ..clone_args(&args) }, Transition::Stop, false).await?;
+    let code = transition(
+        NameArgs {
+            parameters: vec![],
+            ..clone_args(&args)
+        },
+        Transition::Stop,
+        false,
+    )
+    .await?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
@@ -237,7 +317,12 @@ pub async fn restart(args: NameArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn clone_args(a: &NameArgs) -> NameArgs {
-    NameArgs { name: a.name.clone(), yes: a.yes, no_wait: false, parameters: a.parameters.clone() }
+    NameArgs {
+        name: a.name.clone(),
+        yes: a.yes,
+        no_wait: false,
+        parameters: a.parameters.clone(),
+    }
 }
 
 pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
@@ -251,18 +336,42 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
     let version = client.template_version(&ws.template, &active).await?;
     let mut values = parse_pairs(&args.parameters, "--parameter")?;
     // Ask only for parameters that are new in this version.
-    let new: Vec<Parameter> = version.parameters.iter().filter(|p| !ws.latest_build.parameters.contains_key(&p.name)).cloned().collect();
+    let new: Vec<Parameter> = version
+        .parameters
+        .iter()
+        .filter(|p| !ws.latest_build.parameters.contains_key(&p.name))
+        .cloned()
+        .collect();
     prompt_missing(&new, &mut values, &BTreeMap::new())?;
     if ws.status == crate::model::WorkspaceStatus::Running {
-        let code = transition(NameArgs { parameters: vec![], ..clone_args(&args) }, Transition::Stop, false).await?;
+        let code = transition(
+            NameArgs {
+                parameters: vec![],
+                ..clone_args(&args)
+            },
+            Transition::Stop,
+            false,
+        )
+        .await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
     }
     let build = client
-        .build_workspace(&args.name, &BuildRequest { transition: Some(Transition::Start), template_version: Some(active.clone()), parameters: values, orphan: false })
+        .build_workspace(
+            &args.name,
+            &BuildRequest {
+                transition: Some(Transition::Start),
+                template_version: Some(active.clone()),
+                parameters: values,
+                orphan: false,
+            },
+        )
         .await?;
-    println!("Updating {} to {}@{active} (build #{})…", args.name, ws.template, build.number);
+    println!(
+        "Updating {} to {}@{active} (build #{})…",
+        args.name, ws.template, build.number
+    );
     finish(&client, &args.name, &build).await
 }
 
@@ -280,17 +389,37 @@ pub fn print_list(list: &[WorkspaceView], format: Format) -> anyhow::Result<Exit
                 .iter()
                 .map(|w| {
                     vec![
-                        format!("{}{}/{}", if w.favorite { "★ " } else { "" }, w.owner, w.name),
+                        format!(
+                            "{}{}/{}",
+                            if w.favorite { "★ " } else { "" },
+                            w.owner,
+                            w.name
+                        ),
                         w.template.clone(),
                         w.status.to_string(),
-                        if w.status == crate::model::WorkspaceStatus::Running { w.healthy.to_string() } else { String::new() },
+                        if w.status == crate::model::WorkspaceStatus::Running {
+                            w.healthy.to_string()
+                        } else {
+                            String::new()
+                        },
                         output::ago(w.latest_build.created_at),
                         w.template_version.clone(),
                         w.outdated.to_string(),
                     ]
                 })
                 .collect();
-            output::table(&["WORKSPACE", "TEMPLATE", "STATUS", "HEALTHY", "LAST BUILT", "CURRENT VERSION", "OUTDATED"], &rows);
+            output::table(
+                &[
+                    "WORKSPACE",
+                    "TEMPLATE",
+                    "STATUS",
+                    "HEALTHY",
+                    "LAST BUILT",
+                    "CURRENT VERSION",
+                    "OUTDATED",
+                ],
+                &rows,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -314,10 +443,25 @@ pub fn render_show(ws: &WorkspaceView) -> String {
         ws.owner,
         ws.name,
         ws.status,
-        if ws.status == crate::model::WorkspaceStatus::Running { if ws.healthy { " (healthy)" } else { " (unhealthy)" } } else { "" },
+        if ws.status == crate::model::WorkspaceStatus::Running {
+            if ws.healthy {
+                " (healthy)"
+            } else {
+                " (unhealthy)"
+            }
+        } else {
+            ""
+        },
         ws.template,
         ws.template_version,
-        if ws.outdated { format!(" (outdated: {} is active)", ws.active_version.clone().unwrap_or_default()) } else { String::new() },
+        if ws.outdated {
+            format!(
+                " (outdated: {} is active)",
+                ws.active_version.clone().unwrap_or_default()
+            )
+        } else {
+            String::new()
+        },
         ws.latest_build.number,
         ws.latest_build.transition,
         ws.latest_build.status,
@@ -330,16 +474,34 @@ pub fn render_show(ws: &WorkspaceView) -> String {
         if r.resource.hide {
             continue;
         }
-        out.push_str(&format!("{:<42} {:<14} {}\n", r.resource.address, r.resource.kind, r.resource.lifetime));
+        out.push_str(&format!(
+            "{:<42} {:<14} {}\n",
+            r.resource.address, r.resource.kind, r.resource.lifetime
+        ));
         for item in &r.metadata_items {
-            out.push_str(&format!("│   {}: {}\n", item["key"].as_str().unwrap_or_default(), item["value"].as_str().unwrap_or("")));
+            out.push_str(&format!(
+                "│   {}: {}\n",
+                item["key"].as_str().unwrap_or_default(),
+                item["value"].as_str().unwrap_or("")
+            ));
         }
         for a in &r.agents {
-            out.push_str(&format!("└── agent {} ({}/{}): {}, {}{}\n", a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle, if a.healthy { ", healthy" } else { "" }));
+            out.push_str(&format!(
+                "└── agent {} ({}/{}): {}, {}{}\n",
+                a.agent.name,
+                a.agent.os,
+                a.agent.arch,
+                a.status,
+                a.agent.lifecycle,
+                if a.healthy { ", healthy" } else { "" }
+            ));
         }
     }
     for a in &ws.external_agents {
-        out.push_str(&format!("external agent {} ({}/{}): {}, {}\n", a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle));
+        out.push_str(&format!(
+            "external agent {} ({}/{}): {}, {}\n",
+            a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle
+        ));
     }
     if ws.daily_cost > 0 {
         out.push_str(&format!("\ndaily cost: {}\n", ws.daily_cost));
@@ -351,8 +513,12 @@ pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Resul
     let client = session::client()?;
     let builds = client.workspace_builds(name).await?;
     let b = match build {
-        Some(n) => builds.iter().find(|b| b.number == n).ok_or_else(|| anyhow::anyhow!("{name} has no build #{n}: see `hangar builds {name}`"))?,
-        None => builds.first().ok_or_else(|| anyhow::anyhow!("{name} has no builds"))?,
+        Some(n) => builds.iter().find(|b| b.number == n).ok_or_else(|| {
+            anyhow::anyhow!("{name} has no build #{n}: see `hangar builds {name}`")
+        })?,
+        None => builds
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("{name} has no builds"))?,
     };
     let print = |l: &crate::db::jobs::JobLog| println!("[{}] {:<5} {}", l.stage, l.level, l.text);
     if follow {
@@ -374,11 +540,35 @@ pub async fn builds(name: &str, format: Format) -> anyhow::Result<ExitCode> {
             let rows: Vec<Vec<String>> = builds
                 .iter()
                 .map(|b| {
-                    let secs = b.job.completed_at.zip(b.job.started_at).map(|(c, s)| format!("{:.1}s", (c - s) as f64 / 1000.0)).unwrap_or_default();
-                    vec![format!("#{}", b.number), b.transition.to_string(), b.status.to_string(), b.initiator.clone(), b.template_version.clone(), secs, output::ago(b.created_at)]
+                    let secs = b
+                        .job
+                        .completed_at
+                        .zip(b.job.started_at)
+                        .map(|(c, s)| format!("{:.1}s", (c - s) as f64 / 1000.0))
+                        .unwrap_or_default();
+                    vec![
+                        format!("#{}", b.number),
+                        b.transition.to_string(),
+                        b.status.to_string(),
+                        b.initiator.clone(),
+                        b.template_version.clone(),
+                        secs,
+                        output::ago(b.created_at),
+                    ]
                 })
                 .collect();
-            output::table(&["BUILD", "TRANSITION", "STATUS", "INITIATOR", "VERSION", "DURATION", "CREATED"], &rows);
+            output::table(
+                &[
+                    "BUILD",
+                    "TRANSITION",
+                    "STATUS",
+                    "INITIATOR",
+                    "VERSION",
+                    "DURATION",
+                    "CREATED",
+                ],
+                &rows,
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

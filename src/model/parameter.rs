@@ -444,7 +444,14 @@ pub fn resolve(
             let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
             problems.push(ParamProblem {
                 name: name.clone(),
-                detail: format!("the template has no parameter {name:?} (it has: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
+                detail: format!(
+                    "the template has no parameter {name:?} (it has: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
             });
         }
     }
@@ -465,7 +472,12 @@ pub fn resolve(
                 None => {
                     problems.push(ParamProblem {
                         name: p.name.clone(),
-                        detail: format!("parameter {:?} is required: pass --parameter {}=<value>{}", p.name, p.name, describe(p)),
+                        detail: format!(
+                            "parameter {:?} is required: pass --parameter {}=<value>{}",
+                            p.name,
+                            p.name,
+                            describe(p)
+                        ),
                     });
                     continue;
                 }
@@ -475,7 +487,10 @@ pub fn resolve(
             Ok(()) => {
                 values.insert(p.name.clone(), value);
             }
-            Err(detail) => problems.push(ParamProblem { name: p.name.clone(), detail }),
+            Err(detail) => problems.push(ParamProblem {
+                name: p.name.clone(),
+                detail,
+            }),
         }
     }
     if problems.is_empty() {
@@ -502,29 +517,61 @@ mod resolve_tests {
     use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn fills_from_previous_and_defaults_and_reports_all_problems() {
         let params = vec![
-            Parameter { name: "region".into(), default: Some("eu".into()), ..Default::default() },
-            Parameter { name: "size".into(), mutable: true, ..Default::default() },
-            Parameter { name: "token".into(), mutable: true, ephemeral: true, default: Some("none".into()), ..Default::default() },
+            Parameter {
+                name: "region".into(),
+                default: Some("eu".into()),
+                ..Default::default()
+            },
+            Parameter {
+                name: "size".into(),
+                mutable: true,
+                ..Default::default()
+            },
+            Parameter {
+                name: "token".into(),
+                mutable: true,
+                ephemeral: true,
+                default: Some("none".into()),
+                ..Default::default()
+            },
         ];
         let got = resolve(&params, &map(&[("size", "2")]), None).unwrap();
-        assert_eq!(got, map(&[("region", "eu"), ("size", "2"), ("token", "none")]));
+        assert_eq!(
+            got,
+            map(&[("region", "eu"), ("size", "2"), ("token", "none")])
+        );
 
         let prev = map(&[("region", "us"), ("size", "2"), ("token", "secret")]);
         let got = resolve(&params, &BTreeMap::new(), Some(&prev)).unwrap();
-        assert_eq!(got, map(&[("region", "us"), ("size", "2"), ("token", "none")]), "ephemeral values do not carry over");
+        assert_eq!(
+            got,
+            map(&[("region", "us"), ("size", "2"), ("token", "none")]),
+            "ephemeral values do not carry over"
+        );
 
-        let problems = resolve(&params, &map(&[("region", "eu"), ("nope", "1")]), Some(&prev)).unwrap_err();
+        let problems = resolve(
+            &params,
+            &map(&[("region", "eu"), ("nope", "1")]),
+            Some(&prev),
+        )
+        .unwrap_err();
         let text: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
         assert!(text[0].contains("no parameter \"nope\""), "{text:?}");
         assert!(text[1].contains("immutable"), "{text:?}");
 
         let missing = resolve(&params, &BTreeMap::new(), None).unwrap_err();
-        assert!(missing[0].detail.contains("--parameter size=<value>"), "{missing:?}");
+        assert!(
+            missing[0].detail.contains("--parameter size=<value>"),
+            "{missing:?}"
+        );
     }
 }

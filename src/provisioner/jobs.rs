@@ -31,15 +31,26 @@ pub struct PreviewResource {
     pub lifetime: Lifetime,
 }
 
-pub async fn execute(runner: &Runner, job: &Job, logs: &LogSender, cancel: &CancellationToken, timings: &mut serde_json::Map<String, serde_json::Value>) -> anyhow::Result<JobResult> {
+pub async fn execute(
+    runner: &Runner,
+    job: &Job,
+    logs: &LogSender,
+    cancel: &CancellationToken,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<JobResult> {
     let terraform = match &runner.terraform {
         Ok(tf) => tf.clone(),
         Err(e) => return Ok(JobResult::failed("terraform_missing", e.clone())),
     };
     match job.kind {
-        JobKind::TemplateVersionImport => import(runner, &terraform, job, logs, cancel, timings).await,
+        JobKind::TemplateVersionImport => {
+            import(runner, &terraform, job, logs, cancel, timings).await
+        }
         JobKind::WorkspaceBuild => build(runner, &terraform, job, logs, cancel, timings).await,
-        JobKind::TemplateVersionDryRun => Ok(JobResult::failed("unsupported", "dry runs are not supported yet")),
+        JobKind::TemplateVersionDryRun => Ok(JobResult::failed(
+            "unsupported",
+            "dry runs are not supported yet",
+        )),
     }
 }
 
@@ -54,10 +65,19 @@ fn placeholder(p: &Parameter) -> String {
         return d.clone();
     }
     if let Some(o) = p.options.first() {
-        return if p.kind == ParamType::ListString { format!("[{:?}]", o.value) } else { o.value.clone() };
+        return if p.kind == ParamType::ListString {
+            format!("[{:?}]", o.value)
+        } else {
+            o.value.clone()
+        };
     }
     match p.kind {
-        ParamType::Number => p.validation.as_ref().and_then(|v| v.min).unwrap_or(0.0).to_string(),
+        ParamType::Number => p
+            .validation
+            .as_ref()
+            .and_then(|v| v.min)
+            .unwrap_or(0.0)
+            .to_string(),
         ParamType::Bool => "false".into(),
         ParamType::ListString => "[]".into(),
         ParamType::String => String::new(),
@@ -86,7 +106,10 @@ fn contract_vars(
         (env::WORKSPACE_OWNER_ID.into(), owner.id.clone()),
         (env::WORKSPACE_OWNER_NAME.into(), owner.username.clone()),
         (env::WORKSPACE_OWNER_EMAIL.into(), owner.email.clone()),
-        (env::WORKSPACE_OWNER_FULL_NAME.into(), owner.full_name.clone()),
+        (
+            env::WORKSPACE_OWNER_FULL_NAME.into(),
+            owner.full_name.clone(),
+        ),
         (env::WORKSPACE_OWNER_GROUPS.into(), "[]".into()),
         (env::TEMPLATE_ID.into(), template.id.clone()),
         (env::TEMPLATE_NAME.into(), template.name.clone()),
@@ -96,10 +119,24 @@ fn contract_vars(
         vars.push((crate::provider::parameter_env_name(name), value.clone()));
     }
     for (name, value) in previous {
-        vars.push((crate::provider::previous_parameter_env_name(name), value.clone()));
+        vars.push((
+            crate::provider::previous_parameter_env_name(name),
+            value.clone(),
+        ));
     }
-    for (os, arch) in [("linux", "amd64"), ("linux", "arm64"), ("linux", "armv7"), ("darwin", "amd64"), ("darwin", "arm64"), ("windows", "amd64"), ("windows", "arm64")] {
-        vars.push((crate::provider::agent_script_env_name(os, arch), init_script(&runner.access_url, os, arch)));
+    for (os, arch) in [
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+        ("linux", "armv7"),
+        ("darwin", "amd64"),
+        ("darwin", "arm64"),
+        ("windows", "amd64"),
+        ("windows", "arm64"),
+    ] {
+        vars.push((
+            crate::provider::agent_script_env_name(os, arch),
+            init_script(&runner.access_url, os, arch),
+        ));
     }
     vars
 }
@@ -116,23 +153,51 @@ fn sink(logs: &LogSender) -> impl FnMut(LogLine) + Send + '_ {
     move |line| logs.send(line)
 }
 
-async fn timed<T>(timings: &mut serde_json::Map<String, serde_json::Value>, stage: &str, f: impl std::future::Future<Output = T>) -> T {
+async fn timed<T>(
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+    stage: &str,
+    f: impl std::future::Future<Output = T>,
+) -> T {
     let start = std::time::Instant::now();
     let out = f.await;
-    let ms = start.elapsed().as_millis() as u64 + timings.get(stage).and_then(|v| v.as_u64()).unwrap_or(0);
+    let ms = start.elapsed().as_millis() as u64
+        + timings.get(stage).and_then(|v| v.as_u64()).unwrap_or(0);
     timings.insert(stage.to_string(), ms.into());
     out
 }
 
-async fn import(runner: &Runner, tf: &Terraform, job: &Job, logs: &LogSender, cancel: &CancellationToken, timings: &mut serde_json::Map<String, serde_json::Value>) -> anyhow::Result<JobResult> {
-    let input: ImportInput = serde_json::from_str(&job.input).context("reading the import job's input")?;
+async fn import(
+    runner: &Runner,
+    tf: &Terraform,
+    job: &Job,
+    logs: &LogSender,
+    cancel: &CancellationToken,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<JobResult> {
+    let input: ImportInput =
+        serde_json::from_str(&job.input).context("reading the import job's input")?;
     let db = &runner.db;
-    let version = db.get_template_version(&input.template_version_id).await?.context("the version to import is gone")?;
-    let template = db.get_template(&version.template_id).await?.context("the template is gone")?;
-    let owner = db.get_user(&version.created_by).await?.context("the pushing user is gone")?;
-    let archive = db.get_template_archive(&version.id).await?.unwrap_or_default();
+    let version = db
+        .get_template_version(&input.template_version_id)
+        .await?
+        .context("the version to import is gone")?;
+    let template = db
+        .get_template(&version.template_id)
+        .await?
+        .context("the template is gone")?;
+    let owner = db
+        .get_user(&version.created_by)
+        .await?
+        .context("the pushing user is gone")?;
+    let archive = db
+        .get_template_archive(&version.id)
+        .await?
+        .unwrap_or_default();
     let mut params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
-    let values: BTreeMap<String, String> = params.iter().map(|p| (p.name.clone(), placeholder(p))).collect();
+    let values: BTreeMap<String, String> = params
+        .iter()
+        .map(|p| (p.name.clone(), placeholder(p)))
+        .collect();
     let ctx = serde_json::json!({
         "workspace": {"id": "", "name": "import"},
         "owner": {"id": owner.id, "name": owner.username, "email": owner.email, "full_name": owner.full_name},
@@ -145,72 +210,148 @@ async fn import(runner: &Runner, tf: &Terraform, job: &Job, logs: &LogSender, ca
         Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
     };
     let redact = Redactor::default();
-    let base = |t: Transition| contract_vars(runner, t, ("", "import"), "", &owner, &template, &version.name, &values, &BTreeMap::new());
-    let start_tf = tf.clone().with_env(tf.env().clone().with_vars(base(Transition::Start)));
-    let stop_tf = tf.clone().with_env(tf.env().clone().with_vars(base(Transition::Stop)));
+    let base = |t: Transition| {
+        contract_vars(
+            runner,
+            t,
+            ("", "import"),
+            "",
+            &owner,
+            &template,
+            &version.name,
+            &values,
+            &BTreeMap::new(),
+        )
+    };
+    let start_tf = tf
+        .clone()
+        .with_env(tf.env().clone().with_vars(base(Transition::Start)));
+    let stop_tf = tf
+        .clone()
+        .with_env(tf.env().clone().with_vars(base(Transition::Stop)));
     let cache = InitCache::new(runner.data_dir.join("init-cache"));
     let key = InitCache::key_for_dir(dir.path(), tf)?;
     let mut out = sink(logs);
-    if let Err(e) = timed(timings, "init_ms", start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact)).await {
+    if let Err(e) = timed(
+        timings,
+        "init_ms",
+        start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
+    )
+    .await
+    {
         return Ok(terraform_failure(e));
     }
-    let graph = match timed(timings, "graph_ms", start_tf.graph(dir.path(), &mut out, cancel, &redact)).await {
+    let graph = match timed(
+        timings,
+        "graph_ms",
+        start_tf.graph(dir.path(), &mut out, cancel, &redact),
+    )
+    .await
+    {
         Ok(g) => g,
         Err(e) => return Ok(terraform_failure(e)),
     };
-    let start_plan = match timed(timings, "plan_ms", start_tf.plan_json(dir.path(), false, &mut out, cancel, &redact)).await {
+    let start_plan = match timed(
+        timings,
+        "plan_ms",
+        start_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return Ok(terraform_failure(e)),
     };
-    let stop_plan = match timed(timings, "plan_ms", stop_tf.plan_json(dir.path(), false, &mut out, cancel, &redact)).await {
+    let stop_plan = match timed(
+        timings,
+        "plan_ms",
+        stop_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return Ok(terraform_failure(e)),
     };
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);
     let parsed = Graph::parse(&graph).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rules = classify::Rules::default();
-    let hosts: Vec<String> = classify::agent_hosts(&parsed, &rules).into_values().flatten().collect();
+    let hosts: Vec<String> = classify::agent_hosts(&parsed, &rules)
+        .into_values()
+        .flatten()
+        .collect();
     let mut preview = Vec::new();
     let mut has_external = false;
     for address in classify::planned_addresses(&start_plan.json) {
-        let Some(a) = classify::ConfigAddress::parse(&address) else { continue };
+        let Some(a) = classify::ConfigAddress::parse(&address) else {
+            continue;
+        };
         if rules.external_agent_types.contains(&a.type_) {
             has_external = true;
         }
-        if a.mode != classify::Mode::Managed || a.type_.starts_with("hangar_") || a.type_.starts_with("coder_") {
+        if a.mode != classify::Mode::Managed
+            || a.type_.starts_with("hangar_")
+            || a.type_.starts_with("coder_")
+        {
             continue;
         }
         preview.push(PreviewResource {
-            kind: if hosts.contains(&address) { Kind::Computational } else { Kind::Peripheral },
-            lifetime: lifetimes.get(&address).copied().unwrap_or(Lifetime::Ephemeral),
+            kind: if hosts.contains(&address) {
+                Kind::Computational
+            } else {
+                Kind::Peripheral
+            },
+            lifetime: lifetimes
+                .get(&address)
+                .copied()
+                .unwrap_or(Lifetime::Ephemeral),
             type_: a.type_.clone(),
             address,
         });
     }
     enrich_parameters(&mut params, &start_plan.json);
-    db.set_template_version_import(&version.id, &serde_json::to_string(&params)?, &serde_json::to_string(&preview)?, Some(&graph), has_external)
-        .await?;
+    db.set_template_version_import(
+        &version.id,
+        &serde_json::to_string(&params)?,
+        &serde_json::to_string(&preview)?,
+        Some(&graph),
+        has_external,
+    )
+    .await?;
     if input.activate {
         db.set_active_version(&template.id, &version.id).await?;
     }
-    logs.info(Stage::Plan, format!("imported: {} parameter(s), {} resource(s)", params.len(), preview.len()));
+    logs.info(
+        Stage::Plan,
+        format!(
+            "imported: {} parameter(s), {} resource(s)",
+            params.len(),
+            preview.len()
+        ),
+    );
     Ok(JobResult::ok())
 }
 
 /// Fills what the static parse could not see (computed defaults, descriptions) from the
 /// parameter data sources terraform evaluated in the start plan.
 fn enrich_parameters(params: &mut [Parameter], plan: &serde_json::Value) {
-    let resources = plan["prior_state"]["values"]["root_module"]["resources"].as_array().cloned().unwrap_or_default();
+    let resources = plan["prior_state"]["values"]["root_module"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for r in resources {
         let t = r["type"].as_str().unwrap_or_default();
         if t != "hangar_parameter" && t != "coder_parameter" {
             continue;
         }
         let v = &r["values"];
-        let Some(name) = v["name"].as_str() else { continue };
+        let Some(name) = v["name"].as_str() else {
+            continue;
+        };
         if let Some(p) = params.iter_mut().find(|p| p.name == name) {
             if p.default.is_none() {
-                p.default = v["default"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+                p.default = v["default"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string);
             }
             if p.description.is_empty() {
                 p.description = v["description"].as_str().unwrap_or_default().to_string();
@@ -219,21 +360,56 @@ fn enrich_parameters(params: &mut [Parameter], plan: &serde_json::Value) {
     }
 }
 
-async fn build(runner: &Runner, tf: &Terraform, job: &Job, logs: &LogSender, cancel: &CancellationToken, timings: &mut serde_json::Map<String, serde_json::Value>) -> anyhow::Result<JobResult> {
+async fn build(
+    runner: &Runner,
+    tf: &Terraform,
+    job: &Job,
+    logs: &LogSender,
+    cancel: &CancellationToken,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<JobResult> {
     let db = &runner.db;
-    let b = db.get_build_by_job(&job.id).await?.context("the build of this job is gone")?.build;
-    let ws = db.get_workspace(&b.workspace_id).await?.context("the workspace is gone")?;
-    let owner = db.get_user(&ws.owner_id).await?.context("the owner is gone")?;
-    let template = db.get_template(&ws.template_id).await?.context("the template is gone")?;
-    let version = db.get_template_version(&b.template_version_id).await?.context("the template version is gone")?;
-    let archive = db.get_template_archive(&version.id).await?.unwrap_or_default();
+    let b = db
+        .get_build_by_job(&job.id)
+        .await?
+        .context("the build of this job is gone")?
+        .build;
+    let ws = db
+        .get_workspace(&b.workspace_id)
+        .await?
+        .context("the workspace is gone")?;
+    let owner = db
+        .get_user(&ws.owner_id)
+        .await?
+        .context("the owner is gone")?;
+    let template = db
+        .get_template(&ws.template_id)
+        .await?
+        .context("the template is gone")?;
+    let version = db
+        .get_template_version(&b.template_version_id)
+        .await?
+        .context("the template version is gone")?;
+    let archive = db
+        .get_template_archive(&version.id)
+        .await?
+        .unwrap_or_default();
     let params: BTreeMap<String, String> = serde_json::from_str(&b.parameters).unwrap_or_default();
-    let previous_build = db.list_builds(&ws.id).await?.into_iter().find(|p| p.build.number < b.number);
-    let previous: BTreeMap<String, String> = previous_build.map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default()).unwrap_or_default();
+    let previous_build = db
+        .list_builds(&ws.id)
+        .await?
+        .into_iter()
+        .find(|p| p.build.number < b.number);
+    let previous: BTreeMap<String, String> = previous_build
+        .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
+        .unwrap_or_default();
     let prior_state = db.previous_state(&ws.id, b.number).await?;
 
     if b.transition == Transition::Delete && b.orphan {
-        logs.info(Stage::Apply, "orphan delete: the workspace is forgotten and its resources are left as they are");
+        logs.info(
+            Stage::Apply,
+            "orphan delete: the workspace is forgotten and its resources are left as they are",
+        );
         db.mark_workspace_deleted(&ws.id).await?;
         return Ok(JobResult::ok());
     }
@@ -244,21 +420,48 @@ async fn build(runner: &Runner, tf: &Terraform, job: &Job, logs: &LogSender, can
         "transition": b.transition.as_str(),
         "parameters": params,
     });
-    let dir = match workdir::prepare(&runner.work_root(), &job.id, &archive, &ctx, prior_state.as_deref()) {
+    let dir = match workdir::prepare(
+        &runner.work_root(),
+        &job.id,
+        &archive,
+        &ctx,
+        prior_state.as_deref(),
+    ) {
         Ok(d) => d,
         Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
     };
-    let vars = contract_vars(runner, b.transition, (&ws.id, &ws.name), &b.id, &owner, &template, &version.name, &params, &previous);
+    let vars = contract_vars(
+        runner,
+        b.transition,
+        (&ws.id, &ws.name),
+        &b.id,
+        &owner,
+        &template,
+        &version.name,
+        &params,
+        &previous,
+    );
     let tf = tf.clone().with_env(tf.env().clone().with_vars(vars));
     let redact = Redactor::default();
     let cache = InitCache::new(runner.data_dir.join("init-cache"));
     let key = InitCache::key_for_dir(dir.path(), &tf)?;
     let mut out = sink(logs);
-    if let Err(e) = timed(timings, "init_ms", tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact)).await {
+    if let Err(e) = timed(
+        timings,
+        "init_ms",
+        tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
+    )
+    .await
+    {
         return Ok(terraform_failure(e));
     }
     let destroy = b.transition == Transition::Delete;
-    let applied = timed(timings, "apply_ms", tf.apply(dir.path(), destroy, &mut out, cancel, &redact)).await;
+    let applied = timed(
+        timings,
+        "apply_ms",
+        tf.apply(dir.path(), destroy, &mut out, cancel, &redact),
+    )
+    .await;
     // Whatever terraform managed to do, its state is kept: nothing it created is forgotten.
     let state = super::terraform::read_state(dir.path())?;
     if let Some(state) = &state {
@@ -279,10 +482,20 @@ async fn build(runner: &Runner, tf: &Terraform, job: &Job, logs: &LogSender, can
 }
 
 /// Classifies the state and stores resources and agents (token hashes only).
-async fn record(runner: &Runner, build_id: &str, version: &crate::db::templates::TemplateVersion, state: &[classify::StateResource]) -> anyhow::Result<()> {
-    let preview: Vec<PreviewResource> = serde_json::from_str(&version.resources).unwrap_or_default();
-    let lifetimes: HashMap<String, Lifetime> = preview.iter().map(|p| (p.address.clone(), p.lifetime)).collect();
-    let graph = Graph::parse(version.graph.as_deref().unwrap_or("digraph {}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn record(
+    runner: &Runner,
+    build_id: &str,
+    version: &crate::db::templates::TemplateVersion,
+    state: &[classify::StateResource],
+) -> anyhow::Result<()> {
+    let preview: Vec<PreviewResource> =
+        serde_json::from_str(&version.resources).unwrap_or_default();
+    let lifetimes: HashMap<String, Lifetime> = preview
+        .iter()
+        .map(|p| (p.address.clone(), p.lifetime))
+        .collect();
+    let graph = Graph::parse(version.graph.as_deref().unwrap_or("digraph {}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let classified = classify::classify(&graph, state, &lifetimes);
     let resources: Vec<Resource> = classified
         .resources
@@ -336,12 +549,23 @@ async fn record(runner: &Runner, build_id: &str, version: &crate::db::templates:
 
 /// What the agent needs to run: its own settings and the apps, scripts and env that name
 /// it. Sensitive attributes stay masked; the token is never part of it.
-fn agent_manifest(agent: &classify::AgentRecord, state: &[classify::StateResource], extras: &[classify::StateResource]) -> serde_json::Value {
-    let attrs = state.iter().find(|r| r.address == agent.address).map(|r| r.masked_attributes()).unwrap_or_default();
+fn agent_manifest(
+    agent: &classify::AgentRecord,
+    state: &[classify::StateResource],
+    extras: &[classify::StateResource],
+) -> serde_json::Value {
+    let attrs = state
+        .iter()
+        .find(|r| r.address == agent.address)
+        .map(|r| r.masked_attributes())
+        .unwrap_or_default();
     let mine = |kind: &str| -> Vec<serde_json::Value> {
         extras
             .iter()
-            .filter(|r| r.type_.ends_with(kind) && r.attr_str("agent_id").as_deref() == Some(agent.id.as_str()))
+            .filter(|r| {
+                r.type_.ends_with(kind)
+                    && r.attr_str("agent_id").as_deref() == Some(agent.id.as_str())
+            })
             .map(|r| r.masked_attributes())
             .collect()
     };

@@ -12,7 +12,7 @@ use super::terraform::{LogLine, Terraform, TerraformEnv};
 use super::{jobs, workdir};
 use crate::db::jobs::{Completion, Job, JobLog};
 use crate::db::Database;
-use crate::model::{JobStatus, now_ms};
+use crate::model::{now_ms, JobStatus};
 
 /// How often a running job proves its worker is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(3);
@@ -46,22 +46,52 @@ pub struct JobResult {
 
 impl JobResult {
     pub fn ok() -> JobResult {
-        JobResult { status: JobStatus::Succeeded, error: None, error_code: None }
+        JobResult {
+            status: JobStatus::Succeeded,
+            error: None,
+            error_code: None,
+        }
     }
     pub fn failed(code: &str, error: impl Into<String>) -> JobResult {
-        let status = if code == "canceled" { JobStatus::Canceled } else { JobStatus::Failed };
-        JobResult { status, error: Some(error.into()), error_code: Some(code.to_string()) }
+        let status = if code == "canceled" {
+            JobStatus::Canceled
+        } else {
+            JobStatus::Failed
+        };
+        JobResult {
+            status,
+            error: Some(error.into()),
+            error_code: Some(code.to_string()),
+        }
     }
 }
 
 impl Runner {
-    pub fn new(db: Database, access_url: String, data_dir: PathBuf, hangar_binary: &std::path::Path, job_updates: tokio::sync::broadcast::Sender<String>) -> Runner {
+    pub fn new(
+        db: Database,
+        access_url: String,
+        data_dir: PathBuf,
+        hangar_binary: &std::path::Path,
+        job_updates: tokio::sync::broadcast::Sender<String>,
+    ) -> Runner {
         // A missing terraform is reported on every job that needs it, not at start: the
         // server stays usable for everything else.
         let terraform = Terraform::locate()
-            .and_then(|tf| Ok(tf.with_env(TerraformEnv::setup(&data_dir.join("terraform"), hangar_binary)?)))
+            .and_then(|tf| {
+                Ok(tf.with_env(TerraformEnv::setup(
+                    &data_dir.join("terraform"),
+                    hangar_binary,
+                )?))
+            })
             .map_err(|e| e.to_string());
-        Runner { db, access_url, data_dir, terraform, worker_id: format!("{}-{}", hostname(), crate::model::new_id()), job_updates }
+        Runner {
+            db,
+            access_url,
+            data_dir,
+            terraform,
+            worker_id: format!("{}-{}", hostname(), crate::model::new_id()),
+            job_updates,
+        }
     }
 
     pub fn work_root(&self) -> PathBuf {
@@ -70,17 +100,30 @@ impl Runner {
 
     /// Claims and runs one job; returns at once when none is pending.
     pub async fn try_execute(&self) -> anyhow::Result<Outcome> {
-        let Some(job) = self.db.claim_job(&self.worker_id).await.context("claiming a job")? else {
+        let Some(job) = self
+            .db
+            .claim_job(&self.worker_id)
+            .await
+            .context("claiming a job")?
+        else {
             return Ok(Outcome::EmptyQueue);
         };
         let _ = self.job_updates.send(job.id.clone());
         let cancel = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(self.db.clone(), job.id.clone(), self.worker_id.clone(), cancel.clone()));
+        let heartbeat = tokio::spawn(heartbeat(
+            self.db.clone(),
+            job.id.clone(),
+            self.worker_id.clone(),
+            cancel.clone(),
+        ));
         let (logs, writer) = log_writer(self.db.clone(), job.id.clone(), self.job_updates.clone());
         let mut timings = serde_json::Map::new();
         let started = Instant::now();
         let result = jobs::execute(self, &job, &logs, &cancel, &mut timings).await;
-        timings.insert("total_ms".into(), (started.elapsed().as_millis() as u64).into());
+        timings.insert(
+            "total_ms".into(),
+            (started.elapsed().as_millis() as u64).into(),
+        );
         heartbeat.abort();
         drop(logs);
         let _ = writer.await;
@@ -90,12 +133,16 @@ impl Runner {
         };
         let timings = serde_json::Value::Object(timings).to_string();
         self.db
-            .complete_job(&job.id, &self.worker_id, &Completion {
-                status: result.status,
-                error: result.error.as_deref(),
-                error_code: result.error_code.as_deref(),
-                timings: &timings,
-            })
+            .complete_job(
+                &job.id,
+                &self.worker_id,
+                &Completion {
+                    status: result.status,
+                    error: result.error.as_deref(),
+                    error_code: result.error_code.as_deref(),
+                    timings: &timings,
+                },
+            )
             .await
             .context("finishing a job")?;
         let _ = self.job_updates.send(job.id.clone());
@@ -130,7 +177,9 @@ impl Runner {
         if let Ok(entries) = std::fs::read_dir(&root) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                let Some(job_id) = name.get(..36) else { continue };
+                let Some(job_id) = name.get(..36) else {
+                    continue;
+                };
                 if let Some(job) = self.db.get_job(job_id).await? {
                     if self.recover(&job).await? {
                         recovered += 1;
@@ -161,7 +210,10 @@ impl Runner {
 
     /// Fails jobs whose worker went silent (a provisioner on another machine died).
     pub async fn reap(&self) -> anyhow::Result<usize> {
-        let stale = self.db.reap_stale_jobs(now_ms() - STALE_AFTER.as_millis() as i64).await?;
+        let stale = self
+            .db
+            .reap_stale_jobs(now_ms() - STALE_AFTER.as_millis() as i64)
+            .await?;
         for job in &stale {
             let _ = self.recover(job).await;
         }
@@ -170,7 +222,9 @@ impl Runner {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "hangar".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "hangar".into())
 }
 
 async fn heartbeat(db: Database, job_id: String, worker_id: String, cancel: CancellationToken) {
@@ -186,7 +240,11 @@ async fn heartbeat(db: Database, job_id: String, worker_id: String, cancel: Canc
 
 /// Log lines flow through a channel to one writer that stores them in batches and tells
 /// followers; the job itself never waits on the database for a log line.
-fn log_writer(db: Database, job_id: String, updates: tokio::sync::broadcast::Sender<String>) -> (LogSender, tokio::task::JoinHandle<()>) {
+fn log_writer(
+    db: Database,
+    job_id: String,
+    updates: tokio::sync::broadcast::Sender<String>,
+) -> (LogSender, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::new();
@@ -200,7 +258,13 @@ fn log_writer(db: Database, job_id: String, updates: tokio::sync::broadcast::Sen
             if !batch.is_empty() {
                 let rows: Vec<JobLog> = batch
                     .drain(..)
-                    .map(|l| JobLog { id: 0, at: l.at_ms, stage: l.stage.as_str().into(), level: l.level.as_str().into(), text: l.text })
+                    .map(|l| JobLog {
+                        id: 0,
+                        at: l.at_ms,
+                        stage: l.stage.as_str().into(),
+                        level: l.level.as_str().into(),
+                        text: l.text,
+                    })
                     .collect();
                 if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
                     tracing::error!(error = %e, "storing job logs");
@@ -226,6 +290,11 @@ impl LogSender {
 
     /// A line of Hangar's own (not terraform's).
     pub fn info(&self, stage: super::terraform::Stage, text: impl Into<String>) {
-        self.send(LogLine { stage, level: super::terraform::LogLevel::Info, text: text.into(), at_ms: now_ms() });
+        self.send(LogLine {
+            stage,
+            level: super::terraform::LogLevel::Info,
+            text: text.into(),
+            at_ms: now_ms(),
+        });
     }
 }

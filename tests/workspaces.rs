@@ -1,0 +1,554 @@
+//! Workspaces end to end: the built binary, a real server, real terraform.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
+use hangar::model::{JobStatus, Transition, WorkspaceStatus};
+use reqwest::StatusCode;
+
+const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
+
+async fn push(
+    app: &TestApp,
+    name: &str,
+    files: &[(&str, &str)],
+) -> hangar::api::templates::VersionView {
+    let dir = template_dir(files);
+    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+    let v = app
+        .client
+        .push_template(name, archive, None, "", true)
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&v.job.as_ref().unwrap().id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Succeeded,
+        "import of {name} failed: {:?}",
+        job.error
+    );
+    app.client.template_version(name, &v.name).await.unwrap()
+}
+
+async fn wait_build(app: &TestApp, ws: &str) -> WorkspaceView {
+    let w = app.client.workspace(ws).await.unwrap();
+    app.client
+        .follow_job(&w.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    app.client.workspace(ws).await.unwrap()
+}
+
+fn local_template() -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    hangar::cli::templates::write_builtin("local", dir.path()).unwrap();
+    vec![(
+        "main.tf".into(),
+        std::fs::read_to_string(dir.path().join("main.tf")).unwrap(),
+    )]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_workspace_lifecycle_through_the_cli() {
+    let app = spawn_app().await;
+    let files = local_template();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let v = push(&app, "local", &files).await;
+    assert_eq!(v.resources.len(), 2, "{:?}", v.resources);
+    let kinds: Vec<(String, String)> = v
+        .resources
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_string(),
+                r["lifetime"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("terraform_data.home".into(), "persistent".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("terraform_data.agent_process".into(), "ephemeral".into())),
+        "{kinds:?}"
+    );
+
+    let homes = tempfile::tempdir().unwrap();
+    let yaml = homes.path().join("params.yaml");
+    std::fs::write(&yaml, format!("home_base: {}\n", homes.path().display())).unwrap();
+    let out = app
+        .cli(&[
+            "create",
+            "--template=local",
+            "dev",
+            "--rich-parameter-file",
+            yaml.to_str().unwrap(),
+            "-y",
+        ])
+        .await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("is running"), "{}", stdout(&out));
+    let home = homes.path().join("owner/dev");
+    assert!(home.is_dir());
+    std::fs::write(home.join("notes.txt"), "kept").unwrap();
+
+    let out = app.cli(&["show", "dev", "-o", "json"]).await;
+    let ws: WorkspaceView = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(ws.status, WorkspaceStatus::Running);
+    let host = ws
+        .resources
+        .iter()
+        .find(|r| r.resource.address == "terraform_data.agent_process[0]")
+        .expect("the agent host");
+    assert_eq!(
+        (host.resource.kind.as_str(), host.resource.lifetime.as_str()),
+        ("computational", "ephemeral")
+    );
+    assert_eq!(host.agents.len(), 1);
+    let home_res = ws
+        .resources
+        .iter()
+        .find(|r| r.resource.address == "terraform_data.home")
+        .unwrap();
+    assert_eq!(
+        (
+            home_res.resource.kind.as_str(),
+            home_res.resource.lifetime.as_str()
+        ),
+        ("peripheral", "persistent")
+    );
+    let out = app.cli(&["show", "dev"]).await;
+    assert!(
+        stdout(&out).contains("computational") && stdout(&out).contains("└── agent main"),
+        "{}",
+        stdout(&out)
+    );
+    let out = app.cli(&["list"]).await;
+    assert!(
+        stdout(&out).contains("owner/dev") && stdout(&out).contains("running"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Stop: the ephemeral agent process goes, the home stays.
+    let out = app.cli(&["stop", "dev", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ws = app.client.workspace("dev").await.unwrap();
+    assert_eq!(ws.status, WorkspaceStatus::Stopped);
+    let addresses: Vec<&str> = ws
+        .resources
+        .iter()
+        .map(|r| r.resource.address.as_str())
+        .collect();
+    assert_eq!(addresses, ["terraform_data.home"]);
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "kept"
+    );
+
+    let out = app.cli(&["start", "dev", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        app.client.workspace("dev").await.unwrap().resources.len(),
+        2
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "kept"
+    );
+
+    let out = app.cli(&["builds", "dev"]).await;
+    assert!(
+        stdout(&out).contains("#3") && stdout(&out).contains("stop"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = app.cli(&["delete", "dev", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!home.exists(), "delete destroys the home directory");
+    let gone = app.client.workspace("dev").await.unwrap_err();
+    assert_eq!(gone.status(), Some(StatusCode::NOT_FOUND));
+    app.stop().await;
+}
+
+const PARAMS_TF: &str = r#"
+data "hangar_parameter" "size" {
+  name = "size"
+  type = "number"
+  mutable = true
+  validation {
+    min = 1
+    max = 4
+    monotonic = "increasing"
+  }
+}
+data "hangar_parameter" "region" {
+  name = "region"
+  default = "eu"
+  option {
+    name = "EU"
+    value = "eu"
+  }
+  option {
+    name = "US"
+    value = "us"
+  }
+}
+resource "terraform_data" "disk" {
+  input = "${data.hangar_parameter.size.value}-${data.hangar_parameter.region.value}"
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parameters_are_checked_and_nothing_half_made_is_left() {
+    let app = spawn_app().await;
+    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+
+    // Without a terminal a missing parameter names itself and how to pass it.
+    let out = app.cli(&["create", "--template=p", "ws"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--parameter size=<value>"),
+        "{}",
+        stderr(&out)
+    );
+
+    let create = |params: &[(&str, &str)]| CreateWorkspaceRequest {
+        name: "ws".into(),
+        template: "p".into(),
+        parameters: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    for (params, needle) in [
+        (vec![("size", "big")], "not a number"),
+        (vec![("size", "9")], "above the maximum 4"),
+        (vec![("size", "0")], "below the minimum 1"),
+        (
+            vec![("size", "2"), ("region", "mars")],
+            "not one of the options: eu, us",
+        ),
+        (
+            vec![("size", "2"), ("colour", "red")],
+            "no parameter \"colour\"",
+        ),
+    ] {
+        let err = app
+            .client
+            .create_workspace(&create(&params))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST), "{err}");
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+    assert!(
+        app.client.workspaces(true, "").await.unwrap().is_empty(),
+        "no half-made workspace"
+    );
+
+    let out = app
+        .cli(&[
+            "create",
+            "--template=p",
+            "ws",
+            "--parameter",
+            "size=2",
+            "-y",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Immutable and monotonic rules on a later build.
+    let err = app
+        .client
+        .build_workspace(
+            "ws",
+            &BuildRequest {
+                transition: Some(Transition::Start),
+                parameters: [("region".to_string(), "us".to_string())].into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    let err = app
+        .client
+        .build_workspace(
+            "ws",
+            &BuildRequest {
+                transition: Some(Transition::Start),
+                parameters: [("size".to_string(), "1".to_string())].into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("monotonically increasing"),
+        "{err}"
+    );
+
+    // A new version with a new parameter: update asks only for it (given here by flag).
+    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}\ndata \"hangar_parameter\" \"shell\" {{\n  name = \"shell\"\n}}\n"))]).await;
+    let ws = app.client.workspace("ws").await.unwrap();
+    assert!(ws.outdated);
+    let out = app.cli(&["update", "ws", "--parameter", "shell=zsh"]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let ws = app.client.workspace("ws").await.unwrap();
+    assert!(
+        !ws.outdated && ws.status == WorkspaceStatus::Running,
+        "{ws:?}"
+    );
+    assert_eq!(ws.latest_build.parameters["shell"], "zsh");
+    assert_eq!(
+        ws.latest_build.parameters["size"], "2",
+        "previous values carry over"
+    );
+    let out = app.cli(&["update", "ws"]).await;
+    assert!(
+        stdout(&out).contains("Workspace isn't outdated!"),
+        "{}",
+        stdout(&out)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_builds_keep_logs_and_state_and_can_be_deleted() {
+    let app = spawn_app().await;
+    let tf = format!(
+        "{PROVIDER}resource \"terraform_data\" \"ok\" {{}}\nresource \"terraform_data\" \"bad\" {{\n  count = data.hangar_workspace.me.start_count\n  depends_on = [terraform_data.ok]\n  provisioner \"local-exec\" {{\n    command = \"echo the-disk-is-full >&2; exit 3\"\n  }}\n}}\n"
+    );
+    push(&app, "bad", &[("main.tf", &tf)]).await;
+    let out = app.cli(&["create", "--template=bad", "ws", "-y"]).await;
+    assert!(!out.status.success(), "a failed build exits non-zero");
+    assert!(stderr(&out).contains("failed"), "{}", stderr(&out));
+    let ws = app.client.workspace("ws").await.unwrap();
+    assert_eq!(ws.status, WorkspaceStatus::Failed);
+    let error = ws.latest_build.job.error.clone().unwrap();
+    assert!(
+        error.contains("local-exec") || error.contains("exit status 3"),
+        "{error}"
+    );
+    let logs = app
+        .client
+        .job_logs(&ws.latest_build.job.id, 0, false)
+        .await
+        .unwrap()
+        .logs;
+    assert!(
+        logs.iter().any(|l| l.text.contains("the-disk-is-full")),
+        "terraform's output is in the logs"
+    );
+    assert_eq!(
+        ws.latest_build.job.error_code.as_deref(),
+        Some("apply_failed")
+    );
+
+    // The failed build kept its state: delete destroys what it made.
+    let out = app.cli(&["delete", "ws", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_build_at_a_time_and_cancel() {
+    let app = spawn_app().await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 30\"\n  }}\n}}\n");
+    push(&app, "slow", &[("main.tf", &tf)]).await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let again = app
+        .client
+        .build_workspace(
+            "ws",
+            &BuildRequest {
+                transition: Some(Transition::Stop),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(again.status(), Some(StatusCode::CONFLICT));
+    assert!(again.to_string().contains("already has a build"), "{again}");
+    // Wait until terraform is running the provisioner, then cancel.
+    for _ in 0..100 {
+        let logs = app
+            .client
+            .job_logs(&ws.latest_build.job.id, 0, false)
+            .await
+            .unwrap()
+            .logs;
+        if logs.iter().any(|l| {
+            l.text.contains("Provisioning with 'local-exec'") || l.text.contains("local-exec")
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.client.cancel_build(&ws.latest_build.id).await.unwrap();
+    let started = std::time::Instant::now();
+    let w = wait_build(&app, "ws").await;
+    assert_eq!(
+        w.status,
+        WorkspaceStatus::Canceled,
+        "{:?}",
+        w.latest_build.job
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "cancel stopped terraform"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_never_sees_the_servers_secrets() {
+    std::env::set_var("HANGAR_TEST_CANARY_SECRET", "canary-5f3a");
+    let app = spawn_app().await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"env\" {{\n  provisioner \"local-exec\" {{\n    command = \"env | sort\"\n  }}\n}}\n");
+    push(&app, "env", &[("main.tf", &tf)]).await;
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "env".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let w = wait_build(&app, "ws").await;
+    assert_eq!(w.status, WorkspaceStatus::Running);
+    let logs = app
+        .client
+        .job_logs(&w.latest_build.job.id, 0, false)
+        .await
+        .unwrap()
+        .logs;
+    let all: String = logs
+        .iter()
+        .map(|l| l.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        all.contains("HANGAR_WORKSPACE_NAME=ws"),
+        "the provider contract is there: {all}"
+    );
+    assert!(
+        !all.contains("canary-5f3a") && !all.contains("HANGAR_TEST_CANARY_SECRET"),
+        "{all}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_see_only_their_own_workspaces() {
+    let app = spawn_app().await;
+    push(
+        &app,
+        "t",
+        &[(
+            "main.tf",
+            &format!("{PROVIDER}resource \"terraform_data\" \"x\" {{}}\n"),
+        )],
+    )
+    .await;
+    let mia = app.user("mia", hangar::model::Role::Member).await;
+    mia.create_workspace(&CreateWorkspaceRequest {
+        name: "mine".into(),
+        template: "t".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "boss".into(),
+            template: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<String> = mia
+        .workspaces(true, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["mine"]);
+    assert_eq!(
+        mia.workspace("owner/boss").await.unwrap_err().status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    let all: Vec<String> = app
+        .client
+        .workspaces(true, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| format!("{}/{}", w.owner, w.name))
+        .collect();
+    assert_eq!(all, ["owner/boss", "mia/mine"]);
+    let searched = app.client.workspaces(true, "owner:mia").await.unwrap();
+    assert_eq!(searched.len(), 1);
+    app.stop().await;
+}
+
+/// Many jobs, two workers each claiming as fast as it can: every job exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_claims_take_each_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_database(dir.path()).await;
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        let id = uuid::Uuid::new_v4().to_string();
+        db.insert_job(
+            db.pool(),
+            &id,
+            hangar::model::JobKind::TemplateVersionDryRun,
+            "{}",
+        )
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let db = db.clone();
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(job) = db.claim_job(&format!("w{w}")).await.unwrap() {
+                got.push(job.id);
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    for w in workers {
+        claimed.extend(w.await.unwrap());
+    }
+    claimed.sort();
+    ids.sort();
+    assert_eq!(claimed, ids, "each job claimed exactly once");
+}
