@@ -624,7 +624,22 @@ pub fn classify_with(
         });
     }
 
-    let host_configs: HashSet<&str> = hosts.values().flatten().map(String::as_str).collect();
+    // An external agent runs on the user's machine: whatever depends on it hosts nothing.
+    let external_agent_configs: HashSet<&str> = state
+        .iter()
+        .filter(|r| agent_addresses.contains(r.address.as_str()))
+        .filter(|r| {
+            external_configs.contains(r.config_address.as_str())
+                || r.attr_str("id")
+                    .is_some_and(|id| external_ids.contains(&id))
+        })
+        .map(|r| r.config_address.as_str())
+        .collect();
+    let host_configs: HashSet<&str> = hosts
+        .iter()
+        .filter(|(agent, _)| !external_agent_configs.contains(agent.as_str()))
+        .filter_map(|(_, host)| host.as_deref())
+        .collect();
 
     // Metadata by the id of the resource it describes.
     let mut metadata: HashMap<String, Vec<&StateResource>> = HashMap::new();
@@ -898,6 +913,8 @@ mod tests {
                 "item": [{"key": "image", "value": "ubuntu", "sensitive": false, "is_null": false},
                          {"key": "password", "value": "pw", "sensitive": true, "is_null": false}]},
                "sensitive_attributes": []}]},
+            {"mode": "managed", "type": "local_file", "name": "ext_token", "instances": [
+              {"attributes": {"id": "f-1"}, "sensitive_attributes": []}]},
             {"mode": "managed", "type": "hangar_app", "name": "code", "instances": [
               {"attributes": {"id": "app", "agent_id": "agent-1"}, "sensitive_attributes": []}]}
           ]
@@ -921,6 +938,7 @@ mod tests {
   "docker_container.ws" -> "hangar_agent.main";
   "hangar_metadata.info" -> "docker_container.ws";
   "hangar_external_agent.laptop" -> "hangar_agent.ext";
+  "local_file.ext_token" -> "hangar_agent.ext";
   "module.disk.docker_volume.home" -> "data.hangar_workspace.me";
   "docker_container.ws" -> "module.disk.docker_volume.home";
 }"#;
@@ -938,9 +956,12 @@ mod tests {
             names,
             [
                 "docker_container.ws[0]",
-                r#"module.disk["a"].docker_volume.home"#
+                r#"module.disk["a"].docker_volume.home"#,
+                "local_file.ext_token"
             ]
         );
+        // It depends on the external agent, but external agents have no host here.
+        assert_eq!(c.resources[2].kind, Kind::Peripheral);
         let ws = &c.resources[0];
         assert_eq!(
             (ws.kind, ws.lifetime),

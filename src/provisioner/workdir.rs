@@ -132,6 +132,16 @@ pub fn render_templates(dir: &Path, ctx: &serde_json::Value) -> Result<(), Workd
         let source = std::fs::read_to_string(&path).map_err(WorkdirError::io("reading", &path))?;
         let rendered = render_one(&rel, &source, &context)?;
         let out = path.with_extension(""); // main.tf.tera -> main.tf
+        if out.exists() {
+            return Err(WorkdirError::Render {
+                file: rel,
+                line: None,
+                message: format!(
+                    "both {} and its template exist; keep only one of them",
+                    out.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            });
+        }
         std::fs::write(&out, rendered).map_err(WorkdirError::io("writing", &out))?;
         std::fs::remove_file(&path).map_err(WorkdirError::io("removing", &path))?;
     }
@@ -142,8 +152,9 @@ fn find_templates(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), WorkdirError
     for entry in std::fs::read_dir(dir).map_err(WorkdirError::io("reading", dir))? {
         let entry = entry.map_err(WorkdirError::io("reading", dir))?;
         let path = entry.path();
-        // symlink_metadata: a link to a dir is not descended (archives were checked, but
-        // the walk need not rely on it).
+        // `file_type` does not follow links: a link to a dir is not descended and a link
+        // to a file is not rendered (archives were checked, but the walk need not rely on
+        // it).
         let ft = entry
             .file_type()
             .map_err(WorkdirError::io("reading", &path))?;
