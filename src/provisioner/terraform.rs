@@ -667,7 +667,7 @@ impl Terraform {
             .exec(
                 dir,
                 Stage::Validate,
-                &["validate", "-json"],
+                &["validate", "-json", "-no-color"],
                 Stdout::CaptureAnyExit,
                 sink,
                 cancel,
@@ -750,7 +750,7 @@ impl Terraform {
             .exec(
                 dir,
                 Stage::Show,
-                &["show", "-json", PLAN_FILE],
+                &["show", "-json", "-no-color", PLAN_FILE],
                 Stdout::Capture,
                 sink,
                 cancel,
@@ -856,7 +856,7 @@ impl Terraform {
             let (line, diag) = if is_stdout {
                 parse_line(stage, &raw, redact)
             } else {
-                let text = redact.redact(raw.trim_end()).into_owned();
+                let text = redact.redact(strip_ansi(&raw).trim_end()).into_owned();
                 state.stderr_tail.push(text.clone());
                 if state.stderr_tail.len() > STDERR_TAIL {
                     state.stderr_tail.remove(0);
@@ -1040,7 +1040,7 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
             LogLine {
                 stage,
                 level: LogLevel::Info,
-                text: redact.redact(raw.trim_end()).into_owned(),
+                text: redact.redact(strip_ansi(raw).trim_end()).into_owned(),
                 at_ms,
             },
             None,
@@ -1069,6 +1069,31 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
         },
         diag,
     )
+}
+
+/// Removes terminal colour sequences (`ESC [ … letter`): terraform colours human output
+/// on stderr even when it is not a terminal, and log lines are shown in a browser.
+pub fn strip_ansi(text: &str) -> Cow<'_, str> {
+    if !text.contains('\u{1b}') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 fn parse_diagnostic(d: &serde_json::Value, redact: &Redactor) -> Diagnostic {
@@ -1195,6 +1220,14 @@ mod tests {
         assert_eq!(env.get("TF_INPUT"), Some("0"));
         assert_eq!(env.get("HANGAR_URL"), Some("u"));
         assert!(!format!("{env:?}").contains("\"u\""));
+    }
+
+    #[test]
+    fn strips_colours() {
+        let coloured =
+            "\u{1b}[31m\u{1b}[31m╷\u{1b}[0m\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0mboom";
+        assert_eq!(strip_ansi(coloured), "╷ Error: boom");
+        assert!(matches!(strip_ansi("plain"), Cow::Borrowed(_)));
     }
 
     #[test]
