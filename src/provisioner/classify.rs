@@ -364,11 +364,16 @@ pub fn parse_state(bytes: &[u8]) -> Result<Vec<StateResource>, ClassifyError> {
         base.push_str(&format!("{type_}.{name}"));
         for inst in r["instances"].as_array().into_iter().flatten() {
             let index_key = inst.get("index_key").cloned().filter(|k| !k.is_null());
-            let address = match &index_key {
+            let mut address = match &index_key {
                 Some(Value::String(k)) => format!("{base}[{}]", Value::String(k.clone())),
                 Some(k) => format!("{base}[{k}]"),
                 None => base.clone(),
             };
+            // A create_before_destroy replacement that failed leaves the old object
+            // "deposed" beside the new one: it still exists, under the same address.
+            if let Some(deposed) = inst["deposed"].as_str() {
+                address.push_str(&format!(" (deposed {deposed})"));
+            }
             out.push(StateResource {
                 config_address: strip_keys(&base),
                 address,
@@ -594,16 +599,16 @@ pub fn classify_with(
                 .get(&r.config_address)
                 .cloned()
                 .flatten()
-                .map(|host_config| {
-                    let candidates = instances_of(&host_config);
-                    let paired = match candidates.as_slice() {
-                        [only] => Some(only.address.clone()),
-                        many => many
-                            .iter()
+                .and_then(|host_config| match instances_of(&host_config).as_slice() {
+                    // The host has no instance now (count = 0): nothing runs the agent.
+                    [] => None,
+                    [only] => Some(only.address.clone()),
+                    many => Some(
+                        many.iter()
                             .find(|h| h.index_key.is_some() && h.index_key == r.index_key)
-                            .map(|h| h.address.clone()),
-                    };
-                    paired.unwrap_or(host_config)
+                            .map(|h| h.address.clone())
+                            .unwrap_or(host_config),
+                    ),
                 })
         };
         let siblings = instances_of(&r.config_address).len();
@@ -1026,6 +1031,32 @@ mod tests {
                 "hangar_app"
             ]
         );
+    }
+
+    #[test]
+    fn stopped_hosts_and_deposed_objects() {
+        let state = json!({"version": 4, "resources": [
+            {"mode": "managed", "type": "hangar_agent", "name": "a", "instances": [
+              {"attributes": {"id": "agent-1", "token": "t"}}]},
+            {"mode": "managed", "type": "vm", "name": "v", "instances": [
+              {"attributes": {"id": "new"}},
+              {"deposed": "00ab", "attributes": {"id": "old"}}]}
+        ]})
+        .to_string();
+        let resources = parse_state(state.as_bytes()).unwrap();
+        let addrs: Vec<_> = resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(addrs, ["hangar_agent.a", "vm.v", "vm.v (deposed 00ab)"]);
+        let graph = Graph::parse(
+            "digraph {\n \"vm.v\" -> \"hangar_agent.a\";\n \"vm.w\" -> \"hangar_agent.a\";\n}",
+        )
+        .unwrap();
+        let c = classify(&graph, &resources, &HashMap::new());
+        assert_eq!(c.agents[0].host.as_deref(), Some("vm.v"));
+        // Its host config has no instance (a stopped workspace): no host.
+        let only_agent = &resources[..1];
+        let graph = Graph::parse("digraph {\n \"vm.v\" -> \"hangar_agent.a\";\n}").unwrap();
+        let c = classify(&graph, only_agent, &HashMap::new());
+        assert_eq!(c.agents[0].host, None);
     }
 
     #[test]

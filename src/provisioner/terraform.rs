@@ -834,6 +834,9 @@ impl Terraform {
             source,
         })?;
         let pid = child.id().map(|p| p as i32);
+        // If this future is dropped mid-run (job task aborted, server shutting down),
+        // kill_on_drop would reach terraform only; the guard takes its whole group.
+        let mut group_guard = GroupGuard(pid);
 
         let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -912,6 +915,9 @@ impl Terraform {
             }
         }
         .map_err(TerraformError::io("waiting for terraform in", dir))?;
+        // Terraform has exited; what is left in its group (an agent a local-exec started
+        // in the background, as the `local` template does) is meant to outlive it.
+        group_guard.0 = None;
 
         let drain = async {
             while let Some((is_stdout, raw)) = rx.recv().await {
@@ -962,6 +968,15 @@ impl Terraform {
             elapsed: started.elapsed(),
             exit_code: status.code().unwrap_or(-1),
         })
+    }
+}
+
+/// SIGKILLs a process group when dropped while still armed.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal(self.0.map(|p| -p), libc::SIGKILL);
     }
 }
 

@@ -36,6 +36,8 @@ pub enum WorkdirError {
         line: Option<usize>,
         message: String,
     },
+    #[error("job id {0:?} cannot name a work dir (empty, or contains `/`, NUL or a leading `.`)")]
+    JobId(String),
     #[error("the build context must be a JSON object (workspace, owner, template, transition, parameters), got {0}")]
     Context(String),
     #[error("{action} {path}: {source}")]
@@ -89,6 +91,10 @@ pub fn prepare(
 ) -> Result<Workdir, WorkdirError> {
     use std::os::unix::fs::PermissionsExt;
 
+    // The id becomes part of a path; it must not be able to leave work_root.
+    if job_id.is_empty() || job_id.contains(['/', '\0']) || job_id.starts_with('.') {
+        return Err(WorkdirError::JobId(job_id.to_string()));
+    }
     std::fs::create_dir_all(work_root).map_err(|source| WorkdirError::Create {
         root: work_root.display().to_string(),
         source,
@@ -369,6 +375,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err = prepare(root.path(), "j", b"not a tar", &ctx(), None).unwrap_err();
         assert!(matches!(err, WorkdirError::Archive(_)), "{err}");
+        let good = archive(&[("main.tf", "")]);
+        for bad_id in ["", "../x", "a/b", ".."] {
+            let err = prepare(root.path(), bad_id, &good, &ctx(), None).unwrap_err();
+            assert!(matches!(err, WorkdirError::JobId(_)), "{bad_id}: {err}");
+        }
     }
 
     #[test]
