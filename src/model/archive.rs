@@ -775,13 +775,22 @@ mod tests {
         std::fs::create_dir_all(d.join("modules/m")).unwrap();
         std::fs::write(d.join("modules/m/main.tf"), "").unwrap();
         std::os::unix::fs::symlink("main.tf", d.join("alias.tf")).unwrap();
+        std::fs::write(d.join("start.sh"), "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("start.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
 
         let bytes = pack_dir(d).unwrap();
         let summary = validate(&bytes).unwrap();
         let paths: Vec<_> = summary.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            [".terraform.lock.hcl", "main.tf", "modules/m/main.tf"]
+            [
+                ".terraform.lock.hcl",
+                "main.tf",
+                "modules/m/main.tf",
+                "start.sh"
+            ]
         );
 
         // Same content, different mtimes: same bytes.
@@ -793,5 +802,11 @@ mod tests {
         extract(&bytes, out.path()).unwrap();
         assert!(out.path().join("alias.tf").is_symlink());
         assert!(!out.path().join(".terraform").exists());
+        // Scripts stay executable (for the owner; group/other bits are dropped).
+        let mode = std::fs::metadata(out.path().join("start.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 }

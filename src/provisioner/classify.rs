@@ -364,11 +364,16 @@ pub fn parse_state(bytes: &[u8]) -> Result<Vec<StateResource>, ClassifyError> {
         base.push_str(&format!("{type_}.{name}"));
         for inst in r["instances"].as_array().into_iter().flatten() {
             let index_key = inst.get("index_key").cloned().filter(|k| !k.is_null());
-            let address = match &index_key {
+            let mut address = match &index_key {
                 Some(Value::String(k)) => format!("{base}[{}]", Value::String(k.clone())),
                 Some(k) => format!("{base}[{k}]"),
                 None => base.clone(),
             };
+            // A create_before_destroy replacement that failed leaves the old object
+            // "deposed" beside the new one: it still exists, under the same address.
+            if let Some(deposed) = inst["deposed"].as_str() {
+                address.push_str(&format!(" (deposed {deposed})"));
+            }
             out.push(StateResource {
                 config_address: strip_keys(&base),
                 address,
@@ -594,16 +599,16 @@ pub fn classify_with(
                 .get(&r.config_address)
                 .cloned()
                 .flatten()
-                .map(|host_config| {
-                    let candidates = instances_of(&host_config);
-                    let paired = match candidates.as_slice() {
-                        [only] => Some(only.address.clone()),
-                        many => many
-                            .iter()
+                .and_then(|host_config| match instances_of(&host_config).as_slice() {
+                    // The host has no instance now (count = 0): nothing runs the agent.
+                    [] => None,
+                    [only] => Some(only.address.clone()),
+                    many => Some(
+                        many.iter()
                             .find(|h| h.index_key.is_some() && h.index_key == r.index_key)
-                            .map(|h| h.address.clone()),
-                    };
-                    paired.unwrap_or(host_config)
+                            .map(|h| h.address.clone())
+                            .unwrap_or(host_config),
+                    ),
                 })
         };
         let siblings = instances_of(&r.config_address).len();
@@ -624,7 +629,22 @@ pub fn classify_with(
         });
     }
 
-    let host_configs: HashSet<&str> = hosts.values().flatten().map(String::as_str).collect();
+    // An external agent runs on the user's machine: whatever depends on it hosts nothing.
+    let external_agent_configs: HashSet<&str> = state
+        .iter()
+        .filter(|r| agent_addresses.contains(r.address.as_str()))
+        .filter(|r| {
+            external_configs.contains(r.config_address.as_str())
+                || r.attr_str("id")
+                    .is_some_and(|id| external_ids.contains(&id))
+        })
+        .map(|r| r.config_address.as_str())
+        .collect();
+    let host_configs: HashSet<&str> = hosts
+        .iter()
+        .filter(|(agent, _)| !external_agent_configs.contains(agent.as_str()))
+        .filter_map(|(_, host)| host.as_deref())
+        .collect();
 
     // Metadata by the id of the resource it describes.
     let mut metadata: HashMap<String, Vec<&StateResource>> = HashMap::new();
@@ -898,6 +918,8 @@ mod tests {
                 "item": [{"key": "image", "value": "ubuntu", "sensitive": false, "is_null": false},
                          {"key": "password", "value": "pw", "sensitive": true, "is_null": false}]},
                "sensitive_attributes": []}]},
+            {"mode": "managed", "type": "local_file", "name": "ext_token", "instances": [
+              {"attributes": {"id": "f-1"}, "sensitive_attributes": []}]},
             {"mode": "managed", "type": "hangar_app", "name": "code", "instances": [
               {"attributes": {"id": "app", "agent_id": "agent-1"}, "sensitive_attributes": []}]}
           ]
@@ -921,6 +943,7 @@ mod tests {
   "docker_container.ws" -> "hangar_agent.main";
   "hangar_metadata.info" -> "docker_container.ws";
   "hangar_external_agent.laptop" -> "hangar_agent.ext";
+  "local_file.ext_token" -> "hangar_agent.ext";
   "module.disk.docker_volume.home" -> "data.hangar_workspace.me";
   "docker_container.ws" -> "module.disk.docker_volume.home";
 }"#;
@@ -938,9 +961,12 @@ mod tests {
             names,
             [
                 "docker_container.ws[0]",
-                r#"module.disk["a"].docker_volume.home"#
+                r#"module.disk["a"].docker_volume.home"#,
+                "local_file.ext_token"
             ]
         );
+        // It depends on the external agent, but external agents have no host here.
+        assert_eq!(c.resources[2].kind, Kind::Peripheral);
         let ws = &c.resources[0];
         assert_eq!(
             (ws.kind, ws.lifetime),
@@ -1005,6 +1031,32 @@ mod tests {
                 "hangar_app"
             ]
         );
+    }
+
+    #[test]
+    fn stopped_hosts_and_deposed_objects() {
+        let state = json!({"version": 4, "resources": [
+            {"mode": "managed", "type": "hangar_agent", "name": "a", "instances": [
+              {"attributes": {"id": "agent-1", "token": "t"}}]},
+            {"mode": "managed", "type": "vm", "name": "v", "instances": [
+              {"attributes": {"id": "new"}},
+              {"deposed": "00ab", "attributes": {"id": "old"}}]}
+        ]})
+        .to_string();
+        let resources = parse_state(state.as_bytes()).unwrap();
+        let addrs: Vec<_> = resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(addrs, ["hangar_agent.a", "vm.v", "vm.v (deposed 00ab)"]);
+        let graph = Graph::parse(
+            "digraph {\n \"vm.v\" -> \"hangar_agent.a\";\n \"vm.w\" -> \"hangar_agent.a\";\n}",
+        )
+        .unwrap();
+        let c = classify(&graph, &resources, &HashMap::new());
+        assert_eq!(c.agents[0].host.as_deref(), Some("vm.v"));
+        // Its host config has no instance (a stopped workspace): no host.
+        let only_agent = &resources[..1];
+        let graph = Graph::parse("digraph {\n \"vm.v\" -> \"hangar_agent.a\";\n}").unwrap();
+        let c = classify(&graph, only_agent, &HashMap::new());
+        assert_eq!(c.agents[0].host, None);
     }
 
     #[test]

@@ -55,8 +55,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many stderr lines are kept to explain a failure that printed no diagnostic.
 const STDERR_TAIL: usize = 20;
 
-/// The state file terraform's local backend writes, progressively during apply.
-pub const STATE_FILE: &str = "terraform.tfstate";
+pub use super::workdir::STATE_FILE;
 
 /// The saved plan `plan_json` writes and `apply_saved` applies.
 pub const PLAN_FILE: &str = "plan.bin";
@@ -369,7 +368,8 @@ impl TerraformEnv {
     }
 }
 
-/// Identifies a build of the provider binary without hashing hundreds of megabytes.
+/// Identifies a build of a binary (path, size, mtime) without hashing hundreds of
+/// megabytes.
 fn fingerprint(binary: &Path) -> String {
     let path = binary
         .canonicalize()
@@ -398,10 +398,21 @@ pub struct RunOutput {
 }
 
 /// A plan saved in the work dir plus its JSON form (`terraform show -json`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Plan {
     pub file: PathBuf,
+    /// Holds sensitive values in clear (terraform only flags them in `*_sensitive`):
+    /// read what is needed from it, never log or store it whole.
     pub json: serde_json::Value,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("file", &self.file)
+            .field("json", &"***")
+            .finish()
+    }
 }
 
 /// Whether `init_cached` could skip `terraform init`.
@@ -429,10 +440,10 @@ impl InitCache {
 
     /// A key for the configuration in `dir` as rendered (a `.tf.tera` may render module
     /// sources or provider versions differently per workspace), the terraform binary
-    /// and the provider build.
+    /// (an upgrade in place changes its fingerprint) and the provider build.
     pub fn key_for_dir(dir: &Path, terraform: &Terraform) -> Result<String, TerraformError> {
         let mut hasher = Sha256::new();
-        hasher.update(terraform.binary.as_os_str().as_encoded_bytes());
+        hasher.update(fingerprint(&terraform.binary).as_bytes());
         hasher.update([0]);
         hasher.update(terraform.env.provider_fingerprint.as_bytes());
         hash_tree(dir, Path::new(""), &mut hasher)?;
@@ -619,10 +630,16 @@ impl Terraform {
         let entry = cache.entry(key);
         if entry.join("complete").exists() {
             let cached_dot = entry.join("dot-terraform");
+            let dot = dir.join(".terraform");
+            // An archive made by hand may carry its own .terraform; the cache replaces it.
+            if dot.is_dir() && !dot.is_symlink() {
+                std::fs::remove_dir_all(&dot).map_err(TerraformError::io("removing", &dot))?;
+            }
             if cached_dot.exists() {
-                std::os::unix::fs::symlink(&cached_dot, dir.join(".terraform")).map_err(
-                    TerraformError::io("linking the cached .terraform into", dir),
-                )?;
+                std::os::unix::fs::symlink(&cached_dot, &dot).map_err(TerraformError::io(
+                    "linking the cached .terraform into",
+                    dir,
+                ))?;
             }
             let cached_lock = entry.join("lock.hcl");
             if cached_lock.exists() {
@@ -650,7 +667,7 @@ impl Terraform {
             .exec(
                 dir,
                 Stage::Validate,
-                &["validate", "-json"],
+                &["validate", "-json", "-no-color"],
                 Stdout::CaptureAnyExit,
                 sink,
                 cancel,
@@ -667,6 +684,15 @@ impl Terraform {
             .as_array()
             .map(|a| a.iter().map(|d| parse_diagnostic(d, redact)).collect())
             .unwrap_or_default();
+        // validate prints one document rather than lines; its diagnostics are the log.
+        for d in &diags {
+            sink(LogLine {
+                stage: Stage::Validate,
+                level: d.severity,
+                text: d.to_string(),
+                at_ms: now_ms(),
+            });
+        }
         if doc["valid"].as_bool() == Some(false) {
             return Err(TerraformError::Failed {
                 stage: Stage::Validate,
@@ -724,7 +750,7 @@ impl Terraform {
             .exec(
                 dir,
                 Stage::Show,
-                &["show", "-json", PLAN_FILE],
+                &["show", "-json", "-no-color", PLAN_FILE],
                 Stdout::Capture,
                 sink,
                 cancel,
@@ -808,6 +834,9 @@ impl Terraform {
             source,
         })?;
         let pid = child.id().map(|p| p as i32);
+        // If this future is dropped mid-run (job task aborted, server shutting down),
+        // kill_on_drop would reach terraform only; the guard takes its whole group.
+        let mut group_guard = GroupGuard(pid);
 
         let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -830,7 +859,7 @@ impl Terraform {
             let (line, diag) = if is_stdout {
                 parse_line(stage, &raw, redact)
             } else {
-                let text = redact.redact(raw.trim_end()).into_owned();
+                let text = redact.redact(strip_ansi(&raw).trim_end()).into_owned();
                 state.stderr_tail.push(text.clone());
                 if state.stderr_tail.len() > STDERR_TAIL {
                     state.stderr_tail.remove(0);
@@ -857,7 +886,8 @@ impl Terraform {
 
         let timeout = tokio::time::sleep(self.timeout);
         tokio::pin!(timeout);
-        let kill_at = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+        // Armed (reset) only once SIGINT has been sent.
+        let kill_at = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
         tokio::pin!(kill_at);
         let mut interrupted: Option<Interrupt> = None;
         let mut killed = false;
@@ -885,6 +915,9 @@ impl Terraform {
             }
         }
         .map_err(TerraformError::io("waiting for terraform in", dir))?;
+        // Terraform has exited; what is left in its group (an agent a local-exec started
+        // in the background, as the `local` template does) is meant to outlive it.
+        group_guard.0 = None;
 
         let drain = async {
             while let Some((is_stdout, raw)) = rx.recv().await {
@@ -935,6 +968,15 @@ impl Terraform {
             elapsed: started.elapsed(),
             exit_code: status.code().unwrap_or(-1),
         })
+    }
+}
+
+/// SIGKILLs a process group when dropped while still armed.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal(self.0.map(|p| -p), libc::SIGKILL);
     }
 }
 
@@ -1013,7 +1055,7 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
             LogLine {
                 stage,
                 level: LogLevel::Info,
-                text: redact.redact(raw.trim_end()).into_owned(),
+                text: redact.redact(strip_ansi(raw).trim_end()).into_owned(),
                 at_ms,
             },
             None,
@@ -1042,6 +1084,31 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
         },
         diag,
     )
+}
+
+/// Removes terminal colour sequences (`ESC [ … letter`): terraform colours human output
+/// on stderr even when it is not a terminal, and log lines are shown in a browser.
+pub fn strip_ansi(text: &str) -> Cow<'_, str> {
+    if !text.contains('\u{1b}') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 fn parse_diagnostic(d: &serde_json::Value, redact: &Redactor) -> Diagnostic {
@@ -1168,6 +1235,14 @@ mod tests {
         assert_eq!(env.get("TF_INPUT"), Some("0"));
         assert_eq!(env.get("HANGAR_URL"), Some("u"));
         assert!(!format!("{env:?}").contains("\"u\""));
+    }
+
+    #[test]
+    fn strips_colours() {
+        let coloured =
+            "\u{1b}[31m\u{1b}[31m╷\u{1b}[0m\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0mboom";
+        assert_eq!(strip_ansi(coloured), "╷ Error: boom");
+        assert!(matches!(strip_ansi("plain"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum WorkdirError {
         line: Option<usize>,
         message: String,
     },
+    #[error("job id {0:?} cannot name a work dir (empty, or contains `/`, NUL or a leading `.`)")]
+    JobId(String),
     #[error("the build context must be a JSON object (workspace, owner, template, transition, parameters), got {0}")]
     Context(String),
     #[error("{action} {path}: {source}")]
@@ -89,6 +91,10 @@ pub fn prepare(
 ) -> Result<Workdir, WorkdirError> {
     use std::os::unix::fs::PermissionsExt;
 
+    // The id becomes part of a path; it must not be able to leave work_root.
+    if job_id.is_empty() || job_id.contains(['/', '\0']) || job_id.starts_with('.') {
+        return Err(WorkdirError::JobId(job_id.to_string()));
+    }
     std::fs::create_dir_all(work_root).map_err(|source| WorkdirError::Create {
         root: work_root.display().to_string(),
         source,
@@ -132,6 +138,16 @@ pub fn render_templates(dir: &Path, ctx: &serde_json::Value) -> Result<(), Workd
         let source = std::fs::read_to_string(&path).map_err(WorkdirError::io("reading", &path))?;
         let rendered = render_one(&rel, &source, &context)?;
         let out = path.with_extension(""); // main.tf.tera -> main.tf
+        if out.exists() {
+            return Err(WorkdirError::Render {
+                file: rel,
+                line: None,
+                message: format!(
+                    "both {} and its template exist; keep only one of them",
+                    out.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            });
+        }
         std::fs::write(&out, rendered).map_err(WorkdirError::io("writing", &out))?;
         std::fs::remove_file(&path).map_err(WorkdirError::io("removing", &path))?;
     }
@@ -142,8 +158,9 @@ fn find_templates(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), WorkdirError
     for entry in std::fs::read_dir(dir).map_err(WorkdirError::io("reading", dir))? {
         let entry = entry.map_err(WorkdirError::io("reading", dir))?;
         let path = entry.path();
-        // symlink_metadata: a link to a dir is not descended (archives were checked, but
-        // the walk need not rely on it).
+        // `file_type` does not follow links: a link to a dir is not descended and a link
+        // to a file is not rendered (archives were checked, but the walk need not rely on
+        // it).
         let ft = entry
             .file_type()
             .map_err(WorkdirError::io("reading", &path))?;
@@ -358,6 +375,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err = prepare(root.path(), "j", b"not a tar", &ctx(), None).unwrap_err();
         assert!(matches!(err, WorkdirError::Archive(_)), "{err}");
+        let good = archive(&[("main.tf", "")]);
+        for bad_id in ["", "../x", "a/b", ".."] {
+            let err = prepare(root.path(), bad_id, &good, &ctx(), None).unwrap_err();
+            assert!(matches!(err, WorkdirError::JobId(_)), "{bad_id}: {err}");
+        }
     }
 
     #[test]
