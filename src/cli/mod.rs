@@ -40,6 +40,8 @@ pub enum Command {
     /// Manage templates.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Run the workspace agent (inside a workspace; reads HANGAR_URL and HANGAR_AGENT_TOKEN).
+    Agent,
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
@@ -80,6 +82,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => users::run(cmd).await,
         Command::Tokens(cmd) => tokens::run(cmd).await,
         Command::Templates(cmd) => templates::run(cmd).await,
+        Command::Agent => {
+            crate::agent::run(crate::agent::AgentConfig::from_env()?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Provider(ProviderCommand::Install { dir }) => {
             let binary = std::env::current_exe()?;
             crate::provider::mirror::install(&dir, &binary)?;
