@@ -7,6 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::agent::protocol::Manifest;
+use crate::api::agents::{AgentView, MetadataView};
 use crate::api::jobs::LogsPage;
 use crate::api::templates::{ActivateRequest, TemplateView, VersionView};
 use crate::api::tokens::{CreateTokenRequest, CreatedToken};
@@ -15,6 +17,7 @@ use crate::api::workspaces::{
     BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest, WorkspaceView,
 };
 use crate::api::ErrorBody;
+use crate::db::agents::AgentLog;
 use crate::db::jobs::Job;
 use crate::db::tokens::ApiToken;
 use crate::db::users::User;
@@ -391,6 +394,39 @@ impl Client {
                 return Ok(page.job);
             }
         }
+    }
+
+    // Workspace agents.
+
+    /// The agent's own manifest; this client must hold the agent token.
+    pub async fn agent_manifest(&self) -> ClientResult<Manifest> {
+        self.get("/workspaceagents/me").await
+    }
+
+    pub async fn agent(&self, id: &str) -> ClientResult<AgentView> {
+        self.get(&format!("/workspaceagents/{id}")).await
+    }
+
+    /// Log lines after line id `after` (0: from the start), at most a page.
+    pub async fn agent_logs(&self, id: &str, after: i64) -> ClientResult<Vec<AgentLog>> {
+        self.get(&format!("/workspaceagents/{id}/logs?after={after}"))
+            .await
+    }
+
+    /// The last `n` log lines.
+    pub async fn agent_logs_tail(&self, id: &str, n: i64) -> ClientResult<Vec<AgentLog>> {
+        self.get(&format!("/workspaceagents/{id}/logs?tail={n}"))
+            .await
+    }
+
+    pub async fn agent_metadata(&self, id: &str) -> ClientResult<Vec<MetadataView>> {
+        self.get(&format!("/workspaceagents/{id}/metadata")).await
+    }
+
+    /// The init script for `os`/`arch` (no auth needed).
+    pub async fn init_script(&self, os: &str, arch: &str) -> ClientResult<String> {
+        let bytes = self.get_bytes(&format!("/init-script/{os}/{arch}")).await?;
+        String::from_utf8(bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `provider` is the Terraform provider this same binary serves to terraform.
 //! - `agent` runs inside a workspace and connects back to the server.
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod client;

@@ -47,6 +47,7 @@ pub async fn serve(
         config: Arc::new(config.clone()),
         jobs_available: Arc::new(tokio::sync::Notify::new()),
         job_updates: job_updates.clone(),
+        agent_conns: Default::default(),
     };
     let runner = Runner::new(
         db,
@@ -86,10 +87,18 @@ pub async fn serve(
         })
     };
     let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Upgraded agent sockets are not requests the graceful shutdown waits for: close them
+    // ourselves, so agents notice at once and reconnect to the next server.
+    let conns = state.agent_conns.clone();
+    let shutdown = async move {
+        shutdown.await;
+        conns.shutdown.cancel();
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    state.agent_conns.close_all().await;
     // Running builds finish their terraform run rather than leave half-applied state.
     stop_workers.cancel();
     for w in workers {

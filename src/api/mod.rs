@@ -1,6 +1,7 @@
 //! The REST API under `/api/v2`. Handlers parse, authorize, call plain functions and map
 //! the result; `error.rs` turns failures into HTTP once.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod jobs;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub jobs_available: Arc<tokio::sync::Notify>,
     /// Carries a job id whenever that job logged or changed status (live log followers).
     pub job_updates: tokio::sync::broadcast::Sender<String>,
+    /// Open agent WebSockets, closed on shutdown.
+    pub agent_conns: agents::AgentConnections,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -88,6 +91,13 @@ pub fn router(state: AppState) -> Router {
         .route("/workspacebuilds/:id", get(workspaces::get_build))
         .route("/workspacebuilds/:id/cancel", put(workspaces::cancel_build))
         .route("/jobs/:id", get(jobs::get))
+        .route("/workspaceagents/me", get(agents::manifest))
+        .route("/workspaceagents/me/ws", get(agents::connect))
+        .route("/workspaceagents/:id", get(agents::get))
+        .route("/workspaceagents/:id/logs", get(agents::logs))
+        .route("/workspaceagents/:id/metadata", get(agents::metadata))
+        .route("/init-script/:os/:arch", get(agents::init_script))
+        .route("/bin/:file", get(agents::binary))
         .route("/jobs/:id/logs", get(jobs::logs))
         .fallback(not_found);
     Router::new().nest("/api/v2", api).with_state(state)

@@ -86,6 +86,8 @@ pub enum Command {
     Favorite { name: String },
     /// Unpin a workspace.
     Unfavorite { name: String },
+    /// Run the workspace agent (inside a workspace; reads HANGAR_URL and HANGAR_AGENT_TOKEN).
+    Agent,
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
@@ -154,6 +156,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unfavorite { name } => {
             session::client()?.set_favorite(&name, false).await?;
             println!("{name} is no longer a favorite.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent => {
+            crate::agent::run(crate::agent::AgentConfig::from_env()?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Provider(ProviderCommand::Install { dir }) => {

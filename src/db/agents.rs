@@ -81,3 +81,267 @@ impl Database {
         rows.iter().map(agent_from_row).collect()
     }
 }
+
+/// An agent with what decides whether its token still works and who may see it.
+#[derive(Debug, Clone)]
+pub struct AgentWithWorkspace {
+    pub agent: Agent,
+    /// Compared in constant time by the caller after the lookup by hash.
+    pub token_hash: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub workspace_deleted: bool,
+    pub owner_id: String,
+    pub owner_name: String,
+    pub build_number: i64,
+    pub build_transition: String,
+    /// The highest build number of the workspace: the agent is current only if its build
+    /// is that one.
+    pub latest_build_number: i64,
+}
+
+/// One stored line of an agent's script output.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct AgentLog {
+    pub id: i64,
+    pub at: i64,
+    pub source: String,
+    pub level: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct AgentMetadataRow {
+    pub key: String,
+    pub value: String,
+    pub error: String,
+    pub collected_at: i64,
+}
+
+fn with_workspace_from_row(row: &sqlx::any::AnyRow) -> Result<AgentWithWorkspace, sqlx::Error> {
+    Ok(AgentWithWorkspace {
+        agent: agent_from_row(row)?,
+        token_hash: row.try_get("token_hash")?,
+        workspace_id: row.try_get("ws_id")?,
+        workspace_name: row.try_get("ws_name")?,
+        workspace_deleted: flag(row.try_get("ws_deleted")?),
+        owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
+        build_number: row.try_get("build_number")?,
+        build_transition: row.try_get("build_transition")?,
+        latest_build_number: row.try_get("latest_build_number")?,
+    })
+}
+
+fn with_workspace_sql(filter: &str) -> String {
+    let cols = AGENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("a.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols}, a.token_hash, w.id AS ws_id, w.name AS ws_name, w.deleted AS ws_deleted, \
+         w.owner_id, u.username AS owner_name, b.number AS build_number, b.transition AS build_transition, \
+         (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = w.id) AS latest_build_number \
+         FROM workspace_agents a \
+         JOIN workspace_builds b ON b.id = a.build_id \
+         JOIN workspaces w ON w.id = b.workspace_id \
+         JOIN users u ON u.id = w.owner_id \
+         WHERE {filter}"
+    )
+}
+
+impl Database {
+    /// The agent whose token hashes to `token_hash`, with its workspace and build.
+    pub async fn find_agent_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AgentWithWorkspace>, sqlx::Error> {
+        let row = sqlx::query(&with_workspace_sql("a.token_hash = $1"))
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(with_workspace_from_row).transpose()
+    }
+
+    pub async fn get_agent_with_workspace(
+        &self,
+        id: &str,
+    ) -> Result<Option<AgentWithWorkspace>, sqlx::Error> {
+        let row = sqlx::query(&with_workspace_sql("a.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(with_workspace_from_row).transpose()
+    }
+
+    /// A new connection: the first one also sets `first_connected_at`.
+    pub async fn agent_connected(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET first_connected_at = COALESCE(first_connected_at, $1), last_connected_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Last contact (a heartbeat).
+    pub async fn agent_seen(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET last_connected_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn agent_disconnected(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET disconnected_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// What the agent reported about itself when it connected.
+    pub async fn set_agent_hello(
+        &self,
+        id: &str,
+        version: &str,
+        os: &str,
+        arch: &str,
+        hostname: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET version = $1, os = $2, arch = $3, hostname = $4 WHERE id = $5")
+            .bind(version)
+            .bind(os)
+            .bind(arch)
+            .bind(hostname)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_agent_lifecycle(&self, id: &str, lifecycle: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET lifecycle = $1 WHERE id = $2")
+            .bind(lifecycle)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_agent_logs(
+        &self,
+        agent_id: &str,
+        logs: &[crate::agent::protocol::LogLine],
+    ) -> Result<(), sqlx::Error> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for log in logs {
+            sqlx::query(
+                "INSERT INTO agent_logs (agent_id, at, source, level, text) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(agent_id)
+            .bind(log.at)
+            .bind(&log.source)
+            .bind(&log.level)
+            .bind(&log.text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Log lines after `after_id`, oldest first, at most `limit`.
+    pub async fn list_agent_logs(
+        &self,
+        agent_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<AgentLog>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, at, source, level, text FROM agent_logs WHERE agent_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(agent_id)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentLog {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    source: r.try_get("source")?,
+                    level: r.try_get("level")?,
+                    text: r.try_get("text")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The last `n` log lines, oldest first (what `hangar show` prints).
+    pub async fn tail_agent_logs(
+        &self,
+        agent_id: &str,
+        n: i64,
+    ) -> Result<Vec<AgentLog>, sqlx::Error> {
+        let first: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(id) FROM (SELECT id FROM agent_logs WHERE agent_id = $1 ORDER BY id DESC LIMIT $2) t",
+        )
+        .bind(agent_id)
+        .bind(n)
+        .fetch_one(self.pool())
+        .await?;
+        match first {
+            Some(first) => self.list_agent_logs(agent_id, first - 1, n).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Stores the latest value of each key (older values are replaced).
+    pub async fn upsert_agent_metadata(
+        &self,
+        agent_id: &str,
+        results: &[crate::agent::protocol::MetadataResult],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        for r in results {
+            sqlx::query(
+                "INSERT INTO agent_metadata (agent_id, key, value, error, collected_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value, error = excluded.error, collected_at = excluded.collected_at",
+            )
+            .bind(agent_id)
+            .bind(&r.key)
+            .bind(&r.value)
+            .bind(&r.error)
+            .bind(r.collected_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn list_agent_metadata(
+        &self,
+        agent_id: &str,
+    ) -> Result<Vec<AgentMetadataRow>, sqlx::Error> {
+        let rows = sqlx::query("SELECT key, value, error, collected_at FROM agent_metadata WHERE agent_id = $1 ORDER BY key")
+            .bind(agent_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentMetadataRow {
+                    key: r.try_get("key")?,
+                    value: r.try_get("value")?,
+                    error: r.try_get("error")?,
+                    collected_at: r.try_get("collected_at")?,
+                })
+            })
+            .collect()
+    }
+}

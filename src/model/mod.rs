@@ -1,5 +1,6 @@
 //! Plain domain types and the rules that govern them. No I/O here.
 
+pub mod agent;
 pub mod archive;
 pub mod name;
 pub mod parameter;

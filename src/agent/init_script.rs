@@ -1,0 +1,85 @@
+//! The init script: a POSIX sh script that downloads the agent binary from the server and
+//! execs `hangar agent`. The server serves it at `GET /api/v2/init-script/{os}/{arch}`,
+//! and the build runner hands it to the provider (`HANGAR_AGENT_SCRIPT_<os>_<arch>`).
+
+/// The architectures `hangar_agent.arch` accepts (the provider validates the same list).
+pub const ARCHES: &[&str] = &["amd64", "arm64", "armv7"];
+
+/// Operating systems we render a POSIX sh init script for (Windows would need PowerShell).
+pub const SCRIPT_OSES: &[&str] = &["linux", "darwin"];
+
+const TEMPLATE: &str = include_str!("init_script.sh.tera");
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InitScriptError {
+    #[error("no init script for {os}/{arch}: Hangar renders POSIX sh init scripts for {} on {}", SCRIPT_OSES.join(", "), ARCHES.join(", "))]
+    Unsupported { os: String, arch: String },
+    #[error("rendering the init script: {0}")]
+    Render(String),
+}
+
+/// Quotes `s` for POSIX sh: single quotes, with embedded ones closed and escaped.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The init script for `os`/`arch`, with the server's `access_url` baked in. The token is
+/// not in it: the script reads `HANGAR_AGENT_TOKEN` (or `CODER_AGENT_TOKEN`) from its
+/// environment, so the script itself is not a secret.
+pub fn render(access_url: &str, os: &str, arch: &str) -> Result<String, InitScriptError> {
+    if !SCRIPT_OSES.contains(&os) || !ARCHES.contains(&arch) {
+        return Err(InitScriptError::Unsupported {
+            os: os.into(),
+            arch: arch.into(),
+        });
+    }
+    let url = access_url.trim_end_matches('/');
+    let mut ctx = tera::Context::new();
+    ctx.insert("os", os);
+    ctx.insert("arch", arch);
+    ctx.insert("access_url_sh", &sh_quote(url));
+    ctx.insert(
+        "binary_url_sh",
+        &sh_quote(&format!("{url}/api/v2/bin/hangar-{os}-{arch}")),
+    );
+    // The script is shell, not HTML: nothing may be HTML-escaped.
+    tera::Tera::one_off(TEMPLATE, &ctx, false).map_err(|e| {
+        use std::error::Error;
+        let mut msg = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        InitScriptError::Render(msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn unsupported_platforms_are_refused() {
+        assert!(matches!(
+            render("http://x", "windows", "amd64"),
+            Err(InitScriptError::Unsupported { .. })
+        ));
+        assert!(render("http://x", "linux", "mips").is_err());
+    }
+
+    #[test]
+    fn the_script_has_the_url_and_no_placeholders() {
+        let s = render("http://example.com:3000/", "linux", "amd64").unwrap();
+        assert!(s.starts_with("#!/bin/sh"));
+        assert!(s.contains("'http://example.com:3000/api/v2/bin/hangar-linux-amd64'"));
+        // The provider replaces ${ACCESS_URL}; the URL is already baked in.
+        assert!(!s.contains("${ACCESS_URL}"));
+        assert!(s.contains("exec \"$BINARY\" agent"));
+    }
+}

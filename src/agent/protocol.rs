@@ -1,0 +1,184 @@
+//! What the agent and the server say to each other: the manifest (over HTTP) and the
+//! messages on the agent's WebSocket, one JSON object per text frame. Both sides use
+//! these types, so they agree by construction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::agent::Lifecycle;
+
+/// What a build records for an agent (`workspace_agents.manifest`), written by the build
+/// runner from the `hangar_agent`, `hangar_script`, `hangar_env` and `hangar_app`
+/// resources. Every field has a default so an older or partial manifest still parses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AgentSpec {
+    /// Working directory of scripts; empty means the agent's `$HOME`.
+    pub dir: String,
+    pub env: BTreeMap<String, String>,
+    pub startup_script: String,
+    /// `non-blocking` (default) or `blocking`; recorded for logins, scripts run the same.
+    pub startup_script_behavior: String,
+    /// Seconds the startup scripts may take before the lifecycle is `start_timeout`;
+    /// 0 means no limit.
+    pub startup_script_timeout: u64,
+    pub shutdown_script: String,
+    /// Seconds the shutdown scripts may take; 0 means no limit.
+    pub shutdown_script_timeout: u64,
+    /// Seconds until an agent that never connected counts as timed out; 0 never.
+    pub connection_timeout: i64,
+    pub troubleshooting_url: String,
+    pub scripts: Vec<ScriptSpec>,
+    pub metadata: Vec<MetadataSpec>,
+    pub apps: Vec<AppSpec>,
+}
+
+/// A `hangar_script`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ScriptSpec {
+    pub display_name: String,
+    pub script: String,
+    pub run_on_start: bool,
+    pub run_on_stop: bool,
+    /// Six-field cron schedule; recorded, not yet run by the agent.
+    pub cron: Option<String>,
+    /// Seconds before the script is killed; 0 means none.
+    pub timeout: u64,
+    pub log_path: Option<String>,
+    pub start_blocks_login: bool,
+}
+
+/// A `metadata` block of a `hangar_agent`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MetadataSpec {
+    pub key: String,
+    pub display_name: String,
+    pub script: String,
+    /// Seconds between runs (at least 1).
+    pub interval: u64,
+    /// Seconds a run may take; 0 means the interval.
+    pub timeout: u64,
+    pub order: i64,
+}
+
+/// A `hangar_app`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AppSpec {
+    pub slug: String,
+    pub display_name: String,
+    pub url: String,
+    pub command: String,
+    pub icon: String,
+    pub external: bool,
+    pub subdomain: bool,
+    pub share: String,
+}
+
+/// `GET /api/v2/workspaceagents/me`: everything the agent needs, identity included.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub agent_id: String,
+    pub agent_name: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub owner_name: String,
+    pub access_url: String,
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+}
+
+/// One line of script output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogLine {
+    pub at: i64,
+    /// Which script: `startup_script`, `shutdown_script`, a script's display name, `agent`.
+    pub source: String,
+    /// `info` (stdout), `error` (stderr).
+    pub level: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetadataResult {
+    pub key: String,
+    pub value: String,
+    pub error: String,
+    pub collected_at: i64,
+}
+
+/// Agent → server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// First message of every connection; also carries the current lifecycle so a new
+    /// server (or one that missed a message) catches up.
+    Hello {
+        version: String,
+        os: String,
+        arch: String,
+        hostname: String,
+        lifecycle: Lifecycle,
+    },
+    Lifecycle {
+        state: Lifecycle,
+    },
+    Logs {
+        logs: Vec<LogLine>,
+    },
+    Metadata {
+        results: Vec<MetadataResult>,
+    },
+    Heartbeat,
+}
+
+/// Server → agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to a heartbeat: the agent knows the server is still there.
+    Pong,
+    /// The server is closing this connection; `reason` is for the agent's log.
+    Goodbye { reason: String },
+}
+
+/// The platform names templates use (`hangar_agent.os`/`arch`) for this build.
+pub fn this_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "armv7",
+        other => other,
+    };
+    (std::env::consts::OS, arch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let m = AgentMessage::Lifecycle {
+            state: Lifecycle::Ready,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"lifecycle","state":"ready"}"#
+        );
+        let back: AgentMessage = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
+        assert_eq!(back, AgentMessage::Heartbeat);
+    }
+
+    #[test]
+    fn a_partial_spec_parses() {
+        let spec: AgentSpec = serde_json::from_str(r#"{"startup_script":"echo hi"}"#).unwrap();
+        assert_eq!(spec.startup_script, "echo hi");
+        assert!(spec.scripts.is_empty());
+        let spec: AgentSpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec, AgentSpec::default());
+    }
+}

@@ -1,0 +1,495 @@
+//! Workspace agents: the agent's own endpoints (manifest, WebSocket), what users see of
+//! an agent (status, logs, metadata), and the init script + binary agents start from.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{bearer, hashes_equal, Auth};
+use super::{ApiError, ApiResult, AppState};
+use crate::agent::protocol::{AgentMessage, AgentSpec, Manifest, ServerMessage};
+use crate::db::agents::{AgentLog, AgentMetadataRow, AgentWithWorkspace};
+use crate::db::Database;
+use crate::model::agent::{agent_healthy, agent_status, AgentStatus, Contact, Lifecycle};
+use crate::model::{now_ms, secret::hash_token};
+
+/// Limits on what one agent message may store, so a chatty script cannot fill the disk
+/// through one frame.
+const MAX_LOG_LINES_PER_MESSAGE: usize = 1000;
+const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+const MAX_METADATA_VALUE_BYTES: usize = 4 * 1024;
+
+/// The agent a request comes from, authenticated by its token.
+pub struct AgentAuth(pub AgentWithWorkspace);
+
+/// Why a known agent's token no longer works, or None while it does: only the agent of
+/// the latest build of a live workspace whose latest build starts it may connect.
+pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
+    if a.workspace_deleted {
+        return Some("this agent token belongs to a deleted workspace".into());
+    }
+    if a.build_number != a.latest_build_number {
+        return Some(format!(
+            "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
+            a.workspace_name
+        ));
+    }
+    if a.build_transition != "start" {
+        return Some(format!(
+            "workspace {} is not started (its latest build is a {} build): start it to use this agent",
+            a.workspace_name, a.build_transition
+        ));
+    }
+    None
+}
+
+#[axum::async_trait]
+impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // The token itself goes no further than this hash: it is never logged or stored.
+        let hash = bearer(parts).map(|t| hash_token(&t)).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing agent token: send `Authorization: Bearer <token>` (the agent reads it from HANGAR_AGENT_TOKEN)".into(),
+            )
+        })?;
+        let invalid = || {
+            ApiError::Unauthorized(
+                "this agent token is not valid: it was never issued, or its workspace was rebuilt or deleted".into(),
+            )
+        };
+        let agent = state
+            .db
+            .find_agent_by_token_hash(&hash)
+            .await?
+            .ok_or_else(invalid)?;
+        // The lookup used an index; compare again without timing differences anyway.
+        if !hashes_equal(&agent.token_hash, &hash) {
+            return Err(invalid());
+        }
+        if let Some(why) = agent_token_refusal(&agent) {
+            return Err(ApiError::Unauthorized(why));
+        }
+        Ok(AgentAuth(agent))
+    }
+}
+
+fn parse_spec(manifest: &str) -> AgentSpec {
+    // A manifest the runner wrote is valid JSON; if it ever is not, an agent with no
+    // scripts is more useful than an agent that cannot connect.
+    serde_json::from_str(manifest).unwrap_or_default()
+}
+
+/// `GET /workspaceagents/me`
+pub async fn manifest(
+    State(state): State<AppState>,
+    AgentAuth(a): AgentAuth,
+) -> ApiResult<Json<Manifest>> {
+    Ok(Json(Manifest {
+        spec: parse_spec(&a.agent.manifest),
+        agent_id: a.agent.id,
+        agent_name: a.agent.name,
+        workspace_id: a.workspace_id,
+        workspace_name: a.workspace_name,
+        owner_name: a.owner_name,
+        access_url: state.config.access_url.clone(),
+    }))
+}
+
+/// `GET /workspaceagents/me/ws`
+pub async fn connect(
+    State(state): State<AppState>,
+    AgentAuth(a): AgentAuth,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let conns = state.agent_conns.clone();
+    ws.on_upgrade(move |socket| {
+        conns.track(async move {
+            let id = a.agent.id.clone();
+            if let Err(err) = serve_agent(socket, &state, a).await {
+                tracing::warn!(agent_id = %id, error = format!("{err:#}"), "agent connection failed");
+            }
+            if let Err(err) = state.db.agent_disconnected(&id, now_ms()).await {
+                tracing::warn!(agent_id = %id, error = %err, "recording an agent disconnect");
+            }
+            tracing::info!(agent_id = %id, "agent disconnected");
+        })
+    })
+}
+
+/// Live agent connections: closed when the server shuts down, and waited for before the
+/// database closes (an upgraded socket outlives its HTTP request).
+#[derive(Clone, Default)]
+pub struct AgentConnections {
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Each live connection holds a read guard; closing takes the write lock, which is
+    /// granted once every connection ended.
+    live: std::sync::Arc<tokio::sync::RwLock<()>>,
+}
+
+impl AgentConnections {
+    async fn track<F: std::future::Future>(self, f: F) -> F::Output {
+        let _live = self.live.clone().read_owned().await;
+        f.await
+    }
+
+    /// Asks every connection to say goodbye and waits (bounded) until they did.
+    pub async fn close_all(&self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.live.write()).await;
+    }
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> anyhow::Result<()> {
+    let text = serde_json::to_string(msg)?;
+    socket.send(Message::Text(text)).await?;
+    Ok(())
+}
+
+async fn goodbye(socket: &mut WebSocket, reason: String) {
+    let _ = send(socket, &ServerMessage::Goodbye { reason }).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn serve_agent(
+    mut socket: WebSocket,
+    state: &AppState,
+    a: AgentWithWorkspace,
+) -> anyhow::Result<()> {
+    let id = a.agent.id.clone();
+    let spec = parse_spec(&a.agent.manifest);
+    state.db.agent_connected(&id, now_ms()).await?;
+    tracing::info!(agent_id = %id, agent = %a.agent.name, workspace = %a.workspace_name, "agent connected");
+    let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            _ = state.agent_conns.shutdown.cancelled() => {
+                goodbye(&mut socket, "the server is shutting down".into()).await;
+                return Ok(());
+            }
+            // A token stops working when the workspace is stopped, rebuilt or deleted:
+            // a connected agent is told then, not only on its next connect.
+            _ = recheck.tick() => {
+                let refusal = match state.db.get_agent_with_workspace(&id).await? {
+                    Some(current) => agent_token_refusal(&current),
+                    None => Some("this agent no longer exists".into()),
+                };
+                if let Some(reason) = refusal {
+                    tracing::info!(agent_id = %id, reason = %reason, "closing the connection of a revoked agent");
+                    goodbye(&mut socket, reason).await;
+                    return Ok(());
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Err(err)) => return Err(err.into()),
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<AgentMessage>(&text) {
+                    Ok(m) => {
+                        if let Some(reply) = handle_message(&state.db, &id, &spec, m).await? {
+                            send(&mut socket, &reply).await?;
+                        }
+                    }
+                    Err(err) => tracing::warn!(agent_id = %id, error = %err, "ignoring a malformed agent message"),
+                },
+                // Pings are answered by the WebSocket layer; binary frames mean nothing here.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Applies one agent message to the database; returns the reply, if any.
+pub async fn handle_message(
+    db: &Database,
+    agent_id: &str,
+    spec: &AgentSpec,
+    msg: AgentMessage,
+) -> anyhow::Result<Option<ServerMessage>> {
+    match msg {
+        AgentMessage::Hello {
+            version,
+            os,
+            arch,
+            hostname,
+            lifecycle,
+        } => {
+            db.set_agent_hello(
+                agent_id,
+                &truncate(version, 128),
+                &truncate(os, 64),
+                &truncate(arch, 64),
+                &truncate(hostname, 255),
+            )
+            .await?;
+            db.set_agent_lifecycle(agent_id, lifecycle.as_str()).await?;
+            Ok(None)
+        }
+        AgentMessage::Lifecycle { state } => {
+            db.set_agent_lifecycle(agent_id, state.as_str()).await?;
+            Ok(None)
+        }
+        AgentMessage::Logs { mut logs } => {
+            logs.truncate(MAX_LOG_LINES_PER_MESSAGE);
+            for l in &mut logs {
+                l.text = truncate(std::mem::take(&mut l.text), MAX_LOG_LINE_BYTES);
+                l.source = truncate(std::mem::take(&mut l.source), 255);
+            }
+            db.insert_agent_logs(agent_id, &logs).await?;
+            Ok(None)
+        }
+        AgentMessage::Metadata { mut results } => {
+            // Only keys the template defined: the agent cannot invent rows.
+            results.retain(|r| spec.metadata.iter().any(|m| m.key == r.key));
+            for r in &mut results {
+                r.value = truncate(std::mem::take(&mut r.value), MAX_METADATA_VALUE_BYTES);
+                r.error = truncate(std::mem::take(&mut r.error), MAX_METADATA_VALUE_BYTES);
+            }
+            db.upsert_agent_metadata(agent_id, &results).await?;
+            Ok(None)
+        }
+        AgentMessage::Heartbeat => {
+            db.agent_seen(agent_id, now_ms()).await?;
+            Ok(Some(ServerMessage::Pong))
+        }
+    }
+}
+
+/// What users see of an agent: its row plus the derived status and health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub owner_name: String,
+    pub external: bool,
+    pub os: String,
+    pub arch: String,
+    pub version: String,
+    pub hostname: String,
+    pub lifecycle: String,
+    pub status: AgentStatus,
+    /// Connected and ready.
+    pub healthy: bool,
+    pub first_connected_at: Option<i64>,
+    pub last_connected_at: Option<i64>,
+    pub disconnected_at: Option<i64>,
+    pub created_at: i64,
+    pub troubleshooting_url: String,
+}
+
+/// The view of an agent at `now` (the workspaces API uses it for `list` and `show`).
+pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
+    let spec = parse_spec(&a.agent.manifest);
+    let ag = &a.agent;
+    let status = agent_status(
+        &Contact {
+            created_at: ag.created_at,
+            first_connected_at: ag.first_connected_at,
+            last_connected_at: ag.last_connected_at,
+            disconnected_at: ag.disconnected_at,
+        },
+        now,
+        spec.connection_timeout,
+    );
+    let lifecycle = ag.lifecycle.parse().unwrap_or(Lifecycle::Created);
+    AgentView {
+        id: ag.id.clone(),
+        name: ag.name.clone(),
+        workspace_id: a.workspace_id.clone(),
+        workspace_name: a.workspace_name.clone(),
+        owner_name: a.owner_name.clone(),
+        external: ag.external,
+        os: ag.os.clone(),
+        arch: ag.arch.clone(),
+        version: ag.version.clone(),
+        hostname: ag.hostname.clone(),
+        lifecycle: ag.lifecycle.clone(),
+        status,
+        healthy: agent_healthy(status, lifecycle),
+        first_connected_at: ag.first_connected_at,
+        last_connected_at: ag.last_connected_at,
+        disconnected_at: ag.disconnected_at,
+        created_at: ag.created_at,
+        troubleshooting_url: spec.troubleshooting_url,
+    }
+}
+
+/// The agent `id` if `auth` may see it: its workspace's owner, owners and template-admins.
+async fn visible_agent(state: &AppState, auth: &Auth, id: &str) -> ApiResult<AgentWithWorkspace> {
+    match state.db.get_agent_with_workspace(id).await? {
+        Some(a) if a.owner_id == auth.user.id || auth.user.role.sees_all_workspaces() => Ok(a),
+        // Someone else's agent is reported as missing, not forbidden: ids do not leak.
+        _ => Err(ApiError::NotFound(format!("no workspace agent {id}"))),
+    }
+}
+
+/// `GET /workspaceagents/:id`
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentView>> {
+    let a = visible_agent(&state, &auth, &id).await?;
+    Ok(Json(agent_view(&a, now_ms())))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    /// Lines after this id (0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// Only the last `tail` lines (overrides `after`).
+    pub tail: Option<i64>,
+}
+
+/// At most this many lines per request; page with `after`.
+pub const LOGS_PAGE: i64 = 1000;
+
+/// `GET /workspaceagents/:id/logs?after=N` or `?tail=N`
+pub async fn logs(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<Vec<AgentLog>>> {
+    let a = visible_agent(&state, &auth, &id).await?;
+    let logs = match q.tail {
+        Some(n) => {
+            state
+                .db
+                .tail_agent_logs(&a.agent.id, n.clamp(0, LOGS_PAGE))
+                .await?
+        }
+        None => {
+            state
+                .db
+                .list_agent_logs(&a.agent.id, q.after, LOGS_PAGE)
+                .await?
+        }
+    };
+    Ok(Json(logs))
+}
+
+/// One metadata item: its definition and the latest result, if any arrived yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetadataView {
+    pub key: String,
+    pub display_name: String,
+    pub interval: u64,
+    pub value: String,
+    pub error: String,
+    pub collected_at: Option<i64>,
+}
+
+/// `GET /workspaceagents/:id/metadata`, in the template's order.
+pub async fn metadata(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<MetadataView>>> {
+    let a = visible_agent(&state, &auth, &id).await?;
+    let mut spec = parse_spec(&a.agent.manifest);
+    let rows = state.db.list_agent_metadata(&a.agent.id).await?;
+    spec.metadata
+        .sort_by(|x, y| x.order.cmp(&y.order).then(x.key.cmp(&y.key)));
+    let views = spec
+        .metadata
+        .into_iter()
+        .map(|m| {
+            let row: Option<&AgentMetadataRow> = rows.iter().find(|r| r.key == m.key);
+            MetadataView {
+                display_name: if m.display_name.is_empty() {
+                    m.key.clone()
+                } else {
+                    m.display_name
+                },
+                key: m.key,
+                interval: m.interval,
+                value: row.map(|r| r.value.clone()).unwrap_or_default(),
+                error: row.map(|r| r.error.clone()).unwrap_or_default(),
+                collected_at: row.map(|r| r.collected_at),
+            }
+        })
+        .collect();
+    Ok(Json(views))
+}
+
+/// `GET /init-script/:os/:arch` (no auth: the script holds no secret).
+pub async fn init_script(
+    State(state): State<AppState>,
+    Path((os, arch)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let script = crate::agent::init_script::render(&state.config.access_url, &os, &arch).map_err(
+        |e| match e {
+            crate::agent::init_script::InitScriptError::Unsupported { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            other => ApiError::Internal(other.into()),
+        },
+    )?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
+        script,
+    )
+        .into_response())
+}
+
+/// `GET /bin/:file` with file = `hangar-{os}-{arch}`: this server's own executable, which
+/// is the agent too. Only this server's platform is available.
+pub async fn binary(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> ApiResult<Response> {
+    let (os, arch) = crate::agent::protocol::this_platform();
+    let ours = format!("hangar-{os}-{arch}");
+    if file != ours {
+        return Err(ApiError::NotFound(format!(
+            "no agent binary {file}: this server runs on {os}/{arch} and serves only {ours}; run agents on {os}/{arch} machines, or install a hangar binary for your platform yourself and run `hangar agent`"
+        )));
+    }
+    let path = &state.config.hangar_binary;
+    let f = tokio::fs::File::open(path).await.map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context(format!(
+            "opening the server's own executable {}",
+            path.display()
+        )))
+    })?;
+    let len = f.metadata().await.map(|m| m.len()).ok();
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{ours}\""),
+        );
+    if let Some(len) = len {
+        resp = resp.header(header::CONTENT_LENGTH, len);
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    resp.body(body)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("building the response")))
+}
