@@ -124,28 +124,15 @@ fn contract_vars(
             value.clone(),
         ));
     }
-    for (os, arch) in [
-        ("linux", "amd64"),
-        ("linux", "arm64"),
-        ("linux", "armv7"),
-        ("darwin", "amd64"),
-        ("darwin", "arm64"),
-        ("windows", "amd64"),
-        ("windows", "arm64"),
-    ] {
-        vars.push((
-            crate::provider::agent_script_env_name(os, arch),
-            init_script(&runner.access_url, os, arch),
-        ));
+    // Every platform the server can script for; the provider picks the agent's own.
+    for os in crate::agent::init_script::SCRIPT_OSES {
+        for arch in crate::agent::init_script::ARCHES {
+            if let Ok(script) = crate::agent::init_script::render(&runner.access_url, os, arch) {
+                vars.push((crate::provider::agent_script_env_name(os, arch), script));
+            }
+        }
     }
     vars
-}
-
-/// The script an agent's machine runs: fetch the agent from the server and start it.
-pub fn init_script(access_url: &str, os: &str, arch: &str) -> String {
-    format!(
-        "#!/bin/sh\nset -eu\nBIN=\"$(mktemp -d)/hangar\"\nURL=\"{access_url}/api/v2/bin/hangar-{os}-{arch}\"\nif command -v curl >/dev/null; then curl -fsSL \"$URL\" -o \"$BIN\"; else wget -q \"$URL\" -O \"$BIN\"; fi\nchmod +x \"$BIN\"\nexport HANGAR_URL=\"{access_url}\"\nexec \"$BIN\" agent\n"
-    )
 }
 
 /// Logs every terraform line through `logs` and lets the cancel token stop terraform.
