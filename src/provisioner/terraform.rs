@@ -316,13 +316,14 @@ impl TerraformEnv {
             reason,
         };
         let mirror_dir = config_dir.join("mirror");
-        let plugin_cache = config_dir.join("plugin-cache");
-        std::fs::create_dir_all(&plugin_cache).map_err(|e| setup_err(e.to_string()))?;
         mirror::install(&mirror_dir, hangar_binary).map_err(|e| setup_err(format!("{e:#}")))?;
         let config_file = config_dir.join("terraform.rc");
         std::fs::write(
             &config_file,
-            mirror::cli_config(&mirror_dir, Some(&plugin_cache)),
+            // No plugin cache: terraform's is unsafe under concurrent inits (two imports
+            // racing failed with "still not detected in .terraform/providers"), and the
+            // per-version init cache already makes init rare.
+            mirror::cli_config(&mirror_dir, None),
         )
         .map_err(|e| setup_err(e.to_string()))?;
 
