@@ -32,10 +32,17 @@ fn bare_terraform(module: &Path, mirror_rc: &Path, home_base: &Path) -> Duration
             .env("TF_CLI_CONFIG_FILE", mirror_rc)
             .env("TF_IN_AUTOMATION", "1")
             .env(&param, home_base)
-            .env("HANGAR_WORKSPACE_NAME", format!("bare-{}", uuid::Uuid::new_v4().simple()))
+            .env(
+                "HANGAR_WORKSPACE_NAME",
+                format!("bare-{}", uuid::Uuid::new_v4().simple()),
+            )
             .output()
             .expect("terraform must be installed to run this benchmark");
-        assert!(out.status.success(), "terraform {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let start = Instant::now();
     run(&["init", "-input=false"]);
@@ -47,7 +54,12 @@ fn bare_terraform(module: &Path, mirror_rc: &Path, home_base: &Path) -> Duration
 
 async fn wait(client: &Client, job: &str) -> hangar::db::jobs::Job {
     let job = client.follow_job(job, |_| {}).await.unwrap();
-    assert_eq!(job.status, hangar::model::JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        job.status,
+        hangar::model::JobStatus::Succeeded,
+        "{:?}",
+        job.error
+    );
     job
 }
 
@@ -60,30 +72,55 @@ fn terraform_ms(job: &hangar::db::jobs::Job) -> f64 {
 async fn main() {
     let data = tempfile::tempdir().unwrap();
     let homes = tempfile::tempdir().unwrap();
-    let db = hangar::db::Database::open_sqlite(data.path()).await.unwrap();
+    let db = hangar::db::Database::open_sqlite(data.path())
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let mut config = hangar::server::Config::new(data.path().to_path_buf(), url.clone());
     config.hangar_binary = env!("CARGO_BIN_EXE_hangar").into();
-    tokio::spawn(hangar::server::serve(listener, config, db, std::future::pending()));
+    tokio::spawn(hangar::server::serve(
+        listener,
+        config,
+        db,
+        std::future::pending(),
+    ));
     let anon = Client::new(&url, None);
     let login = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest { username: "bench".into(), email: "b@example.com".into(), password: "benchmark-password".into(), full_name: String::new(), role: None })
+        .create_first_user(&hangar::api::users::CreateUserRequest {
+            username: "bench".into(),
+            email: "b@example.com".into(),
+            password: "benchmark-password".into(),
+            full_name: String::new(),
+            role: None,
+        })
         .await
         .unwrap();
     let client = anon.with_token(&login.session_token);
     let module = tempfile::tempdir().unwrap();
     hangar::cli::templates::write_builtin("local", module.path()).unwrap();
     let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
-    let v = client.push_template("local", archive, None, "", true).await.unwrap();
+    let v = client
+        .push_template("local", archive, None, "", true)
+        .await
+        .unwrap();
     wait(&client, &v.job.unwrap().id).await;
 
     let mirror = tempfile::tempdir().unwrap();
-    hangar::provider::mirror::install(&mirror.path().join("m"), Path::new(env!("CARGO_BIN_EXE_hangar"))).unwrap();
+    hangar::provider::mirror::install(
+        &mirror.path().join("m"),
+        Path::new(env!("CARGO_BIN_EXE_hangar")),
+    )
+    .unwrap();
     let rc = mirror.path().join("terraform.rc");
-    std::fs::write(&rc, hangar::provider::mirror::cli_config(&mirror.path().join("m"), None)).unwrap();
+    std::fs::write(
+        &rc,
+        hangar::provider::mirror::cli_config(&mirror.path().join("m"), None),
+    )
+    .unwrap();
 
-    let (mut hangar_create, mut bare, mut stop_over, mut start_over) = (vec![], vec![], vec![], vec![]);
+    let (mut hangar_create, mut bare, mut stop_over, mut start_over) =
+        (vec![], vec![], vec![], vec![]);
     for i in 0..RUNS {
         bare.push(bare_terraform(module.path(), &rc, homes.path()));
         let t = Instant::now();
@@ -98,12 +135,26 @@ async fn main() {
             .unwrap();
         wait(&client, &ws.latest_build.job.id).await;
         hangar_create.push(t.elapsed());
-        for (transition, out) in [(Transition::Stop, &mut stop_over), (Transition::Start, &mut start_over)] {
+        for (transition, out) in [
+            (Transition::Stop, &mut stop_over),
+            (Transition::Start, &mut start_over),
+        ] {
             let t = Instant::now();
-            let b = client.build_workspace(&ws.name, &BuildRequest { transition: Some(transition), ..Default::default() }).await.unwrap();
+            let b = client
+                .build_workspace(
+                    &ws.name,
+                    &BuildRequest {
+                        transition: Some(transition),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
             let job = wait(&client, &b.job.id).await;
             let total = ms(t.elapsed());
-            out.push(Duration::from_secs_f64((total - terraform_ms(&job)).max(0.0) / 1000.0));
+            out.push(Duration::from_secs_f64(
+                (total - terraform_ms(&job)).max(0.0) / 1000.0,
+            ));
         }
     }
     let (h, b) = (median(hangar_create), median(bare));

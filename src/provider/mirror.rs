@@ -77,7 +77,10 @@ pub fn cli_config(dir: &Path, plugin_cache: Option<&Path>) -> String {
     let includes = includes.join(", ");
     let mut out = String::new();
     if let Some(cache) = plugin_cache {
-        out.push_str(&format!("plugin_cache_dir = {:?}\n", cache.display().to_string()));
+        out.push_str(&format!(
+            "plugin_cache_dir = {:?}\n",
+            cache.display().to_string()
+        ));
     }
     out.push_str(&format!(
         "provider_installation {{\n  filesystem_mirror {{\n    path    = {:?}\n    include = [{includes}]\n  }}\n  direct {{\n    exclude = [{includes}]\n  }}\n}}\n",

@@ -194,6 +194,8 @@ impl Runner {
     /// Saves the state in a dead job's work dir into its build and fails the job.
     async fn recover(&self, job: &Job) -> anyhow::Result<bool> {
         if let Some(dir) = workdir::find_leftover(&self.work_root(), &job.id) {
+            // A terraform orphaned by the crash is still writing its state: let it finish.
+            wait_until_unused(&dir, STALE_AFTER).await;
             if let Some(state) = workdir::read_leftover_state(&dir) {
                 if let Some(build) = self.db.get_build_by_job(&job.id).await? {
                     self.db.set_build_state(&build.build.id, &state).await?;
@@ -219,6 +221,41 @@ impl Runner {
         }
         Ok(stale.len())
     }
+}
+
+/// Waits (up to `max`) for a terraform orphaned by the crash to finish writing its state
+/// in `dir`, then kills what is left working there (interrupted provisioner commands):
+/// they belong to a job that is over. Processes are found through /proc (Linux).
+async fn wait_until_unused(dir: &std::path::Path, max: Duration) {
+    let deadline = Instant::now() + max;
+    while Instant::now() < deadline && !processes_in(dir, true).is_empty() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for pid in processes_in(dir, false) {
+        // SAFETY: kill(2) on a pid we just read; at worst it is gone already.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Pids whose working directory is inside `dir` (only terraform/tofu when `terraform_only`).
+fn processes_in(dir: &std::path::Path, terraform_only: bool) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| {
+            let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(p.path().join("cwd")).ok()?;
+            if !cwd.starts_with(dir) {
+                return None;
+            }
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            (!terraform_only || matches!(comm.trim(), "terraform" | "tofu")).then_some(pid)
+        })
+        .collect()
 }
 
 fn hostname() -> String {

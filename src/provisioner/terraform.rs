@@ -830,6 +830,17 @@ impl Terraform {
             // Its own process group, so a kill reaches providers and local-exec children
             // too; SIGINT still goes to terraform alone, which stops them in order.
             .process_group(0);
+        // If the server dies (kill -9, OOM), terraform is interrupted as on a cancel: it
+        // stops cleanly and writes its state instead of running on unattended, and the
+        // next start recovers that state from the work dir.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(|source| TerraformError::Spawn {
             binary: self.binary.display().to_string(),
             source,

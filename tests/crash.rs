@@ -1,0 +1,165 @@
+//! Crash safety: kill -9 the server in the middle of an apply, start it again, and the
+//! job is failed with a clear error while the state terraform wrote is kept, so the next
+//! build (here a delete) manages every resource that exists.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest};
+use hangar::client::Client;
+use hangar::model::{JobStatus, Transition};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_server(port: u16, data: &std::path::Path) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(hangar_bin());
+    cmd.args([
+        "server",
+        "--address",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--provisioners",
+        "1",
+    ])
+    .env_remove("HANGAR_PG_URL")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true);
+    if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
+        // One database for both runs of the server: that is what a restart means.
+        let admin = std::env::var("HANGAR_TEST_PG_URL").expect("HANGAR_TEST_PG_URL");
+        let name = format!("hangar_crash_{port}");
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+        let _ = sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await;
+        pool.close().await;
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        cmd.env("HANGAR_PG_URL", format!("{base}/{name}"));
+    }
+    let child = cmd.spawn().expect("starting hangar server");
+    let client = Client::new(&format!("http://127.0.0.1:{port}"), None);
+    for _ in 0..100 {
+        if client.first_user_exists().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not come up on port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_dash_nine_mid_apply_loses_no_resource() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(port, data.path()).await;
+    let anon = Client::new(&url, None);
+    let login = anon
+        .create_first_user(&hangar::api::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "o@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    let client = anon.with_token(&login.session_token);
+    let tf = "resource \"terraform_data\" \"first\" {}\nresource \"terraform_data\" \"slow\" {\n  depends_on = [terraform_data.first]\n  provisioner \"local-exec\" {\n    command = \"sleep 600\"\n  }\n}\n";
+    let dir = template_dir(&[("main.tf", tf)]);
+    let v = client
+        .push_template(
+            "slow",
+            hangar::model::archive::pack_dir(dir.path()).unwrap(),
+            None,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .follow_job(&v.job.unwrap().id, |_| {})
+            .await
+            .unwrap()
+            .status,
+        JobStatus::Succeeded
+    );
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job_id = ws.latest_build.job.id.clone();
+    let mut created = false;
+    for _ in 0..200 {
+        let logs = client.job_logs(&job_id, 0, false).await.unwrap().logs;
+        if logs
+            .iter()
+            .any(|l| l.text.contains("terraform_data.first: Creation complete"))
+        {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(created, "terraform created the first resource");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.start_kill().unwrap(); // SIGKILL
+    server.wait().await.unwrap();
+
+    let _server = start_server(port, data.path()).await;
+    let job = client.job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert_eq!(job.error_code.as_deref(), Some("lost"));
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("recovered"),
+        "{job:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(data.path().join("work")).unwrap().count(),
+        0,
+        "leftover work dirs are wiped"
+    );
+
+    // The recovered state is the next build's starting point: delete destroys `first`.
+    let del = client
+        .build_workspace(
+            "ws",
+            &BuildRequest {
+                transition: Some(Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut destroyed = false;
+    let done = client
+        .follow_job(&del.job.id, |l| {
+            destroyed |= l.text.contains("terraform_data.first: Destroying")
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    assert!(
+        destroyed,
+        "the resource created before the crash was known and destroyed"
+    );
+}
