@@ -358,6 +358,22 @@ impl Client {
         .map(|_| ())
     }
 
+    /// `agent` picks one of several external agents.
+    pub async fn agent_instructions(
+        &self,
+        name: &str,
+        agent: Option<&str>,
+    ) -> ClientResult<crate::api::workspaces::AgentInstructions> {
+        let mut req = self.request(
+            Method::GET,
+            &format!("/workspaces/{}/agent-instructions", owner_path(name)),
+        );
+        if let Some(a) = agent {
+            req = req.query(&[("agent", a)]);
+        }
+        self.json(req).await
+    }
+
     pub async fn cancel_build(&self, build_id: &str) -> ClientResult<BuildView> {
         self.put(
             &format!("/workspacebuilds/{build_id}/cancel"),

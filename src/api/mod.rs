@@ -88,6 +88,10 @@ pub fn router(state: AppState) -> Router {
             "/workspaces/:owner/:name/favorite",
             put(workspaces::favorite),
         )
+        .route(
+            "/workspaces/:owner/:name/agent-instructions",
+            get(workspaces::agent_instructions),
+        )
         .route("/workspacebuilds/:id", get(workspaces::get_build))
         .route("/workspacebuilds/:id/cancel", put(workspaces::cancel_build))
         .route("/jobs/:id", get(jobs::get))

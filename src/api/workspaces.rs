@@ -597,3 +597,103 @@ pub async fn workspace_view(
         daily_cost,
     })
 }
+
+/// What a user needs to attach an external machine to a workspace's agent.
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct AgentInstructions {
+    pub workspace_name: String,
+    pub agent_name: String,
+    pub auth_type: String,
+    /// The agent's token: shown only to the workspace's owner and to owners/template-admins.
+    pub auth_token: String,
+    pub init_script: String,
+    /// The one line to paste on the machine.
+    pub command: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InstructionsQuery {
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+/// `GET /workspaces/{owner}/{name}/agent-instructions[?agent=NAME]`. Tokens are stored
+/// hashed; the plain one is read back from the latest build's terraform state, which the
+/// server keeps anyway (and which only this owner-checked route ever reveals).
+pub async fn agent_instructions(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<InstructionsQuery>,
+) -> ApiResult<Json<AgentInstructions>> {
+    let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
+    let latest = state
+        .db
+        .latest_build(&ws.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
+    if latest.workspace_status() != WorkspaceStatus::Running {
+        return Err(ApiError::Conflict(format!(
+            "workspace {:?} is {}: its agent has no valid token until a start build succeeds",
+            ws.name,
+            latest.workspace_status()
+        )));
+    }
+    let agents: Vec<Agent> = state
+        .db
+        .list_agents(&latest.build.id)
+        .await?
+        .into_iter()
+        .filter(|a| a.external)
+        .collect();
+    let agent = match &q.agent {
+        Some(n) => agents.iter().find(|a| &a.name == n),
+        None if agents.len() == 1 => agents.first(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+        ApiError::NotFound(format!("workspace {:?} has no external agent{}: its external agents are [{}]; name one as NAME.AGENT", ws.name, q.agent.as_ref().map(|a| format!(" {a:?}")).unwrap_or_default(), names.join(", ")))
+    })?;
+    let bytes = state
+        .db
+        .get_build_state(&latest.build.id)
+        .await?
+        .unwrap_or_default();
+    let resources =
+        crate::provisioner::classify::parse_state(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manifest: serde_json::Value = serde_json::from_str(&agent.manifest).unwrap_or_default();
+    let agent_id = manifest["agent_id"].as_str().unwrap_or_default();
+    let token = resources
+        .iter()
+        .filter(|r| r.type_.ends_with("_agent") && !r.type_.ends_with("external_agent"))
+        .find(|r| r.attr_str("id").as_deref() == Some(agent_id))
+        .and_then(|r| r.attr_str("token"))
+        .ok_or_else(|| anyhow::anyhow!("the agent's token is not in the build's state"))?;
+    let init_script =
+        crate::agent::init_script::render(&state.config.access_url, &agent.os, &agent.arch)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let command = format!(
+        "curl -fsSL \"{}/api/v2/init-script/{}/{}\" | HANGAR_AGENT_TOKEN=\"{token}\" sh",
+        state.config.access_url.trim_end_matches('/'),
+        agent.os,
+        agent.arch
+    );
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "read_agent_token",
+            &format!("{}/{}", ws.name, agent.name),
+            "",
+        )
+        .await?;
+    Ok(Json(AgentInstructions {
+        workspace_name: ws.name,
+        agent_name: agent.name.clone(),
+        auth_type: "token".into(),
+        auth_token: token,
+        init_script,
+        command,
+    }))
+}

@@ -1,5 +1,6 @@
 //! The `hangar` command line: one clap enum, one file per command group.
 
+pub mod external;
 pub mod output;
 pub mod server;
 pub mod session;
@@ -88,6 +89,9 @@ pub enum Command {
     Unfavorite { name: String },
     /// Run the workspace agent (inside a workspace; reads HANGAR_URL and HANGAR_AGENT_TOKEN).
     Agent,
+    /// Workspaces whose agent runs on a machine Hangar did not provision.
+    #[command(subcommand)]
+    ExternalWorkspaces(external::ExternalCommand),
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
@@ -162,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::agent::run(crate::agent::AgentConfig::from_env()?).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ExternalWorkspaces(cmd) => external::run(cmd).await,
         Command::Provider(ProviderCommand::Install { dir }) => {
             let binary = std::env::current_exe()?;
             crate::provider::mirror::install(&dir, &binary)?;

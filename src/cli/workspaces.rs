@@ -72,7 +72,7 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
 }
 
 /// Parameter values from flags and the YAML file (flags win).
-fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
+pub fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
     let mut values = BTreeMap::new();
     if let Some(file) = &args.rich_parameter_file {
         let text = std::fs::read_to_string(file)

@@ -391,3 +391,15 @@ impl Database {
         rows.iter().map(resource_from_row).collect()
     }
 }
+
+impl Database {
+    /// The state a build left (holds sensitive values: only for the owner's eyes).
+    pub async fn get_build_state(&self, build_id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let state: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT state FROM workspace_builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(state.flatten())
+    }
+}
