@@ -552,3 +552,24 @@ async fn concurrent_claims_take_each_job_once() {
     ids.sort();
     assert_eq!(claimed, ids, "each job claimed exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_logs_stream_as_server_sent_events() {
+    let app = spawn_app().await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  provisioner \"local-exec\" {{\n    command = \"echo streaming-works\"\n  }}\n}}\n");
+    push(&app, "t", &[("main.tf", &tf)]).await;
+    let ws = app.client.create_workspace(&CreateWorkspaceRequest { name: "ws".into(), template: "t".into(), ..Default::default() }).await.unwrap();
+    // Opened while the build is queued or running: lines arrive as written, then `end`.
+    let body = reqwest::Client::new()
+        .get(format!("{}/api/v2/jobs/{}/logs/stream", app.url, ws.latest_build.job.id))
+        .bearer_auth(app.client.token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body.headers()["content-type"], "text/event-stream");
+    let text = body.text().await.unwrap();
+    assert!(text.contains("event: log") && text.contains("streaming-works"), "{text}");
+    assert!(text.trim_end().rsplit("\n\n").next().unwrap().contains("event: end"), "{text}");
+    assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+    app.stop().await;
+}

@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/init-script/:os/:arch", get(agents::init_script))
         .route("/bin/:file", get(agents::binary))
         .route("/jobs/:id/logs", get(jobs::logs))
+        .route("/jobs/:id/logs/stream", get(jobs::stream))
         .fallback(not_found);
     Router::new().nest("/api/v2", api).with_state(state)
 }
