@@ -558,18 +558,268 @@ async fn build_logs_stream_as_server_sent_events() {
     let app = spawn_app().await;
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  provisioner \"local-exec\" {{\n    command = \"echo streaming-works\"\n  }}\n}}\n");
     push(&app, "t", &[("main.tf", &tf)]).await;
-    let ws = app.client.create_workspace(&CreateWorkspaceRequest { name: "ws".into(), template: "t".into(), ..Default::default() }).await.unwrap();
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     // Opened while the build is queued or running: lines arrive as written, then `end`.
     let body = reqwest::Client::new()
-        .get(format!("{}/api/v2/jobs/{}/logs/stream", app.url, ws.latest_build.job.id))
+        .get(format!(
+            "{}/api/v2/jobs/{}/logs/stream",
+            app.url, ws.latest_build.job.id
+        ))
         .bearer_auth(app.client.token().unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(body.headers()["content-type"], "text/event-stream");
     let text = body.text().await.unwrap();
-    assert!(text.contains("event: log") && text.contains("streaming-works"), "{text}");
-    assert!(text.trim_end().rsplit("\n\n").next().unwrap().contains("event: end"), "{text}");
+    assert!(
+        text.contains("event: log") && text.contains("streaming-works"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .rsplit("\n\n")
+            .next()
+            .unwrap()
+            .contains("event: end"),
+        "{text}"
+    );
     assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+    app.stop().await;
+}
+
+const MULTIHOST_TF: &str = r#"
+terraform {
+  required_providers {
+    hangar = { source = "hangar/hangar" }
+  }
+}
+data "hangar_workspace" "me" {}
+
+resource "hangar_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+}
+resource "hangar_agent" "db" {
+  os   = "linux"
+  arch = "arm64"
+}
+locals {
+  # The main host reaches its agent only through this local.
+  main_token = hangar_agent.main.token
+}
+resource "terraform_data" "vm" {
+  count = data.hangar_workspace.me.start_count
+  input = sha256(local.main_token)
+}
+resource "terraform_data" "db_host" {
+  count = data.hangar_workspace.me.start_count
+  input = hangar_agent.db.id
+}
+# Peripheral: depends on a host, hosts nothing.
+resource "terraform_data" "disk_attach" {
+  count = data.hangar_workspace.me.start_count
+  input = terraform_data.vm[0].id
+}
+# Persistent volumes, one per key.
+resource "terraform_data" "volume" {
+  for_each = toset(["a", "b"])
+  input    = each.key
+}
+module "side" {
+  source = "./modules/side"
+  start  = data.hangar_workspace.me.start_count
+}
+resource "hangar_metadata" "vm" {
+  count       = data.hangar_workspace.me.start_count
+  resource_id = terraform_data.vm[0].id
+  daily_cost  = 7
+  item {
+    key   = "size"
+    value = "large"
+  }
+  item {
+    key       = "password"
+    value     = "hunter2-secret"
+    sensitive = true
+  }
+}
+"#;
+
+const SIDE_MODULE_TF: &str = r#"
+terraform {
+  required_providers {
+    hangar = { source = "hangar/hangar" }
+  }
+}
+variable "start" { type = number }
+resource "hangar_agent" "side" {
+  os   = "linux"
+  arch = "amd64"
+}
+resource "terraform_data" "box" {
+  count = var.start
+  input = hangar_agent.side.id
+}
+"#;
+
+/// Rendered per workspace before terraform sees it.
+const TERA_TF: &str = "resource \"terraform_data\" \"greeting\" {\n  input = \"hello {{ owner.name }} from {{ workspace.name }} ({{ transition }})\"\n}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_host_template_is_classified_and_state_carries_over() {
+    let app = spawn_app().await;
+    let v = push(
+        &app,
+        "multi",
+        &[
+            ("main.tf", MULTIHOST_TF),
+            ("modules/side/main.tf", SIDE_MODULE_TF),
+            ("greeting.tf.tera", TERA_TF),
+        ],
+    )
+    .await;
+    assert!(!v.has_external_agent);
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "m".into(),
+            template: "multi".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ws = wait_build(&app, "m").await;
+    assert_eq!(
+        ws.status,
+        WorkspaceStatus::Running,
+        "{:?}",
+        ws.latest_build.job.error
+    );
+    let find = |addr: &str| {
+        ws.resources
+            .iter()
+            .find(|r| r.resource.address == addr)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{addr} in {:?}",
+                    ws.resources
+                        .iter()
+                        .map(|r| &r.resource.address)
+                        .collect::<Vec<_>>()
+                )
+            })
+    };
+    let label = |addr: &str| {
+        let r = find(addr);
+        (
+            r.resource.kind.clone(),
+            r.resource.lifetime.clone(),
+            r.agents
+                .iter()
+                .map(|a| a.agent.name.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        label("terraform_data.vm[0]"),
+        (s("computational"), s("ephemeral"), vec![s("main")])
+    );
+    assert_eq!(
+        label("terraform_data.db_host[0]"),
+        (s("computational"), s("ephemeral"), vec![s("db")])
+    );
+    assert_eq!(
+        label("module.side.terraform_data.box[0]"),
+        (s("computational"), s("ephemeral"), vec![s("side")])
+    );
+    assert_eq!(
+        label("terraform_data.disk_attach[0]"),
+        (s("peripheral"), s("ephemeral"), vec![])
+    );
+    assert_eq!(
+        label("terraform_data.volume[\"a\"]"),
+        (s("peripheral"), s("persistent"), vec![])
+    );
+    assert_eq!(
+        label("terraform_data.greeting"),
+        (s("peripheral"), s("persistent"), vec![])
+    );
+    assert!(
+        ws.resources
+            .iter()
+            .all(|r| !r.resource.kind_type.starts_with("hangar_")),
+        "Hangar's own types are not workspace resources"
+    );
+    // Metadata lands on its resource; sensitive values are masked everywhere.
+    let vm = find("terraform_data.vm[0]");
+    assert_eq!(vm.resource.daily_cost, 7);
+    let shown = serde_json::to_string(&ws).unwrap();
+    assert!(
+        shown.contains("large") && !shown.contains("hunter2-secret"),
+        "{shown}"
+    );
+    let logs = app
+        .client
+        .job_logs(&ws.latest_build.job.id, 0, false)
+        .await
+        .unwrap()
+        .logs;
+    assert!(
+        logs.iter().all(|l| !l.text.contains("hunter2-secret")),
+        "build logs redact sensitive values"
+    );
+    // terraform_data.greeting above exists only because greeting.tf.tera was rendered.
+    let out = app.cli(&["show", "m", "-o", "json"]).await;
+    assert!(
+        stdout(&out).contains("\"daily_cost\": 7"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Stop keeps the persistent volumes (the same instances: state carried over).
+    let b = app
+        .client
+        .build_workspace(
+            "m",
+            &BuildRequest {
+                transition: Some(Transition::Stop),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut created_again = false;
+    let job = app
+        .client
+        .follow_job(&b.job.id, |l| {
+            created_again |= l.text.contains("terraform_data.volume[\"a\"]: Creating")
+        })
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert!(!created_again, "the volume was kept, not recreated");
+    let ws = app.client.workspace("m").await.unwrap();
+    let mut left: Vec<&str> = ws
+        .resources
+        .iter()
+        .map(|r| r.resource.address.as_str())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "terraform_data.greeting",
+            "terraform_data.volume[\"a\"]",
+            "terraform_data.volume[\"b\"]"
+        ]
+    );
     app.stop().await;
 }

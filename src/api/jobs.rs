@@ -76,25 +76,38 @@ pub async fn stream(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<String>,
-) -> ApiResult<axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>> {
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt;
 
     job_or_404(&state, &id).await?;
-    let events = futures::stream::unfold((state, id, 0i64, false), |(state, id, after, done)| async move {
-        if done {
-            return None;
-        }
-        let page = logs_page(&state, &id, after, true).await.ok()?;
-        let last = page.logs.last().map(|l| l.id).unwrap_or(after);
-        let finished = page.job.status.is_final() && page.logs.is_empty();
-        let events: Vec<Event> = if finished {
-            vec![Event::default().event("end").json_data(&page.job).ok()?]
-        } else {
-            page.logs.iter().filter_map(|l| Event::default().event("log").json_data(l).ok()).collect()
-        };
-        Some((futures::stream::iter(events.into_iter().map(Ok)), (state, id, last, finished)))
-    })
+    let events = futures::stream::unfold(
+        (state, id, 0i64, false),
+        |(state, id, after, done)| async move {
+            if done {
+                return None;
+            }
+            let page = logs_page(&state, &id, after, true).await.ok()?;
+            let last = page.logs.last().map(|l| l.id).unwrap_or(after);
+            let finished = page.job.status.is_final() && page.logs.is_empty();
+            let events: Vec<Event> = if finished {
+                vec![Event::default().event("end").json_data(&page.job).ok()?]
+            } else {
+                page.logs
+                    .iter()
+                    .filter_map(|l| Event::default().event("log").json_data(l).ok())
+                    .collect()
+            };
+            Some((
+                futures::stream::iter(events.into_iter().map(Ok)),
+                (state, id, last, finished),
+            ))
+        },
+    )
     .flatten();
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
