@@ -35,16 +35,16 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
     if a.workspace_deleted {
         return Some("this agent token belongs to a deleted workspace".into());
     }
-    if a.build_number != a.latest_build_number {
+    if a.latest_build_transition != "start" {
+        return Some(format!(
+            "workspace {} is not started (its latest build is a {} build): start it to use this agent",
+            a.workspace_name, a.latest_build_transition
+        ));
+    }
+    if a.build_number != a.latest_build_number || a.build_transition != "start" {
         return Some(format!(
             "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
             a.workspace_name
-        ));
-    }
-    if a.build_transition != "start" {
-        return Some(format!(
-            "workspace {} is not started (its latest build is a {} build): start it to use this agent",
-            a.workspace_name, a.build_transition
         ));
     }
     None
