@@ -208,6 +208,8 @@ fn open_log_file(dir: &std::path::Path) -> Option<std::fs::File> {
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Agents usually log to a file (the init script's redirect): no colour codes there.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_AGENT_LOG")
                 .unwrap_or_else(|_| "info".into()),
