@@ -679,7 +679,10 @@ async fn wrong_and_malformed_tokens_are_refused_and_never_logged() {
     let f = fixture().await;
     let a = f.started_workspace("dev", serde_json::json!({})).await;
     let wrong = generate_token().expose().to_string();
-    let near_miss = format!("{}0", &a.token[..a.token.len() - 1]);
+    // The real token with its last digit changed.
+    let (head, last) = a.token.split_at(a.token.len() - 1);
+    let near_miss = format!("{head}{}", if last == "0" { "1" } else { "0" });
+    assert_ne!(near_miss, a.token);
     let bad = [
         wrong.clone(),
         near_miss.clone(),
