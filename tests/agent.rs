@@ -428,7 +428,8 @@ async fn agent_connects_runs_its_scripts_reports_metadata_and_shuts_down() {
         "shutdown_script": "echo goodbye from shutdown",
         "scripts": [
             { "display_name": "prep", "script": "echo prep ran", "run_on_start": true },
-            { "display_name": "stopper", "script": "echo stop script ran", "run_on_stop": true }
+            { "display_name": "stopper", "script": "echo stop script ran", "run_on_stop": true },
+            { "display_name": "ticker", "script": "echo tick", "cron": "* * * * * *" }
         ],
         "metadata": [
             { "key": "answer", "display_name": "The answer", "script": "echo 42", "interval": 1 },
@@ -505,6 +506,13 @@ async fn agent_connects_runs_its_scripts_reports_metadata_and_shuts_down() {
     );
     let broken = metadata.iter().find(|m| m.key == "broken").unwrap();
     assert!(broken.error.contains("nope"), "{broken:?}");
+
+    // The cron script runs every second.
+    eventually(Duration::from_secs(5), "two cron runs", || async {
+        let logs = log_texts(&f, &a.agent_id).await;
+        (logs.iter().filter(|l| *l == "ticker: tick").count() >= 2).then_some(())
+    })
+    .await;
 
     // Metadata keeps coming at its interval.
     let first = answer.collected_at.unwrap();

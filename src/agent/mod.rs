@@ -7,6 +7,7 @@
 //! whatever they report while the server is away is queued and sent on reconnect.
 
 pub mod connection;
+pub mod cron;
 pub mod init_script;
 pub mod protocol;
 pub mod scripts;
@@ -264,12 +265,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         async move {
             let state = scripts::run_start(&ctx, &spec).await;
             ctx.reporter.lifecycle(state);
+            // Scheduled scripts begin once starting is over, as Coder's agent does.
+            scripts::run_cron(&ctx, &spec.scripts).await;
         }
     });
     let startup_abort = startup.abort_handle();
     signal.await;
     tracing::info!("shutting down");
-    // Start scripts still running are killed: shutdown wins.
+    // Start and cron scripts still running are killed: shutdown wins.
     startup_abort.abort();
     for m in &metadata {
         m.abort();

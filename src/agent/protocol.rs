@@ -42,7 +42,7 @@ pub struct ScriptSpec {
     pub script: String,
     pub run_on_start: bool,
     pub run_on_stop: bool,
-    /// Six-field cron schedule; recorded, not yet run by the agent.
+    /// Six-field cron schedule (seconds first; UTC).
     pub cron: Option<String>,
     /// Seconds before the script is killed; 0 means none.
     pub timeout: u64,
