@@ -152,11 +152,17 @@ async fn session(
         os: hello.os.clone(),
         arch: hello.arch.clone(),
         hostname: hello.hostname.clone(),
-        lifecycle: *lifecycle.borrow(),
     };
     if let Err(e) = send(socket, &first).await {
         return Ended::Lost(e);
     }
+    // Read the lifecycle first, then take everything already queued: whatever was
+    // reported before this state (its scripts' output) is then sent before it.
+    let current = *lifecycle.borrow();
+    while let Ok(m) = rx.try_recv() {
+        push(pending, m);
+    }
+    push(pending, AgentMessage::Lifecycle { state: current });
     let interval = Duration::from_millis(HEARTBEAT_INTERVAL_MS as u64);
     let mut heartbeat = tokio::time::interval(interval);
     let mut last_heard = Instant::now();

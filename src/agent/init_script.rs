@@ -55,9 +55,33 @@ pub fn render(access_url: &str, os: &str, arch: &str) -> Result<String, InitScri
     })
 }
 
+/// Every init script as the provider reads them (`HANGAR_AGENT_SCRIPT_<os>_<arch>`): the
+/// build runner adds these to terraform's environment.
+pub fn provider_env(access_url: &str) -> Result<Vec<(String, String)>, InitScriptError> {
+    let mut env = Vec::new();
+    for os in SCRIPT_OSES {
+        for arch in ARCHES {
+            env.push((
+                crate::provider::contract::agent_script_env_name(os, arch),
+                render(access_url, os, arch)?,
+            ));
+        }
+    }
+    Ok(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runner_gets_a_script_per_platform() {
+        let env = provider_env("http://x").unwrap();
+        assert_eq!(env.len(), SCRIPT_OSES.len() * ARCHES.len());
+        assert!(env.iter().any(
+            |(k, v)| k == "HANGAR_AGENT_SCRIPT_linux_amd64" && v.contains("hangar-linux-amd64")
+        ));
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {

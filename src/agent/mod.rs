@@ -7,6 +7,7 @@
 //! whatever they report while the server is away is queued and sent on reconnect.
 
 pub mod connection;
+pub mod cron;
 pub mod init_script;
 pub mod protocol;
 pub mod scripts;
@@ -208,6 +209,8 @@ fn open_log_file(dir: &std::path::Path) -> Option<std::fs::File> {
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Agents usually log to a file (the init script's redirect): no colour codes there.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HANGAR_AGENT_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -262,12 +265,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         async move {
             let state = scripts::run_start(&ctx, &spec).await;
             ctx.reporter.lifecycle(state);
+            // Scheduled scripts begin once starting is over, as Coder's agent does.
+            scripts::run_cron(&ctx, &spec.scripts).await;
         }
     });
     let startup_abort = startup.abort_handle();
     signal.await;
     tracing::info!("shutting down");
-    // Start scripts still running are killed: shutdown wins.
+    // Start and cron scripts still running are killed: shutdown wins.
     startup_abort.abort();
     for m in &metadata {
         m.abort();

@@ -42,7 +42,7 @@ pub struct ScriptSpec {
     pub script: String,
     pub run_on_start: bool,
     pub run_on_stop: bool,
-    /// Six-field cron schedule; recorded, not yet run by the agent.
+    /// Six-field cron schedule (seconds first; UTC).
     pub cron: Option<String>,
     /// Seconds before the script is killed; 0 means none.
     pub timeout: u64,
@@ -114,14 +114,14 @@ pub struct MetadataResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
-    /// First message of every connection; also carries the current lifecycle so a new
-    /// server (or one that missed a message) catches up.
+    /// First message of every connection. After it the agent sends what it queued while
+    /// away, then its current lifecycle again, so a server that missed a message catches
+    /// up without ever seeing `ready` before the startup output.
     Hello {
         version: String,
         os: String,
         arch: String,
         hostname: String,
-        lifecycle: Lifecycle,
     },
     Lifecycle {
         state: Lifecycle,

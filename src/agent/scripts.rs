@@ -335,3 +335,38 @@ pub fn spawn_metadata(
         })
         .collect()
 }
+
+/// Runs the scripts that have a `cron` schedule, each at its times, until dropped (the
+/// agent drops it at shutdown, killing a run in progress). A bad schedule is reported in
+/// that script's log and skipped.
+pub async fn run_cron(ctx: &ScriptContext, scripts: &[super::protocol::ScriptSpec]) {
+    let runs = scripts.iter().filter_map(|s| {
+        let cron = s.cron.as_deref()?.trim();
+        if cron.is_empty() {
+            return None;
+        }
+        let schedule = match super::cron::Schedule::parse(cron) {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                ctx.reporter.log(&s.display_name, "error", e);
+                return None;
+            }
+        };
+        Some(async move {
+            loop {
+                let now = now_ms();
+                let Some(next) = schedule.next_after(now / 1000) else {
+                    ctx.reporter.log(
+                        &s.display_name,
+                        "error",
+                        "this cron schedule never matches again".into(),
+                    );
+                    return;
+                };
+                tokio::time::sleep(Duration::from_millis((next * 1000 - now).max(0) as u64)).await;
+                run_logged(ctx, &s.display_name, &s.script, secs(s.timeout)).await;
+            }
+        })
+    });
+    futures::future::join_all(runs).await;
+}

@@ -25,6 +25,7 @@ use crate::model::{now_ms, secret::hash_token};
 const MAX_LOG_LINES_PER_MESSAGE: usize = 1000;
 const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 const MAX_METADATA_VALUE_BYTES: usize = 4 * 1024;
+const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 /// The agent a request comes from, authenticated by its token.
 pub struct AgentAuth(pub AgentWithWorkspace);
@@ -35,16 +36,16 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
     if a.workspace_deleted {
         return Some("this agent token belongs to a deleted workspace".into());
     }
-    if a.build_number != a.latest_build_number {
+    if a.latest_build_transition != "start" {
+        return Some(format!(
+            "workspace {} is not started (its latest build is a {} build): start it to use this agent",
+            a.workspace_name, a.latest_build_transition
+        ));
+    }
+    if a.build_number != a.latest_build_number || a.build_transition != "start" {
         return Some(format!(
             "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
             a.workspace_name
-        ));
-    }
-    if a.build_transition != "start" {
-        return Some(format!(
-            "workspace {} is not started (its latest build is a {} build): start it to use this agent",
-            a.workspace_name, a.build_transition
         ));
     }
     None
@@ -114,7 +115,8 @@ pub async fn connect(
     ws: WebSocketUpgrade,
 ) -> Response {
     let conns = state.agent_conns.clone();
-    ws.on_upgrade(move |socket| {
+    // Agents send small JSON frames; a huge one is a bug or an attack, not a log batch.
+    ws.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| {
         conns.track(async move {
             let id = a.agent.id.clone();
             if let Err(err) = serve_agent(socket, &state, a).await {
@@ -235,7 +237,6 @@ pub async fn handle_message(
             os,
             arch,
             hostname,
-            lifecycle,
         } => {
             db.set_agent_hello(
                 agent_id,
@@ -245,7 +246,6 @@ pub async fn handle_message(
                 &truncate(hostname, 255),
             )
             .await?;
-            db.set_agent_lifecycle(agent_id, lifecycle.as_str()).await?;
             Ok(None)
         }
         AgentMessage::Lifecycle { state } => {

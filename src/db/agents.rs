@@ -98,6 +98,8 @@ pub struct AgentWithWorkspace {
     /// The highest build number of the workspace: the agent is current only if its build
     /// is that one.
     pub latest_build_number: i64,
+    /// The transition of the workspace's latest build (`start`, `stop`, `delete`).
+    pub latest_build_transition: String,
 }
 
 /// One stored line of an agent's script output.
@@ -130,6 +132,7 @@ fn with_workspace_from_row(row: &sqlx::any::AnyRow) -> Result<AgentWithWorkspace
         build_number: row.try_get("build_number")?,
         build_transition: row.try_get("build_transition")?,
         latest_build_number: row.try_get("latest_build_number")?,
+        latest_build_transition: row.try_get("latest_build_transition")?,
     })
 }
 
@@ -142,7 +145,8 @@ fn with_workspace_sql(filter: &str) -> String {
     format!(
         "SELECT {cols}, a.token_hash, w.id AS ws_id, w.name AS ws_name, w.deleted AS ws_deleted, \
          w.owner_id, u.username AS owner_name, b.number AS build_number, b.transition AS build_transition, \
-         (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = w.id) AS latest_build_number \
+         (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = w.id) AS latest_build_number, \
+         (SELECT b3.transition FROM workspace_builds b3 WHERE b3.workspace_id = w.id ORDER BY b3.number DESC LIMIT 1) AS latest_build_transition \
          FROM workspace_agents a \
          JOIN workspace_builds b ON b.id = a.build_id \
          JOIN workspaces w ON w.id = b.workspace_id \
