@@ -513,11 +513,23 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
 }
 
 pub fn agent_view(agent: Agent) -> AgentView {
-    let status = crate::model::agent_status(&agent, now_ms());
-    let healthy = status == "connected" && agent.lifecycle == "ready";
+    use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
+    let spec: crate::agent::protocol::AgentSpec =
+        serde_json::from_str(&agent.manifest).unwrap_or_default();
+    let contact = Contact {
+        created_at: agent.created_at,
+        first_connected_at: agent.first_connected_at,
+        last_connected_at: agent.last_connected_at,
+        disconnected_at: agent.disconnected_at,
+    };
+    let status = agent_status(&contact, now_ms(), spec.connection_timeout);
+    let healthy = agent_healthy(
+        status,
+        agent.lifecycle.parse().unwrap_or(Lifecycle::Created),
+    );
     AgentView {
         agent,
-        status: status.to_string(),
+        status: status.as_str().to_string(),
         healthy,
     }
 }

@@ -433,6 +433,41 @@ pub async fn show(name: &str, format: Format) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render_show(&ws));
+    let agents = ws
+        .resources
+        .iter()
+        .flat_map(|r| r.agents.iter())
+        .chain(ws.external_agents.iter());
+    for a in agents {
+        let metadata = client.agent_metadata(&a.agent.id).await.unwrap_or_default();
+        let logs = client
+            .agent_logs_tail(&a.agent.id, 5)
+            .await
+            .unwrap_or_default();
+        if metadata.is_empty() && logs.is_empty() {
+            continue;
+        }
+        println!("\nagent {}:", a.agent.name);
+        for m in metadata {
+            let value = if m.error.is_empty() {
+                m.value.trim().to_string()
+            } else {
+                format!("error: {}", m.error)
+            };
+            println!(
+                "  {}: {}",
+                if m.display_name.is_empty() {
+                    &m.key
+                } else {
+                    &m.display_name
+                },
+                value
+            );
+        }
+        for l in logs {
+            println!("  [{}] {}", l.source, l.text);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -125,13 +125,7 @@ fn contract_vars(
         ));
     }
     // Every platform the server can script for; the provider picks the agent's own.
-    for os in crate::agent::init_script::SCRIPT_OSES {
-        for arch in crate::agent::init_script::ARCHES {
-            if let Ok(script) = crate::agent::init_script::render(&runner.access_url, os, arch) {
-                vars.push((crate::provider::agent_script_env_name(os, arch), script));
-            }
-        }
-    }
+    vars.extend(crate::agent::init_script::provider_env(&runner.access_url).unwrap_or_default());
     vars
 }
 
@@ -534,42 +528,54 @@ async fn record(
     Ok(())
 }
 
-/// What the agent needs to run: its own settings and the apps, scripts and env that name
-/// it. Sensitive attributes stay masked; the token is never part of it.
+/// What the agent needs to run (`agent::protocol::AgentSpec`): its own settings and the
+/// apps, scripts and env that name it, plus `agent_id` to find its token in the state.
+/// The token itself is never part of it.
 fn agent_manifest(
     agent: &classify::AgentRecord,
     state: &[classify::StateResource],
     extras: &[classify::StateResource],
 ) -> serde_json::Value {
+    use crate::agent::protocol::AgentSpec;
     let attrs = state
         .iter()
         .find(|r| r.address == agent.address)
-        .map(|r| r.masked_attributes())
+        .map(|r| without_nulls(r.masked_attributes()))
         .unwrap_or_default();
-    let mine = |kind: &str| -> Vec<serde_json::Value> {
-        extras
-            .iter()
-            .filter(|r| {
-                r.type_.ends_with(kind)
-                    && r.attr_str("agent_id").as_deref() == Some(agent.id.as_str())
-            })
-            .map(|r| r.masked_attributes())
-            .collect()
+    let mut spec: AgentSpec = serde_json::from_value(attrs.clone()).unwrap_or_default();
+    let mine = |kind: &'static str| {
+        extras.iter().filter(move |r| {
+            r.type_.ends_with(kind) && r.attr_str("agent_id").as_deref() == Some(agent.id.as_str())
+        })
     };
-    serde_json::json!({
-        "agent_id": agent.id,
-        "name": agent.name,
-        "os": agent.os,
-        "arch": agent.arch,
-        "dir": attrs["dir"],
-        "env": attrs["env"],
-        "startup_script": attrs["startup_script"],
-        "shutdown_script": attrs["shutdown_script"],
-        "connection_timeout": attrs["connection_timeout"],
-        "metadata": attrs["metadata"],
-        "display_apps": attrs["display_apps"],
-        "apps": mine("_app"),
-        "scripts": mine("_script"),
-        "env_resources": mine("_env"),
-    })
+    spec.scripts = mine("_script")
+        .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
+        .collect();
+    spec.apps = mine("_app")
+        .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
+        .collect();
+    for env in mine("_env") {
+        if let (Some(name), Some(value)) = (env.attr_str("name"), env.attr_str("value")) {
+            spec.env.insert(name, value);
+        }
+    }
+    let mut out = serde_json::to_value(&spec).unwrap_or_default();
+    out["agent_id"] = agent.id.clone().into();
+    out
+}
+
+/// Terraform writes unset attributes as null; the agent's spec wants them absent so
+/// its defaults apply.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, without_nulls(v)))
+            .collect(),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
+        }
+        other => other,
+    }
 }

@@ -79,7 +79,8 @@ resource "hangar_agent" "main" {
   startup_script = <<-EOT
     #!/bin/sh
     set -e
-    [ -f "$HOME/.hangar-welcome" ] || echo "Welcome to ${data.hangar_workspace.me.name}" > "${local.home}/.hangar-welcome"
+    [ -f "${local.home}/.hangar-welcome" ] || echo "Welcome to ${data.hangar_workspace.me.name}" > "${local.home}/.hangar-welcome"
+    echo "home directory ${local.home} is ready"
   EOT
 
   # Live values the agent reports to the dashboard.
