@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{hangar_bin, PASSWORD};
+use common::{fresh_db_url, hangar_bin, PASSWORD};
 use hangar::api::agents::AgentView;
 use hangar::client::Client;
 use hangar::db::agents::Agent;
@@ -103,28 +103,6 @@ impl Server {
                 .unwrap()
                 .unwrap();
         }
-    }
-}
-
-/// A fresh database: SQLite in `data_dir`, or a new PostgreSQL database on request.
-async fn fresh_db_url(data_dir: &Path) -> String {
-    if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
-        let admin_url = std::env::var("HANGAR_TEST_PG_URL")
-            .expect("HANGAR_TEST_DB=postgres needs HANGAR_TEST_PG_URL");
-        let name = format!("hangar_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&admin_url)
-            .await
-            .expect("connecting to the test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("creating a test database");
-        admin.close().await;
-        let (base, _) = admin_url.rsplit_once('/').expect("a database URL");
-        format!("{base}/{name}")
-    } else {
-        format!("sqlite://{}?mode=rwc", data_dir.join("hangar.db").display())
     }
 }
 

@@ -19,7 +19,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_server(port: u16, data: &std::path::Path) -> tokio::process::Child {
+async fn start_server(port: u16, data: &std::path::Path, db_url: &str) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(hangar_bin());
     cmd.args([
         "server",
@@ -34,18 +34,9 @@ async fn start_server(port: u16, data: &std::path::Path) -> tokio::process::Chil
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
     .kill_on_drop(true);
+    // One database for both runs of the server: that is what a restart means.
     if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
-        // One database for both runs of the server: that is what a restart means.
-        let admin = std::env::var("HANGAR_TEST_PG_URL").expect("HANGAR_TEST_PG_URL");
-        let name = format!("hangar_crash_{port}");
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
-        let _ = sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await;
-        pool.close().await;
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        cmd.env("HANGAR_PG_URL", format!("{base}/{name}"));
+        cmd.env("HANGAR_PG_URL", db_url);
     }
     let child = cmd.spawn().expect("starting hangar server");
     let client = Client::new(&format!("http://127.0.0.1:{port}"), None);
@@ -63,7 +54,8 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut server = start_server(port, data.path()).await;
+    let db_url = fresh_db_url(data.path()).await;
+    let mut server = start_server(port, data.path(), &db_url).await;
     let anon = Client::new(&url, None);
     let login = anon
         .create_first_user(&hangar::api::users::CreateUserRequest {
@@ -122,7 +114,7 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     server.start_kill().unwrap(); // SIGKILL
     server.wait().await.unwrap();
 
-    let _server = start_server(port, data.path()).await;
+    let _server = start_server(port, data.path(), &db_url).await;
     let job = client.job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert_eq!(job.error_code.as_deref(), Some("lost"));

@@ -213,43 +213,36 @@ async fn import(
     let cache = InitCache::new(runner.data_dir.join("init-cache"));
     let key = InitCache::key_for_dir(dir.path(), tf)?;
     let mut out = sink(logs);
-    if let Err(e) = timed(
-        timings,
-        "init_ms",
-        start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
-    )
-    .await
-    {
-        return Ok(terraform_failure(e));
-    }
-    let graph = match timed(
-        timings,
-        "graph_ms",
-        start_tf.graph(dir.path(), &mut out, cancel, &redact),
-    )
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => return Ok(terraform_failure(e)),
+    // Four terraform runs; the first failure ends the import with terraform's own error.
+    let runs = async {
+        timed(
+            timings,
+            "init_ms",
+            start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
+        )
+        .await?;
+        let graph = timed(
+            timings,
+            "graph_ms",
+            start_tf.graph(dir.path(), &mut out, cancel, &redact),
+        )
+        .await?;
+        let start_plan = timed(
+            timings,
+            "plan_ms",
+            start_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+        )
+        .await?;
+        let stop_plan = timed(
+            timings,
+            "plan_ms",
+            stop_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+        )
+        .await?;
+        Ok::<_, TerraformError>((graph, start_plan, stop_plan))
     };
-    let start_plan = match timed(
-        timings,
-        "plan_ms",
-        start_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return Ok(terraform_failure(e)),
-    };
-    let stop_plan = match timed(
-        timings,
-        "plan_ms",
-        stop_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
-    )
-    .await
-    {
-        Ok(p) => p,
+    let (graph, start_plan, stop_plan) = match runs.await {
+        Ok(done) => done,
         Err(e) => return Ok(terraform_failure(e)),
     };
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);

@@ -25,8 +25,9 @@ pub fn hangar_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hangar"))
 }
 
-/// The database for one test: SQLite by default, a fresh PostgreSQL database on request.
-pub async fn test_database(data_dir: &Path) -> Database {
+/// A fresh database URL for one test: SQLite in `data_dir` by default, a new PostgreSQL
+/// database when HANGAR_TEST_DB=postgres (test.sh starts the server and sets the URL).
+pub async fn fresh_db_url(data_dir: &Path) -> String {
     if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
         let admin_url = std::env::var("HANGAR_TEST_PG_URL")
             .expect("HANGAR_TEST_DB=postgres needs HANGAR_TEST_PG_URL (test.sh starts PostgreSQL and sets it)");
@@ -43,14 +44,16 @@ pub async fn test_database(data_dir: &Path) -> Database {
         let (base, _) = admin_url
             .rsplit_once('/')
             .expect("a database URL with a path");
-        Database::connect(&format!("{base}/{name}"))
-            .await
-            .expect("connecting to the test database")
+        format!("{base}/{name}")
     } else {
-        Database::open_sqlite(data_dir)
-            .await
-            .expect("opening SQLite")
+        format!("sqlite://{}?mode=rwc", data_dir.join("hangar.db").display())
     }
+}
+
+pub async fn test_database(data_dir: &Path) -> Database {
+    Database::connect(&fresh_db_url(data_dir).await)
+        .await
+        .expect("connecting to the test database")
 }
 
 pub async fn spawn_app() -> TestApp {
