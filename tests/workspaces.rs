@@ -823,3 +823,128 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orphan_delete_leaves_resources_and_templates_in_use_stay() {
+    let app = spawn_app().await;
+    let files = local_template();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    push(&app, "local", &files).await;
+    let homes = tempfile::tempdir().unwrap();
+    let base = format!("home_base={}", homes.path().display());
+    for name in ["keep", "pinned"] {
+        let out = app
+            .cli(&[
+                "create",
+                "--template=local",
+                name,
+                "--parameter",
+                &base,
+                "-y",
+            ])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // Favorites come first; restart is stop then start.
+    app.cli(&["favorite", "pinned"]).await;
+    let out = app.cli(&["list", "-o", "json"]).await;
+    let list: Vec<WorkspaceView> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        list.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["pinned", "keep"]
+    );
+    let out = app.cli(&["restart", "pinned", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let builds = app.client.workspace_builds("pinned").await.unwrap();
+    let transitions: Vec<Transition> = builds.iter().map(|b| b.transition).collect();
+    assert_eq!(
+        transitions,
+        [Transition::Start, Transition::Stop, Transition::Start]
+    );
+
+    // A template in use cannot be deleted.
+    let out = app.cli(&["templates", "delete", "local", "-y"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("used by 2 workspace(s)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --orphan forgets the workspace and leaves what it made.
+    let out = app.cli(&["delete", "keep", "--orphan", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        homes.path().join("owner/keep").is_dir(),
+        "orphaned resources stay"
+    );
+    assert_eq!(
+        app.client.workspace("keep").await.unwrap_err().status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    let pid: i32 = std::fs::read_to_string(homes.path().join("owner/keep/.hangar/agent.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Clean up what the orphan left: its agent process.
+    unsafe { libc::kill(-pid, libc::SIGTERM) };
+
+    let out = app.cli(&["delete", "pinned", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = app.cli(&["templates", "delete", "local", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_whose_import_failed_cannot_be_used() {
+    let app = spawn_app().await;
+    // Valid HCL, but terraform rejects it: the import fails with terraform's message.
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  input = var.missing\n}}\n");
+    let dir = template_dir(&[("main.tf", &tf)]);
+    let out = app
+        .cli(&[
+            "templates",
+            "push",
+            "broken",
+            "-d",
+            dir.path().to_str().unwrap(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("undeclared input variable"),
+        "{}",
+        stderr(&out)
+    );
+    let v = app.client.template_version("broken", "v1").await.unwrap();
+    let job = v.job.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(!v.active);
+    let logs = app.client.job_logs(&job.id, 0, false).await.unwrap().logs;
+    assert!(
+        logs.iter().any(|l| l.level == "error"),
+        "the import's logs keep terraform's error"
+    );
+    let err = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "broken".into(),
+            template_version: Some("v1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::CONFLICT));
+    assert!(
+        err.to_string().contains("its import failed") && err.to_string().contains("missing"),
+        "{err}"
+    );
+    app.stop().await;
+}

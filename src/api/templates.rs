@@ -90,6 +90,29 @@ pub async fn version_by_name(
         })
 }
 
+/// Refuses a version whose import has not succeeded, saying why and what to do.
+pub async fn require_imported(state: &AppState, v: &TemplateVersion, what: &str) -> ApiResult<()> {
+    let Some(job) = (match &v.job_id {
+        Some(id) => state.db.get_job(id).await?,
+        None => None,
+    }) else {
+        return Ok(());
+    };
+    let why = match job.status {
+        crate::model::JobStatus::Succeeded => return Ok(()),
+        crate::model::JobStatus::Failed => format!(
+            "its import failed: {}; fix the template and push a new version",
+            job.error.unwrap_or_default()
+        ),
+        crate::model::JobStatus::Canceled => "its import was canceled; push it again".to_string(),
+        running => format!("its import is still {running}; wait for it"),
+    };
+    Err(ApiError::Conflict(format!(
+        "version {:?} cannot be {what}: {why}",
+        v.name
+    )))
+}
+
 pub async fn version_view(
     state: &AppState,
     template: &Template,
@@ -328,20 +351,7 @@ pub async fn activate(
     auth.require_role(Role::can_manage_templates, "activating template versions")?;
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &req.version).await?;
-    let job = match &v.job_id {
-        Some(id) => state.db.get_job(id).await?,
-        None => None,
-    };
-    if let Some(job) = job {
-        if job.status != crate::model::JobStatus::Succeeded {
-            return Err(ApiError::Conflict(format!(
-                "version {:?} cannot be activated: its import is {}{}",
-                v.name,
-                job.status,
-                job.error.map(|e| format!(" ({e})")).unwrap_or_default()
-            )));
-        }
-    }
+    require_imported(&state, &v, "activated").await?;
     state.db.set_active_version(&template.id, &v.id).await?;
     state
         .db

@@ -174,21 +174,7 @@ async fn usable_version(
                 .ok_or_else(|| ApiError::NotFound("the active version is gone".into()))?
         }
     };
-    let job = match &v.job_id {
-        Some(id) => state.db.get_job(id).await?,
-        None => None,
-    };
-    if let Some(job) = job {
-        if job.status != JobStatus::Succeeded {
-            return Err(ApiError::Conflict(format!(
-                "version {:?} of {:?} cannot be used: its import is {}{}",
-                v.name,
-                template.name,
-                job.status,
-                job.error.map(|e| format!(": {e}")).unwrap_or_default()
-            )));
-        }
-    }
+    super::templates::require_imported(state, &v, "used").await?;
     Ok(v)
 }
 
