@@ -21,6 +21,8 @@ pub struct Config {
     pub provisioners: usize,
     /// The binary terraform runs as Hangar's provider (this executable, except in tests).
     pub hangar_binary: PathBuf,
+    /// How long one terraform run of a job may take before it is interrupted.
+    pub job_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -30,6 +32,7 @@ impl Config {
             access_url,
             provisioners: 3,
             hangar_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hangar")),
+            job_timeout: crate::provisioner::terraform::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -49,13 +52,7 @@ pub async fn serve(
         job_updates: job_updates.clone(),
         agent_conns: Default::default(),
     };
-    let runner = Runner::new(
-        db,
-        config.access_url.clone(),
-        config.data_dir.clone(),
-        &config.hangar_binary,
-        job_updates,
-    );
+    let runner = Runner::new(db, &config, job_updates);
     let recovered = runner.recover_leftovers().await?;
     if recovered > 0 {
         tracing::warn!(

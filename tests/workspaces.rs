@@ -948,3 +948,32 @@ async fn a_version_whose_import_failed_cannot_be_used() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_over_its_time_limit_is_stopped_and_says_so() {
+    let app = spawn_app_with(|c| c.job_timeout = Duration::from_secs(3)).await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 60\"\n  }}\n}}\n");
+    push(&app, "slow", &[("main.tf", &tf)]).await;
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ws = wait_build(&app, "ws").await;
+    assert_eq!(ws.status, WorkspaceStatus::Failed);
+    assert_eq!(
+        ws.latest_build.job.error_code.as_deref(),
+        Some("timeout"),
+        "{:?}",
+        ws.latest_build.job
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The interrupted build kept its state: delete still works.
+    let out = app.cli(&["delete", "ws", "-y"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    app.stop().await;
+}

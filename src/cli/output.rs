@@ -57,6 +57,23 @@ pub fn ago(ms: i64) -> String {
     }
 }
 
+/// "90s", "30m", "12h", "7d" → seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        anyhow::anyhow!("duration {s:?}: write a number and a unit, e.g. 30m, 12h, 30d")
+    })?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" | "" => 3600,
+        "d" => 86400,
+        other => anyhow::bail!("duration {s:?}: unknown unit {other:?}; use s, m, h or d"),
+    };
+    Ok(n * scale)
+}
+
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
@@ -117,5 +134,16 @@ mod tests {
             ],
         );
         assert_eq!(out, "NAME   ROLE\nalice  owner\nbo     member\n");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("30m").unwrap(), 1800);
+        assert_eq!(super::parse_duration("2d").unwrap(), 172800);
+        assert!(super::parse_duration("soon").is_err());
+        assert!(super::parse_duration("3w")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
     }
 }

@@ -26,6 +26,9 @@ pub struct ServerArgs {
     /// How many builds run at once in this server.
     #[arg(long, env = "HANGAR_PROVISIONERS", default_value_t = 3)]
     pub provisioners: usize,
+    /// How long one terraform run of a build may take, e.g. 30m or 2h.
+    #[arg(long, env = "HANGAR_JOB_TIMEOUT", default_value = "30m")]
+    pub job_timeout: String,
     /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
     /// and push the built-in templates.
     #[arg(long, env = "HANGAR_BOOTSTRAP")]
@@ -53,6 +56,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let access_url = args.access_url.unwrap_or_else(|| format!("http://{bound}"));
     let mut config = Config::new(data_dir.clone(), access_url.clone());
     config.provisioners = args.provisioners;
+    config.job_timeout =
+        std::time::Duration::from_secs(super::output::parse_duration(&args.job_timeout)? as u64);
     let backend = if args.postgres_url.is_some() {
         "PostgreSQL"
     } else {

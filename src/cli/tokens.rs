@@ -27,28 +27,14 @@ pub enum TokensCommand {
     Remove { name: String },
 }
 
-/// "90s", "30m", "12h", "7d" → seconds.
-pub fn parse_lifetime(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| {
-        anyhow::anyhow!("lifetime {s:?}: write a number and a unit, e.g. 30m, 12h, 30d")
-    })?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" | "" => 3600,
-        "d" => 86400,
-        other => anyhow::bail!("lifetime {s:?}: unknown unit {other:?}; use s, m, h or d"),
-    };
-    Ok(n * scale)
-}
-
 pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
     match cmd {
         TokensCommand::Create { name, lifetime } => {
-            let secs = lifetime.as_deref().map(parse_lifetime).transpose()?;
+            let secs = lifetime
+                .as_deref()
+                .map(super::output::parse_duration)
+                .transpose()?;
             let created = client.create_token(&name, secs).await?;
             // The one time the secret is shown: stdout alone, so `$(hangar tokens create …)` works.
             println!("{}", created.key);
@@ -89,18 +75,4 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn lifetimes() {
-        assert_eq!(super::parse_lifetime("30m").unwrap(), 1800);
-        assert_eq!(super::parse_lifetime("2d").unwrap(), 172800);
-        assert!(super::parse_lifetime("soon").is_err());
-        assert!(super::parse_lifetime("3w")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown unit"));
-    }
 }

@@ -69,19 +69,23 @@ impl JobResult {
 impl Runner {
     pub fn new(
         db: Database,
-        access_url: String,
-        data_dir: PathBuf,
-        hangar_binary: &std::path::Path,
+        config: &crate::server::Config,
         job_updates: tokio::sync::broadcast::Sender<String>,
     ) -> Runner {
+        let data_dir = config.data_dir.clone();
+        let access_url = config.access_url.clone();
         // A missing terraform is reported on every job that needs it, not at start: the
         // server stays usable for everything else.
         let terraform = Terraform::locate()
             .and_then(|tf| {
                 Ok(tf.with_env(TerraformEnv::setup(
                     &data_dir.join("terraform"),
-                    hangar_binary,
+                    &config.hangar_binary,
                 )?))
+            })
+            .map(|mut tf| {
+                tf.timeout = config.job_timeout;
+                tf
             })
             .map_err(|e| e.to_string());
         Runner {
@@ -285,33 +289,24 @@ fn log_writer(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::new();
-        loop {
-            let first = rx.recv().await;
-            let done = first.is_none();
-            batch.extend(first);
-            while let Ok(line) = rx.try_recv() {
-                batch.push(line);
+        // Waits for one line and takes all that are queued: while an insert runs, lines
+        // pile up and go in the next batch, so a chatty run costs few transactions and a
+        // finished one waits for nothing.
+        while rx.recv_many(&mut batch, 1024).await > 0 {
+            let rows: Vec<JobLog> = batch
+                .drain(..)
+                .map(|l| JobLog {
+                    id: 0,
+                    at: l.at_ms,
+                    stage: l.stage.as_str().into(),
+                    level: l.level.as_str().into(),
+                    text: l.text,
+                })
+                .collect();
+            if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
+                tracing::error!(error = %e, "storing job logs");
             }
-            if !batch.is_empty() {
-                let rows: Vec<JobLog> = batch
-                    .drain(..)
-                    .map(|l| JobLog {
-                        id: 0,
-                        at: l.at_ms,
-                        stage: l.stage.as_str().into(),
-                        level: l.level.as_str().into(),
-                        text: l.text,
-                    })
-                    .collect();
-                if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
-                    tracing::error!(error = %e, "storing job logs");
-                }
-                let _ = updates.send(job_id.clone());
-            }
-            if done {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = updates.send(job_id.clone());
         }
     });
     (LogSender(tx), handle)
