@@ -977,3 +977,47 @@ async fn a_build_over_its_time_limit_is_stopped_and_says_so() {
     assert!(out.status.success(), "{}", stderr(&out));
     app.stop().await;
 }
+
+/// On a terminal, missing parameters are asked for, and an invalid answer is asked again.
+/// `script` (util-linux) gives the CLI a real pseudo-terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_prompts_on_a_terminal_and_re_asks_on_invalid_input() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+    let command = format!("{} create --template=p", hangar_bin().display());
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the CLI on a pseudo-terminal");
+    let mut input = child.stdin.take().unwrap();
+    // Name, then an invalid size (above the max), then a valid one.
+    for answer in ["ttyws\n", "9\n", "3\n"] {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        input.write_all(answer.as_bytes()).await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the CLI finished")
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Workspace name:"), "{screen}");
+    assert!(
+        screen.contains("above the maximum 4; try again"),
+        "{screen}"
+    );
+    let ws = app.client.workspace("ttyws").await.unwrap();
+    assert_eq!(ws.latest_build.parameters["size"], "3");
+    assert_eq!(
+        ws.latest_build.parameters["region"], "eu",
+        "defaults are not asked for"
+    );
+    app.stop().await;
+}
