@@ -193,22 +193,75 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Follows a build to its end, printing progress; non-zero exit when it failed.
+/// Build progress by stage: one line updated in place on a terminal, plain lines in logs
+/// and CI. Errors and warnings are always printed whole.
+struct Progress {
+    tty: bool,
+    verbose: bool,
+    stage: String,
+    stage_started: std::time::Instant,
+    lines: usize,
+}
+
+impl Progress {
+    fn new(tty: bool) -> Progress {
+        Progress {
+            tty,
+            verbose: std::env::var_os("HANGAR_VERBOSE").is_some(),
+            stage: String::new(),
+            stage_started: std::time::Instant::now(),
+            lines: 0,
+        }
+    }
+
+    fn line(&mut self, line: &crate::db::jobs::JobLog) {
+        if line.stage != self.stage {
+            self.done();
+            self.stage = line.stage.clone();
+            self.stage_started = std::time::Instant::now();
+            self.lines = 0;
+            if !self.tty {
+                eprintln!("==> {}", self.stage);
+            }
+        }
+        self.lines += 1;
+        let loud = line.level == "error" || line.level == "warn" || self.verbose;
+        if loud {
+            if self.tty {
+                eprint!("\r\x1b[K");
+            }
+            eprintln!("    {}", line.text);
+        }
+        if self.tty {
+            let summary = line.text.chars().take(60).collect::<String>();
+            eprint!(
+                "\r\x1b[K==> {} {:>5.1}s  {summary}",
+                self.stage,
+                self.stage_started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    /// Ends the current stage's line on a terminal.
+    fn done(&mut self) {
+        if self.tty && !self.stage.is_empty() {
+            eprintln!(
+                "\r\x1b[K==> {} done in {:.1}s ({} lines)",
+                self.stage,
+                self.stage_started.elapsed().as_secs_f64(),
+                self.lines
+            );
+            self.stage.clear();
+        }
+    }
+}
+
 pub async fn finish(client: &Client, name: &str, build: &BuildView) -> anyhow::Result<ExitCode> {
-    let mut stage = String::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let job = client
-        .follow_job(&build.job.id, |line| {
-            if line.stage != stage {
-                stage = line.stage.clone();
-                eprintln!("==> {}", stage);
-            }
-            if line.level == "error"
-                || line.level == "warn"
-                || std::env::var_os("HANGAR_VERBOSE").is_some()
-            {
-                eprintln!("    {}", line.text);
-            }
-        })
+        .follow_job(&build.job.id, |line| progress.line(line))
         .await?;
+    progress.done();
     let secs = job
         .completed_at
         .unwrap_or(0)
