@@ -168,6 +168,14 @@ async fn local_workspace_lifecycle_through_the_cli() {
         "kept"
     );
 
+    let out = app.cli(&["start", "dev", "-y"]).await;
+    assert!(stdout(&out).contains("already running"), "{}", stdout(&out));
+    assert_eq!(
+        app.client.workspace_builds("dev").await.unwrap().len(),
+        3,
+        "no needless rebuild"
+    );
+
     let out = app.cli(&["builds", "dev"]).await;
     assert!(
         stdout(&out).contains("#3") && stdout(&out).contains("stop"),

@@ -312,6 +312,17 @@ pub async fn transition(
             return Ok(ExitCode::FAILURE);
         }
     }
+    // As Coder does: starting a running workspace (or stopping a stopped one) is a no-op,
+    // not a rebuild that would replace its agent's token under it.
+    let already = match transition {
+        Transition::Start => crate::model::WorkspaceStatus::Running,
+        Transition::Stop => crate::model::WorkspaceStatus::Stopped,
+        Transition::Delete => crate::model::WorkspaceStatus::Deleted,
+    };
+    if args.parameters.is_empty() && client.workspace(&args.name).await?.status == already {
+        println!("Workspace {} is already {already}.", args.name);
+        return Ok(ExitCode::SUCCESS);
+    }
     let build = client
         .build_workspace(
             &args.name,
