@@ -311,6 +311,20 @@ impl Client {
         .await
     }
 
+    /// Queues a plan of what a create with `parameters` would make (see `Job::result`).
+    pub async fn dry_run(
+        &self,
+        name: &str,
+        version: &str,
+        parameters: std::collections::BTreeMap<String, String>,
+    ) -> ClientResult<Job> {
+        self.post(
+            &format!("/templates/{name}/versions/{version}/dry-run"),
+            &crate::api::templates::DryRunRequest { parameters },
+        )
+        .await
+    }
+
     pub async fn delete_template(&self, name: &str) -> ClientResult<()> {
         self.delete(&format!("/templates/{name}")).await
     }

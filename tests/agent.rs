@@ -168,6 +168,7 @@ impl Fixture {
             error: None,
             error_code: None,
             timings: "{}",
+            result: "{}",
         };
         assert!(self
             .db

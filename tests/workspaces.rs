@@ -1029,3 +1029,51 @@ async fn create_prompts_on_a_terminal_and_re_asks_on_invalid_input() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_plans_and_creates_nothing() {
+    let app = spawn_app().await;
+    push(
+        &app,
+        "multi",
+        &[
+            ("main.tf", MULTIHOST_TF),
+            ("modules/side/main.tf", SIDE_MODULE_TF),
+            ("greeting.tf.tera", TERA_TF),
+        ],
+    )
+    .await;
+    let out = app
+        .cli(&["create", "--template=multi", "would-be", "--dry-run"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "terraform_data.vm[0]",
+        "module.side.terraform_data.box[0]",
+        "terraform_data.volume[\"a\"]",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    let vm = text
+        .lines()
+        .find(|l| l.starts_with("terraform_data.vm[0]"))
+        .unwrap();
+    assert!(
+        vm.contains("computational") && vm.contains("ephemeral"),
+        "{vm}"
+    );
+    assert!(
+        app.client.workspaces(true, "").await.unwrap().is_empty(),
+        "a dry run creates no workspace"
+    );
+    // Parameters are checked before anything is queued.
+    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+    let err = app
+        .client
+        .dry_run("p", "v1", [("size".to_string(), "99".to_string())].into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+    app.stop().await;
+}

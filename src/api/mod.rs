@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             get(templates::archive),
         )
         .route(
+            "/templates/:name/versions/:version/dry-run",
+            post(templates::dry_run),
+        )
+        .route(
             "/workspaces",
             get(workspaces::list).post(workspaces::create),
         )

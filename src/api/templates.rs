@@ -397,3 +397,47 @@ mod tests {
         );
     }
 }
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /templates/{name}/versions/{version}/dry-run`: queues a plan of what a create
+/// with these parameters would make; the job's `result` holds the resources.
+pub async fn dry_run(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((name, version)): Path<(String, String)>,
+    Json(req): Json<DryRunRequest>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let template = template_by_name(&state, &name).await?;
+    let v = version_by_name(&state, &template, &version).await?;
+    require_imported(&state, &v, "planned").await?;
+    let params: Vec<Parameter> = serde_json::from_str(&v.parameters).unwrap_or_default();
+    let values = crate::model::parameter::resolve(&params, &req.parameters, None)
+        .map_err(super::workspaces::parameter_errors)?;
+    let input = crate::provisioner::jobs::DryRunInput {
+        template_version_id: v.id.clone(),
+        user_id: auth.user.id.clone(),
+        parameters: values,
+    };
+    let job_id = new_id();
+    state
+        .db
+        .insert_job(
+            state.db.pool(),
+            &job_id,
+            JobKind::TemplateVersionDryRun,
+            &serde_json::to_string(&input).map_err(anyhow::Error::from)?,
+        )
+        .await?;
+    state.jobs_available.notify_waiters();
+    let job = state
+        .db
+        .get_job(&job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the dry run's job vanished"))?;
+    Ok((StatusCode::CREATED, Json(job)))
+}

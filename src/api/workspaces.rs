@@ -137,7 +137,7 @@ pub async fn find_workspace(
     Ok((ws, owner_user))
 }
 
-fn parameter_errors(problems: Vec<crate::model::parameter::ParamProblem>) -> ApiError {
+pub fn parameter_errors(problems: Vec<crate::model::parameter::ParamProblem>) -> ApiError {
     let message = problems
         .iter()
         .map(|p| p.detail.clone())

@@ -36,6 +36,9 @@ pub struct CreateArgs {
     /// Return once the build is queued.
     #[arg(long)]
     pub no_wait: bool,
+    /// Show what the workspace would be made of, and create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +176,9 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         &mut values,
         &parse_pairs(&args.parameter_defaults, "--parameter-default")?,
     )?;
+    if args.dry_run {
+        return dry_run(&client, &args.template, &version.name, values).await;
+    }
     let ws = client
         .create_workspace(&CreateWorkspaceRequest {
             name: name.clone(),
@@ -190,6 +196,44 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     finish(&client, &ws.name, &ws.latest_build).await
+}
+
+/// Plans the template with `values` and prints the resources a create would make.
+async fn dry_run(
+    client: &Client,
+    template: &str,
+    version: &str,
+    values: BTreeMap<String, String>,
+) -> anyhow::Result<ExitCode> {
+    let job = client.dry_run(template, version, values).await?;
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let job = client
+        .follow_job(&job.id, |line| progress.line(line))
+        .await?;
+    progress.done();
+    if job.status != JobStatus::Succeeded {
+        eprintln!(
+            "The dry run {}: {}",
+            job.status,
+            job.error.unwrap_or_default()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let result: serde_json::Value = serde_json::from_str(&job.result)?;
+    let rows: Vec<Vec<String>> = result["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            ["address", "kind", "lifetime"]
+                .iter()
+                .map(|k| r[k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    println!("A workspace from {template}@{version} would have:");
+    output::table(&["RESOURCE", "KIND", "LIFETIME"], &rows);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Follows a build to its end, printing progress; non-zero exit when it failed.

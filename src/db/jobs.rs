@@ -23,6 +23,8 @@ pub struct Job {
     pub error_code: Option<String>,
     /// JSON object: stage → milliseconds.
     pub timings: String,
+    /// JSON: what the job produced for its caller (a dry run's planned resources).
+    pub result: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -34,7 +36,7 @@ pub struct JobLog {
     pub text: String,
 }
 
-const COLUMNS: &str = "id, kind, status, input, worker_id, created_at, started_at, updated_at, completed_at, canceled_at, error, error_code, timings";
+const COLUMNS: &str = "id, kind, status, input, worker_id, created_at, started_at, updated_at, completed_at, canceled_at, error, error_code, timings, result";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
     Ok(Job {
@@ -51,6 +53,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
         error: row.try_get("error")?,
         error_code: row.try_get("error_code")?,
         timings: row.try_get("timings")?,
+        result: row.try_get("result")?,
     })
 }
 
@@ -60,6 +63,7 @@ pub struct Completion<'a> {
     pub error: Option<&'a str>,
     pub error_code: Option<&'a str>,
     pub timings: &'a str,
+    pub result: &'a str,
 }
 
 impl Database {
@@ -137,7 +141,7 @@ impl Database {
         done: &Completion<'_>,
     ) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
-            "UPDATE jobs SET status = $1, error = $2, error_code = $3, timings = $4, completed_at = $5, updated_at = $5 WHERE id = $6 AND worker_id = $7 AND status IN ('running', 'canceling')",
+            "UPDATE jobs SET status = $1, error = $2, error_code = $3, timings = $4, completed_at = $5, updated_at = $5, result = $8 WHERE id = $6 AND worker_id = $7 AND status IN ('running', 'canceling')",
         )
         .bind(done.status.as_str())
         .bind(done.error)
@@ -146,6 +150,7 @@ impl Database {
         .bind(now_ms())
         .bind(id)
         .bind(worker_id)
+        .bind(done.result)
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)

@@ -47,10 +47,9 @@ pub async fn execute(
             import(runner, &terraform, job, logs, cancel, timings).await
         }
         JobKind::WorkspaceBuild => build(runner, &terraform, job, logs, cancel, timings).await,
-        JobKind::TemplateVersionDryRun => Ok(JobResult::failed(
-            "unsupported",
-            "dry runs are not supported yet",
-        )),
+        JobKind::TemplateVersionDryRun => {
+            dry_run(runner, &terraform, job, logs, cancel, timings).await
+        }
     }
 }
 
@@ -246,41 +245,7 @@ async fn import(
         Err(e) => return Ok(terraform_failure(e)),
     };
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);
-    let parsed = Graph::parse(&graph).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rules = classify::Rules::default();
-    let hosts: Vec<String> = classify::agent_hosts(&parsed, &rules)
-        .into_values()
-        .flatten()
-        .collect();
-    let mut preview = Vec::new();
-    let mut has_external = false;
-    for address in classify::planned_addresses(&start_plan.json) {
-        let Some(a) = classify::ConfigAddress::parse(&address) else {
-            continue;
-        };
-        if rules.external_agent_types.contains(&a.type_) {
-            has_external = true;
-        }
-        if a.mode != classify::Mode::Managed
-            || a.type_.starts_with("hangar_")
-            || a.type_.starts_with("coder_")
-        {
-            continue;
-        }
-        preview.push(PreviewResource {
-            kind: if hosts.contains(&address) {
-                Kind::Computational
-            } else {
-                Kind::Peripheral
-            },
-            lifetime: lifetimes
-                .get(&address)
-                .copied()
-                .unwrap_or(Lifetime::Ephemeral),
-            type_: a.type_.clone(),
-            address,
-        });
-    }
+    let (preview, has_external) = preview_resources(&graph, &start_plan.json, &lifetimes, false)?;
     enrich_parameters(&mut params, &start_plan.json);
     db.set_template_version_import(
         &version.id,
@@ -302,6 +267,175 @@ async fn import(
         ),
     );
     Ok(JobResult::ok())
+}
+
+/// The managed resources a start plan makes, each labelled with its kind (from the
+/// graph) and lifetime; and whether the plan has an external agent.
+/// `instances`: list `vm[0]`, `volume["a"]` rather than one row per configuration block.
+fn preview_resources(
+    graph: &str,
+    start_plan: &serde_json::Value,
+    lifetimes: &HashMap<String, Lifetime>,
+    instances: bool,
+) -> anyhow::Result<(Vec<PreviewResource>, bool)> {
+    let parsed = Graph::parse(graph).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = classify::Rules::default();
+    let hosts: Vec<String> = classify::agent_hosts(&parsed, &rules)
+        .into_values()
+        .flatten()
+        .collect();
+    let mut preview = Vec::new();
+    let mut has_external = false;
+    let addresses = if instances {
+        planned_instances(start_plan)
+    } else {
+        classify::planned_addresses(start_plan)
+            .into_iter()
+            .collect()
+    };
+    for address in addresses {
+        let config = classify::strip_keys(&address);
+        let Some(a) = classify::ConfigAddress::parse(&config) else {
+            continue;
+        };
+        if rules.external_agent_types.contains(&a.type_) {
+            has_external = true;
+        }
+        if a.mode != classify::Mode::Managed
+            || a.type_.starts_with("hangar_")
+            || a.type_.starts_with("coder_")
+        {
+            continue;
+        }
+        preview.push(PreviewResource {
+            kind: if hosts.contains(&config) {
+                Kind::Computational
+            } else {
+                Kind::Peripheral
+            },
+            lifetime: lifetimes
+                .get(&config)
+                .copied()
+                .unwrap_or(Lifetime::Ephemeral),
+            type_: a.type_.clone(),
+            address,
+        });
+    }
+    Ok((preview, has_external))
+}
+
+/// Every resource instance address in a plan's planned values, child modules included.
+fn planned_instances(plan: &serde_json::Value) -> Vec<String> {
+    fn walk(module: &serde_json::Value, out: &mut Vec<String>) {
+        for r in module["resources"].as_array().into_iter().flatten() {
+            out.extend(r["address"].as_str().map(str::to_string));
+        }
+        for child in module["child_modules"].as_array().into_iter().flatten() {
+            walk(child, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&plan["planned_values"]["root_module"], &mut out);
+    out.sort();
+    out
+}
+
+/// What a dry run works on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DryRunInput {
+    pub template_version_id: String,
+    pub user_id: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Plans a start of the version for a would-be workspace, applying nothing: the result
+/// lists the resources a create with these parameters would make.
+async fn dry_run(
+    runner: &Runner,
+    tf: &Terraform,
+    job: &Job,
+    logs: &LogSender,
+    cancel: &CancellationToken,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<JobResult> {
+    let input: DryRunInput =
+        serde_json::from_str(&job.input).context("reading the dry run's input")?;
+    let db = &runner.db;
+    let version = db
+        .get_template_version(&input.template_version_id)
+        .await?
+        .context("the version is gone")?;
+    let template = db
+        .get_template(&version.template_id)
+        .await?
+        .context("the template is gone")?;
+    let owner = db
+        .get_user(&input.user_id)
+        .await?
+        .context("the user is gone")?;
+    let archive = db
+        .get_template_archive(&version.id)
+        .await?
+        .unwrap_or_default();
+    let ctx = serde_json::json!({
+        "workspace": {"id": "", "name": "dry-run"},
+        "owner": {"id": owner.id, "name": owner.username, "email": owner.email, "full_name": owner.full_name},
+        "template": {"id": template.id, "name": template.name, "version": version.name},
+        "transition": "start",
+        "parameters": input.parameters,
+    });
+    let dir = match workdir::prepare(&runner.work_root(), &job.id, &archive, &ctx, None) {
+        Ok(d) => d,
+        Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
+    };
+    let vars = contract_vars(
+        runner,
+        Transition::Start,
+        ("", "dry-run"),
+        "",
+        &owner,
+        &template,
+        &version.name,
+        &input.parameters,
+        &BTreeMap::new(),
+    );
+    let tf = tf.clone().with_env(tf.env().clone().with_vars(vars));
+    let redact = Redactor::default();
+    let cache = InitCache::new(runner.data_dir.join("init-cache"));
+    let key = InitCache::key_for_dir(dir.path(), &tf)?;
+    let mut out = sink(logs);
+    let runs = async {
+        timed(
+            timings,
+            "init_ms",
+            tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
+        )
+        .await?;
+        timed(
+            timings,
+            "plan_ms",
+            tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+        )
+        .await
+    };
+    let plan = match runs.await {
+        Ok(plan) => plan,
+        Err(e) => return Ok(terraform_failure(e)),
+    };
+    let known: Vec<PreviewResource> = serde_json::from_str(&version.resources).unwrap_or_default();
+    let lifetimes: HashMap<String, Lifetime> = known
+        .iter()
+        .map(|p| (p.address.clone(), p.lifetime))
+        .collect();
+    let (preview, _) = preview_resources(
+        version.graph.as_deref().unwrap_or("digraph {}"),
+        &plan.json,
+        &lifetimes,
+        true,
+    )?;
+    let mut result = JobResult::ok();
+    result.output = serde_json::json!({ "resources": preview });
+    Ok(result)
 }
 
 /// Fills what the static parse could not see (computed defaults, descriptions) from the

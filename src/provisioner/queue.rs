@@ -42,6 +42,8 @@ pub struct JobResult {
     pub status: JobStatus,
     pub error: Option<String>,
     pub error_code: Option<String>,
+    /// What the caller asked for (a dry run's plan); `{}` for most jobs.
+    pub output: serde_json::Value,
 }
 
 impl JobResult {
@@ -50,6 +52,7 @@ impl JobResult {
             status: JobStatus::Succeeded,
             error: None,
             error_code: None,
+            output: serde_json::json!({}),
         }
     }
     pub fn failed(code: &str, error: impl Into<String>) -> JobResult {
@@ -62,6 +65,7 @@ impl JobResult {
             status,
             error: Some(error.into()),
             error_code: Some(code.to_string()),
+            output: serde_json::json!({}),
         }
     }
 }
@@ -145,6 +149,7 @@ impl Runner {
                     error: result.error.as_deref(),
                     error_code: result.error_code.as_deref(),
                     timings: &timings,
+                    result: &result.output.to_string(),
                 },
             )
             .await
