@@ -20,6 +20,15 @@ fn free_port() -> u16 {
 }
 
 async fn start_server(port: u16, data: &std::path::Path, db_url: &str) -> tokio::process::Child {
+    start_server_with(port, data, db_url, &[]).await
+}
+
+async fn start_server_with(
+    port: u16,
+    data: &std::path::Path,
+    db_url: &str,
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(hangar_bin());
     cmd.args([
         "server",
@@ -33,7 +42,8 @@ async fn start_server(port: u16, data: &std::path::Path, db_url: &str) -> tokio:
     .env_remove("HANGAR_PG_URL")
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null())
-    .kill_on_drop(true);
+    .kill_on_drop(true)
+    .envs(env.iter().copied());
     // One database for both runs of the server: that is what a restart means.
     if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
         cmd.env("HANGAR_PG_URL", db_url);
@@ -153,5 +163,60 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     assert!(
         destroyed,
         "the resource created before the crash was known and destroyed"
+    );
+}
+
+/// Without terraform the server still runs; every build says what is missing and how to
+/// get it, and nothing is left half-made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_terraform_is_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db_url = fresh_db_url(data.path()).await;
+    // A PATH without /usr/local/bin, where terraform lives on this machine.
+    let path = "/usr/bin:/bin";
+    assert!(
+        !std::path::Path::new("/usr/bin/terraform").exists()
+            && !std::path::Path::new("/bin/terraform").exists()
+    );
+    let _server = start_server_with(port, data.path(), &db_url, &[("PATH", path)]).await;
+    let anon = Client::new(&format!("http://127.0.0.1:{port}"), None);
+    let login = anon
+        .create_first_user(&hangar::api::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "o@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    let client = anon.with_token(&login.session_token);
+    let dir = template_dir(&[("main.tf", "resource \"terraform_data\" \"x\" {}\n")]);
+    let v = client
+        .push_template(
+            "t",
+            hangar::model::archive::pack_dir(dir.path()).unwrap(),
+            None,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    let job = client.follow_job(&v.job.unwrap().id, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert_eq!(
+        job.error_code.as_deref(),
+        Some("terraform_missing"),
+        "{job:?}"
+    );
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.contains("install Terraform") && error.contains("HANGAR_TERRAFORM"),
+        "{error}"
+    );
+    assert!(
+        client.template("t").await.unwrap().active_version.is_none(),
+        "a failed import activates nothing"
     );
 }

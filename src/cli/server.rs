@@ -44,6 +44,16 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    // Operators read the server's log on stderr; RUST_LOG refines it. Requests are logged
+    // by method and path only, and no secret is ever put in a path.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("hangar=info,tower_http=warn")
+            }),
+        )
+        .try_init();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let db = match &args.postgres_url {
         Some(url) => Database::connect(url).await?,

@@ -92,6 +92,9 @@ impl Runner {
                 tf
             })
             .map_err(|e| e.to_string());
+        if let Err(e) = &terraform {
+            tracing::warn!(error = %e, "builds will fail until this is fixed");
+        }
         Runner {
             db,
             access_url,
