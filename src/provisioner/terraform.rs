@@ -308,8 +308,9 @@ impl TerraformEnv {
 
     /// The environment a server or provisioner daemon uses: the allow-listed parent env,
     /// and a CLI configuration in `config_dir` whose filesystem mirror serves
-    /// `hangar_binary` as the `hangar/hangar` and `coder/coder` providers, with a plugin
-    /// cache for everything else. Call once at start; derive per-build envs `with_vars`.
+    /// `hangar_binary` as the `hangar/hangar` and `coder/coder` providers; other providers
+    /// install as terraform normally would. Call once at start; derive per-build envs
+    /// `with_vars`.
     pub fn setup(config_dir: &Path, hangar_binary: &Path) -> Result<Self, TerraformError> {
         let setup_err = |reason: String| TerraformError::Setup {
             dir: config_dir.display().to_string(),
