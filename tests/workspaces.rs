@@ -134,6 +134,11 @@ async fn local_workspace_lifecycle_through_the_cli() {
         "{}",
         stdout(&out)
     );
+    assert!(
+        stdout(&out).contains("app files (Files): http://localhost:8000"),
+        "{}",
+        stdout(&out)
+    );
     let out = app.cli(&["list"]).await;
     assert!(
         stdout(&out).contains("owner/dev") && stdout(&out).contains("running"),

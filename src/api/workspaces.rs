@@ -67,6 +67,8 @@ pub struct AgentView {
     pub agent: Agent,
     pub status: String,
     pub healthy: bool,
+    /// The `hangar_app`s this agent serves.
+    pub apps: Vec<crate::agent::protocol::AppSpec>,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone)]
@@ -517,6 +519,7 @@ pub fn agent_view(agent: Agent) -> AgentView {
         agent,
         status: status.as_str().to_string(),
         healthy,
+        apps: spec.apps,
     }
 }
 

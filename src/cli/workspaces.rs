@@ -638,6 +638,7 @@ pub fn render_show(ws: &WorkspaceView) -> String {
                 a.agent.lifecycle,
                 if a.healthy { ", healthy" } else { "" }
             ));
+            push_apps(&mut out, "    ", a);
         }
     }
     for a in &ws.external_agents {
@@ -645,11 +646,26 @@ pub fn render_show(ws: &WorkspaceView) -> String {
             "external agent {} ({}/{}): {}, {}\n",
             a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle
         ));
+        push_apps(&mut out, "  ", a);
     }
     if ws.daily_cost > 0 {
         out.push_str(&format!("\ndaily cost: {}\n", ws.daily_cost));
     }
     out
+}
+
+fn push_apps(out: &mut String, indent: &str, agent: &crate::api::workspaces::AgentView) {
+    for app in &agent.apps {
+        let target = if app.url.is_empty() {
+            &app.command
+        } else {
+            &app.url
+        };
+        out.push_str(&format!(
+            "{indent}app {} ({}): {target}\n",
+            app.slug, app.display_name
+        ));
+    }
 }
 
 pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Result<ExitCode> {
