@@ -212,12 +212,20 @@ async fn import(
     let cache = InitCache::new(runner.data_dir.join("init-cache"));
     let key = InitCache::key_for_dir(dir.path(), tf)?;
     let mut out = sink(logs);
-    // Four terraform runs; the first failure ends the import with terraform's own error.
+    // Five terraform runs, once per version; the first failure ends the import with
+    // terraform's own error. `validate` names the file and line of a bad configuration
+    // before any plan evaluates it.
     let runs = async {
         timed(
             timings,
             "init_ms",
             start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
+        )
+        .await?;
+        timed(
+            timings,
+            "validate_ms",
+            start_tf.validate(dir.path(), &mut out, cancel, &redact),
         )
         .await?;
         let graph = timed(
