@@ -60,13 +60,11 @@ pub async fn serve(
             "failed the jobs of a provisioner that died, keeping their state"
         );
     }
-    let stop_workers = tokio_util::sync::CancellationToken::new();
+    let stop_workers = runner.stopping.clone();
     let mut workers = Vec::new();
     for _ in 0..config.provisioners {
         workers.push(tokio::spawn(
-            runner
-                .clone()
-                .work(state.jobs_available.clone(), stop_workers.clone()),
+            runner.clone().work(state.jobs_available.clone()),
         ));
     }
     let reaper = {
@@ -96,7 +94,8 @@ pub async fn serve(
         .await
         .context("serving HTTP")?;
     state.agent_conns.close_all().await;
-    // Running builds finish their terraform run rather than leave half-applied state.
+    // Running builds are interrupted like a cancel: terraform stops cleanly and the state
+    // it wrote is kept, so nothing it made is forgotten.
     stop_workers.cancel();
     for w in workers {
         let _ = w.await;

@@ -220,3 +220,86 @@ async fn a_missing_terraform_is_a_clear_error() {
         "a failed import activates nothing"
     );
 }
+
+/// A server asked to stop does not wait for a long build: terraform is interrupted like a
+/// cancel, the state it wrote is kept, and the build says what happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_interrupts_running_builds_and_keeps_their_state() {
+    let mut app = spawn_app().await;
+    let tf = "resource \"terraform_data\" \"first\" {}\nresource \"terraform_data\" \"slow\" {\n  depends_on = [terraform_data.first]\n  provisioner \"local-exec\" {\n    command = \"sleep 600\"\n  }\n}\n";
+    let dir = template_dir(&[("main.tf", tf)]);
+    let v = app
+        .client
+        .push_template(
+            "slow",
+            hangar::model::archive::pack_dir(dir.path()).unwrap(),
+            None,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.client
+            .follow_job(&v.job.unwrap().id, |_| {})
+            .await
+            .unwrap()
+            .status,
+        JobStatus::Succeeded
+    );
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let logs = app
+            .client
+            .job_logs(&ws.latest_build.job.id, 0, false)
+            .await
+            .unwrap()
+            .logs;
+        if logs
+            .iter()
+            .any(|l| l.text.contains("terraform_data.first: Creation complete"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db_url = app.db_url.clone();
+    // The SQLite file lives in the data dir: keep it past the server.
+    let _data = std::mem::replace(&mut app.data_dir, tempfile::tempdir().unwrap());
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+
+    let db = hangar::db::Database::connect(&db_url).await.unwrap();
+    let job = db.get_job(&ws.latest_build.job.id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert_eq!(
+        job.error_code.as_deref(),
+        Some("server_shutdown"),
+        "{job:?}"
+    );
+    let state = db
+        .get_build_state(&ws.latest_build.id)
+        .await
+        .unwrap()
+        .expect("the state was kept");
+    let resources = hangar::provisioner::classify::parse_state(&state).unwrap();
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.address == "terraform_data.first"),
+        "{resources:?}"
+    );
+}

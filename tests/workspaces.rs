@@ -381,7 +381,9 @@ async fn failing_builds_keep_logs_and_state_and_can_be_deleted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_build_at_a_time_and_cancel() {
     let app = spawn_app().await;
-    let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 30\"\n  }}\n}}\n");
+    // A marker in the environment finds this test's provisioner processes, and only them.
+    let marker = format!("cancel-marker-{}", uuid::Uuid::new_v4().simple());
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 30\"\n    environment = {{ HANGAR_TEST_MARKER = \"{marker}\" }}\n  }}\n}}\n");
     push(&app, "slow", &[("main.tf", &tf)]).await;
     let ws = app
         .client
@@ -433,7 +435,21 @@ async fn one_build_at_a_time_and_cancel() {
         started.elapsed() < Duration::from_secs(25),
         "cancel stopped terraform"
     );
+    assert!(
+        !process_running_with(&marker),
+        "the interrupted provisioner command was stopped too"
+    );
     app.stop().await;
+}
+
+/// Whether any process's environment contains `needle` (children inherit it, so this
+/// finds a provisioner's whole process tree).
+fn process_running_with(needle: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("environ")).ok())
+        .any(|cmd| String::from_utf8_lossy(&cmd).contains(needle))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,6 +28,10 @@ pub struct Runner {
     pub terraform: Result<Terraform, String>,
     pub worker_id: String,
     pub job_updates: tokio::sync::broadcast::Sender<String>,
+    /// Cancelled when the server shuts down: running builds are interrupted the way a
+    /// cancel interrupts them (terraform stops cleanly and its state is kept) instead of
+    /// holding the shutdown for as long as terraform would run.
+    pub stopping: CancellationToken,
 }
 
 /// What one `try_execute` did.
@@ -101,6 +105,7 @@ impl Runner {
             data_dir,
             terraform,
             worker_id: format!("{}-{}", hostname(), crate::model::new_id()),
+            stopping: CancellationToken::new(),
             job_updates,
         }
     }
@@ -120,7 +125,7 @@ impl Runner {
             return Ok(Outcome::EmptyQueue);
         };
         let _ = self.job_updates.send(job.id.clone());
-        let cancel = CancellationToken::new();
+        let cancel = self.stopping.child_token();
         let heartbeat = tokio::spawn(heartbeat(
             self.db.clone(),
             job.id.clone(),
@@ -139,6 +144,10 @@ impl Runner {
         drop(logs);
         let _ = writer.await;
         let result = match result {
+            Ok(r) if self.stopping.is_cancelled() && r.status != JobStatus::Succeeded => JobResult::failed(
+                "server_shutdown",
+                "the server shut down during this build; terraform was stopped cleanly and its state kept: run the build again",
+            ),
             Ok(r) => r,
             Err(e) => JobResult::failed("internal", format!("{e:#}")),
         };
@@ -162,7 +171,8 @@ impl Runner {
     }
 
     /// Runs jobs until `shutdown`; sleeps only while the queue is empty.
-    pub async fn work(self, wake: Arc<tokio::sync::Notify>, shutdown: CancellationToken) {
+    pub async fn work(self, wake: Arc<tokio::sync::Notify>) {
+        let shutdown = self.stopping.clone();
         loop {
             if shutdown.is_cancelled() {
                 return;

@@ -928,8 +928,14 @@ impl Terraform {
             }
         }
         .map_err(TerraformError::io("waiting for terraform in", dir))?;
-        // Terraform has exited; what is left in its group (an agent a local-exec started
-        // in the background, as the `local` template does) is meant to outlive it.
+        // Terraform has exited. After a normal run, what is left in its group (an agent a
+        // local-exec started in the background, as the `local` template does) is meant to
+        // outlive it. After an interrupt, what is left are provisioner commands terraform
+        // gave up on mid-way: they go with the build (a detached agent, in its own
+        // session, is not in this group and stays).
+        if interrupted.is_some() && !killed {
+            signal(pid.map(|p| -p), libc::SIGKILL);
+        }
         group_guard.0 = None;
 
         let drain = async {

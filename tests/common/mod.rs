@@ -17,6 +17,8 @@ pub struct TestApp {
     pub client: Client,
     pub data_dir: tempfile::TempDir,
     pub config_dir: tempfile::TempDir,
+    /// The test's own database, to look at it after the server stopped.
+    pub db_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -63,7 +65,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let config_dir = tempfile::tempdir().unwrap();
-    let db = test_database(data_dir.path()).await;
+    let db_url = fresh_db_url(data_dir.path()).await;
+    let db = Database::connect(&db_url)
+        .await
+        .expect("connecting to the test database");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let mut config = Config::new(data_dir.path().to_path_buf(), url.clone());
@@ -89,6 +94,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
         url,
         data_dir,
         config_dir,
+        db_url,
         shutdown: Some(tx),
         handle: Some(handle),
     }
