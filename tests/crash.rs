@@ -41,7 +41,14 @@ async fn start_server_with(
     ])
     .env_remove("HANGAR_PG_URL")
     .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
+    // The server's log, to show when an assertion fails.
+    .stderr(
+        std::fs::File::create(data.join(format!(
+            "server-{port}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        )))
+        .unwrap(),
+    )
     .kill_on_drop(true)
     .envs(env.iter().copied());
     // One database for both runs of the server: that is what a restart means.
@@ -160,10 +167,19 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
         .await
         .unwrap();
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
-    assert!(
-        destroyed,
-        "the resource created before the crash was known and destroyed"
-    );
+    if !destroyed {
+        let logs = client.job_logs(&del.job.id, 0, false).await.unwrap().logs;
+        for entry in std::fs::read_dir(data.path()).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                eprintln!(
+                    "== {:?}\n{}",
+                    entry.file_name(),
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                );
+            }
+        }
+        panic!("the resource created before the crash was not destroyed; delete logs: {logs:#?}");
+    }
 }
 
 /// Without terraform the server still runs; every build says what is missing and how to

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -432,7 +432,10 @@ pub struct InitCache {
 
 /// Files that are build state, not configuration; they never affect the cache key.
 fn is_state_name(name: &str) -> bool {
-    name == ".terraform" || name.contains(".tfstate") || name == PLAN_FILE
+    name == ".terraform"
+        || name.contains(".tfstate")
+        || name == PLAN_FILE
+        || name.starts_with(OUTPUT_PREFIX)
 }
 
 impl InitCache {
@@ -819,14 +822,33 @@ impl Terraform {
         redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
         let started = Instant::now();
+        // Terraform writes to files in the work dir, which the runner tails, not to pipes:
+        // if the server dies, a pipe breaks and terraform would die on its next write
+        // (Go exits on EPIPE to stdout) before saving its state. A file never breaks.
+        let output_file = |suffix: &str| {
+            tempfile::Builder::new()
+                .prefix(OUTPUT_PREFIX)
+                .suffix(suffix)
+                .tempfile_in(dir)
+                .map_err(TerraformError::io("creating an output file in", dir))
+        };
+        let (out_file, err_file) = (output_file(".out")?, output_file(".err")?);
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.args(args)
             .current_dir(dir)
             .env_clear()
             .envs(self.env.vars())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(
+                out_file
+                    .reopen()
+                    .map_err(TerraformError::io("opening output in", dir))?,
+            )
+            .stderr(
+                err_file
+                    .reopen()
+                    .map_err(TerraformError::io("opening output in", dir))?,
+            )
             .kill_on_drop(true)
             // Its own process group, so a kill reaches providers and local-exec children
             // too; SIGINT still goes to terraform alone, which stops them in order.
@@ -852,20 +874,20 @@ impl Terraform {
         let mut group_guard = GroupGuard(pid);
 
         let (tx, mut rx) = mpsc::unbounded_channel::<(bool, String)>();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let captured = if stdout_mode != Stdout::Lines {
-            Some(tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut stdout = stdout;
-                let _ = stdout.read_to_end(&mut buf).await;
-                String::from_utf8_lossy(&buf).into_owned()
-            }))
-        } else {
-            tokio::spawn(forward_lines(stdout, true, tx.clone()));
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        // Lines mode streams stdout; the capture modes read the whole file at the end.
+        let captured = if stdout_mode == Stdout::Lines {
+            tokio::spawn(tail_lines(
+                out_file.path().to_path_buf(),
+                true,
+                tx.clone(),
+                exited.clone(),
+            ));
             None
+        } else {
+            Some(out_file.path().to_path_buf())
         };
-        tokio::spawn(forward_lines(stderr, false, tx));
+        tokio::spawn(tail_lines(err_file.path().to_path_buf(), false, tx, exited));
 
         let mut state = LineState::default();
         let mut handle = |is_stdout: bool, raw: String, state: &mut LineState| {
@@ -928,6 +950,8 @@ impl Terraform {
             }
         }
         .map_err(TerraformError::io("waiting for terraform in", dir))?;
+        // The tails read what is left and finish.
+        let _ = exited_tx.send(true);
         // Terraform has exited. After a normal run, what is left in its group (an agent a
         // local-exec started in the background, as the `local` template does) is meant to
         // outlive it. After an interrupt, what is left are provisioner commands terraform
@@ -945,13 +969,13 @@ impl Terraform {
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
         let stdout = match captured {
-            Some(task) => tokio::time::timeout(DRAIN_TIMEOUT, task)
+            Some(path) => tokio::fs::read(&path)
                 .await
-                .ok()
-                .and_then(Result::ok)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default(),
             None => String::new(),
         };
+        drop((out_file, err_file));
 
         match interrupted {
             Some(Interrupt::Canceled) => return Err(TerraformError::Canceled { stage }),
@@ -1039,24 +1063,48 @@ fn now_ms() -> i64 {
 }
 
 /// Lines as lossy UTF-8: a provider printing binary must not end the log stream.
-async fn forward_lines(
-    reader: impl AsyncRead + Unpin,
+/// Output files terraform writes in a work dir (never part of the configuration).
+pub const OUTPUT_PREFIX: &str = ".hangar-output-";
+
+/// Follows a file terraform is writing, sending each complete line; once `exited` turns
+/// true it reads what is left (a last line without a newline included) and stops.
+async fn tail_lines(
+    path: PathBuf,
     is_stdout: bool,
     tx: mpsc::UnboundedSender<(bool, String)>,
+    mut exited: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
+    let Ok(mut file) = tokio::fs::File::open(&path).await else {
+        return;
+    };
+    let mut pending = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                if tx.send((is_stdout, line)).is_err() {
-                    break;
+        let done = *exited.borrow();
+        match file.read(&mut chunk).await {
+            Ok(0) if done => break,
+            Ok(0) => {
+                // Nothing new: wait for more output or terraform's exit.
+                let _ = tokio::time::timeout(Duration::from_millis(25), exited.changed()).await;
+            }
+            Ok(n) => {
+                pending.extend_from_slice(&chunk[..n]);
+                while let Some(at) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=at).collect();
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    if tx.send((is_stdout, text)).is_err() {
+                        return;
+                    }
                 }
             }
+            Err(_) => break,
         }
+    }
+    if !pending.is_empty() {
+        let _ = tx.send((
+            is_stdout,
+            String::from_utf8_lossy(&pending).trim_end().to_string(),
+        ));
     }
 }
 
