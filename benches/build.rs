@@ -165,4 +165,19 @@ async fn main() {
     println!("overhead beyond terraform's own time (API, queue, DB, classify), median:");
     println!("  stop  {:7.1} ms", ms(median(stop_over)));
     println!("  start {:7.1} ms", ms(median(start_over)));
+
+    // Leave nothing running: each workspace's agent process would outlive the server.
+    for i in 0..RUNS {
+        let b = client
+            .build_workspace(
+                &format!("ws-{i}"),
+                &BuildRequest {
+                    transition: Some(Transition::Delete),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        wait(&client, &b.job.id).await;
+    }
 }
