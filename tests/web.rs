@@ -418,3 +418,69 @@ async fn web_ui_in_a_real_browser() {
     drop(b);
     app.stop().await;
 }
+
+/// The pages' access rules over plain HTTP: what a member sees, how errors render, and
+/// that forms need a session. The session travels in the cookie header, as a browser's.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_show_members_their_own_and_render_errors() {
+    let app = spawn_app().await;
+    push(&app, "web", WEB_TF).await;
+    create(&app, "dev", "web").await;
+    let member = app.user("mia", hangar::model::Role::Member).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |path: &str, token: &str| {
+        http.get(format!("{}{path}", app.url))
+            .header("cookie", format!("hangar_session={token}"))
+            .send()
+    };
+
+    let owner_list = page("/", app.client.token().unwrap()).await.unwrap();
+    assert_eq!(owner_list.status(), 200);
+    assert!(owner_list.text().await.unwrap().contains("owner/dev"));
+    let member_list = page("/", member.token().unwrap()).await.unwrap();
+    let body = member_list.text().await.unwrap();
+    assert!(body.contains("No workspaces yet"), "{body}");
+    assert!(!body.contains("owner/dev"), "{body}");
+
+    let hidden = page("/@owner/dev", member.token().unwrap()).await.unwrap();
+    assert_eq!(hidden.status(), 404);
+    let body = hidden.text().await.unwrap();
+    assert!(
+        body.contains("404 Not Found") && body.contains("no workspace &quot;dev&quot; of owner"),
+        "{body}"
+    );
+    let missing = page("/@owner/dev/builds/9", app.client.token().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("has no build #9"));
+
+    // A revoked session is the same as none: back to the login form, nothing queued.
+    let stale = page("/templates", "not-a-token").await.unwrap();
+    assert_eq!(stale.status(), 303);
+    assert_eq!(stale.headers()["location"], "/login");
+    let post = http
+        .post(format!("{}/@owner/dev/builds", app.url))
+        .form(&[("transition", "stop")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 303);
+    assert_eq!(post.headers()["location"], "/login");
+    assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 1);
+
+    let login = http
+        .post(format!("{}/login", app.url))
+        .form(&[("login", "mia"), ("password", "wrong-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 401);
+    assert!(login.headers().get("set-cookie").is_none());
+    let body = login.text().await.unwrap();
+    assert!(body.contains("incorrect login or password") && body.contains("value=\"mia\""));
+    app.stop().await;
+}
