@@ -141,9 +141,10 @@ async fn logout(State(state): State<AppState>, auth: Option<Auth>) -> PageResult
         users::end_session(&state, &auth).await?;
     }
     let mut resp = see_other("/login");
+    let expired = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     resp.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static("hangar_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"),
+        HeaderValue::from_str(&expired).map_err(anyhow::Error::from)?,
     );
     Ok(resp)
 }
