@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing,
-# starts a throw-away PostgreSQL on a free loopback port, runs every test on embedded
-# SQLite and the integration tests again on PostgreSQL, and stops PostgreSQL.
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing
+# (Chromium too, for the web UI test), starts a throw-away PostgreSQL on a free loopback
+# port, runs every test on embedded SQLite and the integration tests again on
+# PostgreSQL, and stops PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs postgres
+ensure_prereqs postgres chromium
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
 cleanup() { stop_postgres "$pg_dir"; rm -rf "$pg_dir"; }

@@ -16,13 +16,20 @@ pg_bin_dir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# ensure_prereqs [postgres]
+# ensure_prereqs [postgres] [chromium]: the words name what only the tests need
+# (PostgreSQL for the second run, Chromium for the web UI test in tests/web.rs).
 ensure_prereqs() {
-  local need=()
+  local need=() want
   command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
   command -v cc >/dev/null 2>&1 || need+=(build-essential)
   command -v curl >/dev/null 2>&1 || need+=(curl)
-  if [ "${1:-}" = postgres ] && [ -z "$(pg_bin_dir)" ]; then need+=(postgresql); fi
+  for want in "$@"; do
+    case $want in
+      postgres) [ -n "$(pg_bin_dir)" ] || need+=(postgresql) ;;
+      # tests/web.rs runs exactly this path, so a chromium elsewhere does not count.
+      chromium) [ -x /usr/bin/chromium ] || need+=(chromium) ;;
+    esac
+  done
   if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
   if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install Rust (https://rustup.rs) and run this again." >&2

@@ -15,3 +15,4 @@ pub mod model;
 pub mod provider;
 pub mod provisioner;
 pub mod server;
+pub mod web;

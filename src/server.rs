@@ -81,7 +81,9 @@ pub async fn serve(
             }
         })
     };
-    let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = api::router(state.clone())
+        .merge(crate::web::router(state.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
     // Upgraded agent sockets are not requests the graceful shutdown waits for: close them
     // ourselves, so agents notice at once and reconnect to the next server.
     let conns = state.agent_conns.clone();

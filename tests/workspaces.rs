@@ -621,6 +621,35 @@ async fn build_logs_stream_as_server_sent_events() {
         "{text}"
     );
     assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+
+    // `after` resumes behind the lines a client already has (the build page passes its last).
+    let lines = app
+        .client
+        .job_logs(&ws.latest_build.job.id, 0, false)
+        .await
+        .unwrap()
+        .logs;
+    let keep = lines.len() / 2;
+    let after = lines[keep - 1].id;
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/jobs/{}/logs/stream?after={after}",
+            app.url, ws.latest_build.job.id
+        ))
+        .bearer_auth(app.client.token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        text.matches("event: log").count(),
+        lines.len() - keep,
+        "{text}"
+    );
+    assert!(!text.contains(&format!("\"id\":{after},")), "{text}");
+    assert!(text.contains("event: end"), "{text}");
     app.stop().await;
 }
 

@@ -70,12 +70,20 @@ pub async fn logs_page(state: &AppState, id: &str, after: i64, wait: bool) -> Ap
     }
 }
 
-/// `GET /jobs/{id}/logs/stream`: Server-Sent Events, one `log` event per line as it is
-/// written, then one `end` event carrying the finished job.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    /// The last line the client already has (a page rendered with the lines so far).
+    #[serde(default)]
+    pub after: i64,
+}
+
+/// `GET /jobs/{id}/logs/stream[?after=ID]`: Server-Sent Events, one `log` event per line
+/// as it is written, then one `end` event carrying the finished job.
 pub async fn stream(
     State(state): State<AppState>,
     _auth: Auth,
     Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
 ) -> ApiResult<
     axum::response::sse::Sse<
         impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -86,7 +94,7 @@ pub async fn stream(
 
     job_or_404(&state, &id).await?;
     let events = futures::stream::unfold(
-        (state, id, 0i64, false),
+        (state, id, q.after, false),
         |(state, id, after, done)| async move {
             if done {
                 return None;

@@ -157,11 +157,15 @@ pub async fn list(
     State(state): State<AppState>,
     _auth: Auth,
 ) -> ApiResult<Json<Vec<TemplateView>>> {
+    Ok(Json(template_views(&state).await?))
+}
+
+pub async fn template_views(state: &AppState) -> ApiResult<Vec<TemplateView>> {
     let mut out = Vec::new();
     for t in state.db.list_templates().await? {
-        out.push(template_view(&state, t).await?);
+        out.push(template_view(state, t).await?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 pub async fn get(

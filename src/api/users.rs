@@ -42,7 +42,7 @@ pub struct FirstUserStatus {
 }
 
 /// Session lifetime: long enough for a working week; API tokens choose their own.
-const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 pub async fn first_user_status(State(state): State<AppState>) -> ApiResult<Json<FirstUserStatus>> {
     Ok(Json(FirstUserStatus {
@@ -127,6 +127,11 @@ pub async fn login(
     State(state): State<AppState>,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+    Ok((StatusCode::CREATED, Json(login_user(&state, &req).await?)))
+}
+
+/// Checks the password and issues a session token (the API and the web login both use it).
+pub async fn login_user(state: &AppState, req: &LoginRequest) -> ApiResult<LoginResponse> {
     let wrong = || ApiError::Unauthorized("incorrect login or password".into());
     let Some(found) = state.db.find_user_for_login(req.login.trim()).await? else {
         // Spend the same time as a real check so timing does not reveal which users exist.
@@ -142,19 +147,22 @@ pub async fn login(
             found.user.username
         )));
     }
-    let session_token = issue_session(&state, &found.user).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(LoginResponse {
-            session_token,
-            user: found.user,
-        }),
-    ))
+    let session_token = issue_session(state, &found.user).await?;
+    Ok(LoginResponse {
+        session_token,
+        user: found.user,
+    })
 }
 
 pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
-    state.db.delete_token_by_id(&auth.token_id).await?;
+    end_session(&state, &auth).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the token the caller authenticated with.
+pub async fn end_session(state: &AppState, auth: &Auth) -> ApiResult<()> {
+    state.db.delete_token_by_id(&auth.token_id).await?;
+    Ok(())
 }
 
 pub async fn me(auth: Auth) -> Json<User> {

@@ -267,6 +267,15 @@ pub async fn list(
     auth: Auth,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<WorkspaceView>>> {
+    Ok(Json(list_views(&state, &auth, &q).await?))
+}
+
+/// The caller's workspaces (everyone's with `all`, for roles that see them), favorites first.
+pub async fn list_views(
+    state: &AppState,
+    auth: &Auth,
+    q: &ListQuery,
+) -> ApiResult<Vec<WorkspaceView>> {
     let owner = if q.all && auth.user.role.sees_all_workspaces() {
         None
     } else {
@@ -279,12 +288,12 @@ pub async fn list(
             .get_user(&ws.owner_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("workspace without owner"))?;
-        let view = workspace_view(&state, ws, &owner_user).await?;
+        let view = workspace_view(state, ws, &owner_user).await?;
         if matches_search(&view, &q.search) {
             out.push(view);
         }
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// `name`, `owner:alice`, `template:local`, `status:running`, combined with spaces.
@@ -315,7 +324,20 @@ pub async fn build(
     Path((owner, name)): Path<(String, String)>,
     Json(req): Json<BuildRequest>,
 ) -> ApiResult<(StatusCode, Json<BuildView>)> {
-    let (ws, owner_user) = find_workspace(&state, &auth, &owner, &name).await?;
+    let build = queue_build(&state, &auth, &owner, &name, req).await?;
+    Ok((StatusCode::CREATED, Json(build)))
+}
+
+/// Queues a start/stop/delete build of a workspace the caller may see (the API and the
+/// web page's buttons both use it).
+pub async fn queue_build(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    req: BuildRequest,
+) -> ApiResult<BuildView> {
+    let (ws, owner_user) = find_workspace(state, auth, owner, name).await?;
     let transition = req.transition.unwrap_or(Transition::Start);
     let latest = state
         .db
@@ -343,7 +365,7 @@ pub async fn build(
     }
     let version = match req.template_version.as_deref() {
         None => current.clone(),
-        Some(v) => usable_version(&state, &template, Some(v)).await?,
+        Some(v) => usable_version(state, &template, Some(v)).await?,
     };
     let previous: BTreeMap<String, String> =
         serde_json::from_str(&latest.build.parameters).unwrap_or_default();
@@ -383,7 +405,7 @@ pub async fn build(
         .get_build(&build.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("build vanished"))?;
-    Ok((StatusCode::CREATED, Json(build_view(&state, full).await?)))
+    build_view(state, full).await
 }
 
 pub async fn builds(

@@ -1,0 +1,570 @@
+//! The pages' tera views (the `.html` files beside this module, compiled into the binary)
+//! and the context each one renders. Tera only checks a template when it renders it, so
+//! the tests below render every view with a representative context.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::api::jobs::LogsPage;
+use crate::api::templates::TemplateView;
+use crate::api::workspaces::{BuildView, WorkspaceView};
+use crate::api::ApiError;
+use crate::cli::output::ago;
+use crate::db::jobs::JobLog;
+use crate::model::parameter::Parameter;
+use crate::model::{Transition, WorkspaceStatus};
+
+const VIEWS: &[(&str, &str)] = &[
+    ("base.html", include_str!("base.html")),
+    ("login.html", include_str!("login.html")),
+    ("error.html", include_str!("error.html")),
+    ("workspaces.html", include_str!("workspaces.html")),
+    ("workspace.html", include_str!("workspace.html")),
+    ("build.html", include_str!("build.html")),
+    ("templates.html", include_str!("templates.html")),
+];
+
+fn tera() -> &'static tera::Tera {
+    static TERA: OnceLock<tera::Tera> = OnceLock::new();
+    TERA.get_or_init(|| {
+        let mut t = tera::Tera::default();
+        // `.html` names turn autoescaping on: every value from the database is escaped.
+        t.add_raw_templates(VIEWS.iter().copied())
+            .expect("the web views parse (checked by the views test)");
+        t.set_escape_fn(escape_html);
+        t
+    })
+}
+
+/// Escapes what can end text or an attribute value. Unlike tera's default it leaves `/`
+/// alone, so links such as `/@owner/name` read as written in the page source.
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders a page; `user` is who is logged in (the layout shows it and a logout button).
+pub fn render(name: &str, ctx: &impl Serialize, user: Option<&str>) -> Result<String, ApiError> {
+    let mut context = tera::Context::from_serialize(ctx)
+        .map_err(|e| anyhow::anyhow!("{e:?}").context(format!("the context of {name}")))?;
+    context.insert("user", &user);
+    tera()
+        .render(name, &context)
+        // tera's Display hides the cause (an unknown variable, a bad filter) in `source`.
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("rendering {name}: {e:?}")))
+}
+
+pub fn workspace_href(owner: &str, name: &str) -> String {
+    format!("/@{owner}/{name}")
+}
+
+#[derive(Serialize, Default)]
+pub struct LoginPage {
+    /// What was typed, so a wrong password does not make the user retype the login.
+    pub login: String,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorPage {
+    pub status: u16,
+    pub reason: String,
+    pub message: String,
+}
+
+/// One line of the list: the columns of `hangar list`.
+#[derive(Serialize)]
+pub struct ListRow {
+    pub href: String,
+    pub owner: String,
+    pub name: String,
+    pub favorite: bool,
+    pub template: String,
+    pub status: WorkspaceStatus,
+    /// Empty unless running: health means nothing for a stopped workspace.
+    pub healthy: String,
+    pub last_built: String,
+    pub version: String,
+    pub outdated: bool,
+}
+
+impl From<&WorkspaceView> for ListRow {
+    fn from(w: &WorkspaceView) -> Self {
+        ListRow {
+            href: workspace_href(&w.owner, &w.name),
+            owner: w.owner.clone(),
+            name: w.name.clone(),
+            favorite: w.favorite,
+            template: w.template.clone(),
+            status: w.status,
+            healthy: if w.status == WorkspaceStatus::Running {
+                w.healthy.to_string()
+            } else {
+                String::new()
+            },
+            last_built: ago(w.latest_build.created_at),
+            version: w.template_version.clone(),
+            outdated: w.outdated,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ListPage {
+    pub workspaces: Vec<ListRow>,
+}
+
+#[derive(Serialize)]
+pub struct WorkspacePage {
+    pub ws: WorkspaceView,
+    pub href: String,
+    pub build_href: String,
+    pub last_built: String,
+    /// A build is queued or running: the page refreshes itself until it settles.
+    pub busy: bool,
+    pub can_start: bool,
+    pub can_stop: bool,
+}
+
+impl WorkspacePage {
+    pub fn new(ws: WorkspaceView) -> Self {
+        let href = workspace_href(&ws.owner, &ws.name);
+        let busy = ws.status.is_busy();
+        let running = ws.status == WorkspaceStatus::Running;
+        // External workspaces run on the user's machine: Hangar cannot start or stop them.
+        let manageable = !busy && !ws.external && ws.status != WorkspaceStatus::Deleted;
+        WorkspacePage {
+            build_href: format!("{href}/builds/{}", ws.latest_build.number),
+            last_built: ago(ws.latest_build.created_at),
+            can_start: manageable && !running,
+            can_stop: manageable
+                && (running
+                    || (ws.status == WorkspaceStatus::Failed
+                        && ws.latest_build.transition == Transition::Start)),
+            busy,
+            href,
+            ws,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Timing {
+    pub stage: String,
+    pub duration: String,
+}
+
+#[derive(Serialize)]
+pub struct BuildPage {
+    pub owner: String,
+    pub workspace: String,
+    pub workspace_href: String,
+    pub build: BuildView,
+    pub created: String,
+    /// Queue wait and run time, empty until known.
+    pub waited: String,
+    pub took: String,
+    pub timings: Vec<Timing>,
+    pub logs: Vec<JobLog>,
+    /// Where the live stream starts (the last line rendered here), and `None` once the job
+    /// has finished, so a finished page opens no stream.
+    pub stream_url: Option<String>,
+    pub after: i64,
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+impl BuildPage {
+    pub fn new(owner: &str, workspace: &str, build: BuildView, page: LogsPage) -> Self {
+        let job = &page.job;
+        let timings =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&job.timings)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(stage, ms)| Timing {
+                    stage,
+                    duration: seconds(ms.as_i64().unwrap_or(0)),
+                })
+                .collect();
+        let waited = job
+            .started_at
+            .map(|s| seconds(s - job.created_at))
+            .unwrap_or_default();
+        let took = match (job.started_at, job.completed_at) {
+            (Some(s), Some(c)) => seconds(c - s),
+            _ => String::new(),
+        };
+        let stream_url =
+            (!job.status.is_final()).then(|| format!("/api/v2/jobs/{}/logs/stream", job.id));
+        BuildPage {
+            owner: owner.to_string(),
+            workspace: workspace.to_string(),
+            workspace_href: workspace_href(owner, workspace),
+            created: ago(build.created_at),
+            waited,
+            took,
+            timings,
+            after: page.logs.last().map(|l| l.id).unwrap_or(0),
+            logs: page.logs,
+            stream_url,
+            build,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TemplateRow {
+    pub template: TemplateView,
+    /// The active version's parameters.
+    pub parameters: Vec<Parameter>,
+}
+
+#[derive(Serialize)]
+pub struct TemplatesPage {
+    pub templates: Vec<TemplateRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::workspaces::{AgentView, ResourceView};
+    use crate::db::agents::Agent;
+    use crate::db::jobs::Job;
+    use crate::db::workspaces::Resource;
+    use crate::model::{now_ms, JobKind, JobStatus};
+
+    fn job(status: JobStatus) -> Job {
+        let now = now_ms();
+        Job {
+            id: "job-1".into(),
+            kind: JobKind::WorkspaceBuild,
+            status,
+            input: "{}".into(),
+            worker_id: Some("w".into()),
+            created_at: now - 3000,
+            started_at: Some(now - 2500),
+            updated_at: now,
+            completed_at: status.is_final().then_some(now),
+            canceled_at: None,
+            error: (status == JobStatus::Failed).then(|| "apply failed: <disk full>".into()),
+            error_code: (status == JobStatus::Failed).then(|| "apply_failed".into()),
+            timings: r#"{"plan":1200,"apply":800}"#.into(),
+        }
+    }
+
+    fn build(status: JobStatus) -> BuildView {
+        BuildView {
+            id: "b-1".into(),
+            number: 3,
+            transition: Transition::Start,
+            status,
+            workspace_status: WorkspaceStatus::derive(Transition::Start, status),
+            template_version: "v2".into(),
+            template_version_id: "tv-2".into(),
+            initiator: "owner".into(),
+            parameters: [("region".to_string(), "eu".to_string())].into(),
+            orphan: false,
+            created_at: now_ms() - 4000,
+            job: job(status),
+        }
+    }
+
+    fn resource(address: &str, kind: &str, lifetime: &str, metadata: &str) -> Resource {
+        Resource {
+            id: format!("r-{address}"),
+            build_id: "b-1".into(),
+            address: address.into(),
+            kind_type: "terraform_data".into(),
+            name: address.rsplit('.').next().unwrap().into(),
+            kind: kind.into(),
+            lifetime: lifetime.into(),
+            hide: false,
+            icon: String::new(),
+            daily_cost: 7,
+            metadata: metadata.into(),
+        }
+    }
+
+    fn agent(name: &str, host: Option<&str>) -> AgentView {
+        AgentView {
+            agent: Agent {
+                id: format!("a-{name}"),
+                build_id: "b-1".into(),
+                name: name.into(),
+                host_address: host.map(Into::into),
+                external: host.is_none(),
+                os: "linux".into(),
+                arch: "amd64".into(),
+                manifest: "{}".into(),
+                lifecycle: "ready".into(),
+                version: "0.1.0".into(),
+                hostname: "box".into(),
+                first_connected_at: Some(now_ms()),
+                last_connected_at: Some(now_ms()),
+                disconnected_at: None,
+                created_at: now_ms(),
+            },
+            status: "connected".into(),
+            healthy: true,
+        }
+    }
+
+    fn workspace(status: JobStatus) -> WorkspaceView {
+        let vm = resource(
+            "terraform_data.vm[0]",
+            "computational",
+            "ephemeral",
+            r#"[{"key":"size","value":"large","sensitive":false},{"key":"password","value":"***","sensitive":true}]"#,
+        );
+        let disk = resource("terraform_data.disk", "peripheral", "persistent", "[]");
+        let b = build(status);
+        WorkspaceView {
+            id: "w-1".into(),
+            name: "dev".into(),
+            owner: "owner".into(),
+            owner_id: "u-1".into(),
+            template: "local".into(),
+            template_id: "t-1".into(),
+            template_version: "v2".into(),
+            active_version: Some("v3".into()),
+            outdated: true,
+            status: b.workspace_status,
+            healthy: true,
+            favorite: true,
+            external: false,
+            created_at: now_ms() - 60_000,
+            latest_build: b,
+            resources: vec![
+                ResourceView {
+                    metadata_items: serde_json::from_str(&vm.metadata).unwrap(),
+                    resource: vm,
+                    agents: vec![agent("main", Some("terraform_data.vm[0]"))],
+                },
+                ResourceView {
+                    resource: disk,
+                    metadata_items: vec![],
+                    agents: vec![],
+                },
+            ],
+            external_agents: vec![agent("laptop", None)],
+            daily_cost: 14,
+        }
+    }
+
+    fn logs(status: JobStatus) -> LogsPage {
+        LogsPage {
+            logs: vec![
+                JobLog {
+                    id: 41,
+                    at: now_ms(),
+                    stage: "plan".into(),
+                    level: "info".into(),
+                    text: "Plan: 2 to add <script>alert(1)</script>".into(),
+                },
+                JobLog {
+                    id: 42,
+                    at: now_ms(),
+                    stage: "apply".into(),
+                    level: "error".into(),
+                    text: "Error: disk full".into(),
+                },
+            ],
+            job: job(status),
+        }
+    }
+
+    fn parameter() -> Parameter {
+        serde_json::from_value(serde_json::json!({
+            "name": "region", "display_name": "Region", "description": "Where it runs",
+            "type": "string", "default": "eu", "mutable": true
+        }))
+        .unwrap()
+    }
+
+    /// Renders every view; returns the pages so each test can look at what matters to it.
+    fn render_all() -> Vec<(&'static str, String)> {
+        let user = Some("owner");
+        let ws = workspace(JobStatus::Succeeded);
+        let templates = TemplatesPage {
+            templates: vec![
+                TemplateRow {
+                    template: TemplateView {
+                        id: "t-1".into(),
+                        name: "local".into(),
+                        description: "Runs on the server".into(),
+                        active_version: Some("v3".into()),
+                        active_version_id: Some("tv-3".into()),
+                        created_at: now_ms(),
+                        updated_at: now_ms(),
+                    },
+                    parameters: vec![parameter()],
+                },
+                TemplateRow {
+                    template: TemplateView {
+                        id: "t-2".into(),
+                        name: "broken".into(),
+                        description: String::new(),
+                        active_version: None,
+                        active_version_id: None,
+                        created_at: now_ms(),
+                        updated_at: now_ms(),
+                    },
+                    parameters: vec![],
+                },
+            ],
+        };
+        let mut pages = vec![
+            (
+                "login",
+                render("login.html", &LoginPage::default(), None).unwrap(),
+            ),
+            (
+                "login-error",
+                render(
+                    "login.html",
+                    &LoginPage {
+                        login: "owner".into(),
+                        error: Some("incorrect login or password".into()),
+                    },
+                    None,
+                )
+                .unwrap(),
+            ),
+            (
+                "error",
+                render(
+                    "error.html",
+                    &ErrorPage {
+                        status: 404,
+                        reason: "Not Found".into(),
+                        message: "no workspace \"x\"".into(),
+                    },
+                    user,
+                )
+                .unwrap(),
+            ),
+            (
+                "list",
+                render(
+                    "workspaces.html",
+                    &ListPage {
+                        workspaces: vec![
+                            ListRow::from(&ws),
+                            ListRow::from(&workspace(JobStatus::Failed)),
+                        ],
+                    },
+                    user,
+                )
+                .unwrap(),
+            ),
+            (
+                "list-empty",
+                render("workspaces.html", &ListPage { workspaces: vec![] }, user).unwrap(),
+            ),
+            (
+                "workspace",
+                render("workspace.html", &WorkspacePage::new(ws), user).unwrap(),
+            ),
+            (
+                "workspace-busy",
+                render(
+                    "workspace.html",
+                    &WorkspacePage::new(workspace(JobStatus::Running)),
+                    user,
+                )
+                .unwrap(),
+            ),
+            (
+                "templates",
+                render("templates.html", &templates, user).unwrap(),
+            ),
+        ];
+        for status in [JobStatus::Running, JobStatus::Failed, JobStatus::Succeeded] {
+            let page = BuildPage::new("owner", "dev", build(status), logs(status));
+            pages.push(("build", render("build.html", &page, user).unwrap()));
+        }
+        pages
+    }
+
+    #[test]
+    fn every_view_renders_with_a_representative_context() {
+        let pages = render_all();
+        for (name, html) in &pages {
+            assert!(html.starts_with("<!doctype html>"), "{name}: {html}");
+            assert!(html.contains("</html>"), "{name}");
+        }
+        let page = |n: &str| &pages.iter().find(|(name, _)| *name == n).unwrap().1;
+        assert!(page("login-error").contains("incorrect login or password"));
+        let list = page("list");
+        for column in [
+            "WORKSPACE",
+            "TEMPLATE",
+            "STATUS",
+            "HEALTHY",
+            "LAST BUILT",
+            "CURRENT VERSION",
+            "OUTDATED",
+        ] {
+            assert!(list.contains(column), "{column}");
+        }
+        assert!(list.contains("href=\"/@owner/dev\""), "{list}");
+        let ws = page("workspace");
+        for word in [
+            "computational",
+            "peripheral",
+            "persistent",
+            "ephemeral",
+            "main",
+            "***",
+            "large",
+            "/@owner/dev/builds/3",
+            "outdated",
+            "value=\"stop\"",
+        ] {
+            assert!(ws.contains(word), "{word} missing in {ws}");
+        }
+        assert!(!ws.contains("http-equiv=\"refresh\""));
+        assert!(page("workspace-busy").contains("http-equiv=\"refresh\""));
+        assert!(page("templates").contains("Where it runs"));
+    }
+
+    #[test]
+    fn build_pages_stream_only_while_the_job_runs_and_escape_log_text() {
+        let pages = render_all();
+        let builds: Vec<&str> = pages
+            .iter()
+            .filter(|(n, _)| *n == "build")
+            .map(|(_, h)| h.as_str())
+            .collect();
+        let (running, failed, done) = (builds[0], builds[1], builds[2]);
+        assert!(
+            running.contains("data-stream=\"/api/v2/jobs/job-1/logs/stream\""),
+            "{running}"
+        );
+        assert!(running.contains("data-after=\"42\""), "{running}");
+        assert!(!done.contains("data-stream="), "{done}");
+        assert!(
+            failed.contains("apply failed: &lt;disk full&gt;"),
+            "{failed}"
+        );
+        assert!(
+            done.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{done}"
+        );
+        assert!(!done.contains("<script>alert(1)"));
+        assert!(done.contains("plan") && done.contains("1.2s"), "{done}");
+    }
+}

@@ -1,0 +1,486 @@
+//! The web UI in a real headless Chromium, driven over the Chrome DevTools Protocol,
+//! against a real server running real terraform builds.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use hangar::api::workspaces::CreateWorkspaceRequest;
+use hangar::model::JobStatus;
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
+
+/// One agent on an ephemeral host, a persistent disk beside it, and metadata with a secret.
+const WEB_TF: &str = r#"
+resource "hangar_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+}
+resource "terraform_data" "vm" {
+  count = data.hangar_workspace.me.start_count
+  input = hangar_agent.main.id
+}
+resource "terraform_data" "disk" {
+  input = "home"
+}
+resource "hangar_metadata" "vm" {
+  count       = data.hangar_workspace.me.start_count
+  resource_id = terraform_data.vm[0].id
+  item {
+    key   = "size"
+    value = "large"
+  }
+  item {
+    key       = "password"
+    value     = "hunter2-secret"
+    sensitive = true
+  }
+}
+"#;
+
+/// Prints its line while the build runs, then keeps running long enough for the page to
+/// show it before the build ends (and the page reloads).
+const SLOW_TF: &str = r#"
+resource "terraform_data" "slow" {
+  provisioner "local-exec" {
+    command = "sleep 2; echo live-line; sleep 2"
+  }
+}
+"#;
+
+async fn push(app: &TestApp, name: &str, main_tf: &str) {
+    let dir = template_dir(&[("main.tf", &format!("{PROVIDER}{main_tf}"))]);
+    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+    let v = app
+        .client
+        .push_template(name, archive, None, "", true)
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&v.job.as_ref().unwrap().id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        job.status,
+        JobStatus::Succeeded,
+        "import of {name}: {job:?}"
+    );
+}
+
+async fn create(app: &TestApp, name: &str, template: &str) -> String {
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: name.into(),
+            template: template.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ws.latest_build.job.id
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A headless Chromium with one page, driven over its DevTools WebSocket. Commands are
+/// sent one at a time; events arriving in between are skipped (the test polls instead).
+struct Browser {
+    _child: tokio::process::Child,
+    _profile: tempfile::TempDir,
+    socket: Socket,
+    session: String,
+    next_id: u64,
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        // No skipping: a missing browser is a broken test machine, and it must say so.
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: install Debian's chromium (test.sh does it through scripts/prereqs.sh)"
+        );
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1200,900",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting chromium");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return url.trim().to_string();
+                }
+                seen.push(line);
+            }
+            panic!("chromium exited before listening:\n{}", seen.join("\n"));
+        })
+        .await
+        .expect("chromium did not print its DevTools address within 30 s");
+        // Keep draining stderr so chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connecting to chromium's DevTools");
+        let mut browser = Browser {
+            _child: child,
+            _profile: profile,
+            socket,
+            session: String::new(),
+            next_id: 0,
+        };
+        let target = browser
+            .call("Target.createTarget", json!({ "url": "about:blank" }))
+            .await
+            .unwrap();
+        let attached = browser
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await
+            .unwrap();
+        browser.session = attached["sessionId"].as_str().unwrap().to_string();
+        browser
+    }
+
+    /// One DevTools command (on the page's session once attached) and its result.
+    async fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.socket
+            .send(Message::Text(msg.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let wait = async {
+            while let Some(frame) = self.socket.next().await {
+                let Message::Text(text) = frame.map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                if v["id"] == json!(id) {
+                    return match v.get("error") {
+                        Some(e) => Err(format!("{method}: {e}")),
+                        None => Ok(v["result"].clone()),
+                    };
+                }
+            }
+            Err("chromium closed the DevTools socket".to_string())
+        };
+        tokio::time::timeout(Duration::from_secs(15), wait)
+            .await
+            .map_err(|_| format!("{method}: no answer within 15 s"))?
+    }
+
+    /// Evaluates JavaScript in the page; errors (a page mid-navigation) come back as Err.
+    async fn eval(&mut self, expression: &str) -> Result<Value, String> {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await?;
+        if let Some(e) = r.get("exceptionDetails") {
+            return Err(format!("{expression}: {e}"));
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// Polls until `condition` (JavaScript) is true in a fully loaded page.
+    async fn wait_for(&mut self, condition: &str, what: &str, limit: Duration) {
+        let expr = format!("document.readyState === 'complete' && ({condition})");
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.eval(&expr).await == Ok(json!(true)) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let page = self
+                    .eval("location.href + '\\n' + document.body.innerText")
+                    .await;
+                panic!("waited {limit:?} for {what} ({condition}); the page is: {page:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn open(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }))
+            .await
+            .unwrap();
+    }
+
+    async fn text(&mut self, selector: &str) -> String {
+        let expr = format!("document.querySelector({selector:?}).innerText");
+        match self.eval(&expr).await {
+            Ok(Value::String(s)) => s,
+            other => panic!("{selector}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_ui_in_a_real_browser() {
+    let app = spawn_app().await;
+    let setup = async {
+        push(&app, "web", WEB_TF).await;
+        push(&app, "slow", SLOW_TF).await;
+        let job = create(&app, "dev", "web").await;
+        app.client.follow_job(&job, |_| {}).await.unwrap();
+    };
+    // Chromium starts while terraform imports and builds.
+    let (mut b, ()) = tokio::join!(Browser::launch(), setup);
+    let limit = Duration::from_secs(10);
+
+    b.open(&format!("{}/", app.url)).await;
+    b.wait_for(
+        "location.pathname === '/login'",
+        "the redirect to the login form",
+        limit,
+    )
+    .await;
+    b.eval(&format!(
+        "document.querySelector('input[name=login]').value = 'owner';
+         document.querySelector('input[name=password]').value = {PASSWORD:?};
+         document.querySelector('form[action=\"/login\"]').submit();"
+    ))
+    .await
+    .unwrap();
+    b.wait_for(
+        "location.pathname === '/' && document.body.innerText.includes('owner/dev')",
+        "the workspace list after logging in",
+        limit,
+    )
+    .await;
+    let list = b.text("table").await;
+    for word in ["WORKSPACE", "CURRENT VERSION", "OUTDATED", "web", "running"] {
+        assert!(list.contains(word), "{word} not in the list: {list}");
+    }
+
+    b.eval("document.querySelector('a[href=\"/@owner/dev\"]').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "location.pathname === '/@owner/dev' && !!document.getElementById('resources')",
+        "the workspace page",
+        limit,
+    )
+    .await;
+    let tree = b.text("#resources").await;
+    for word in [
+        "terraform_data.vm[0]",
+        "terraform_data.disk",
+        "computational",
+        "peripheral",
+        "persistent",
+        "ephemeral",
+        "agent main",
+        "size: large",
+        "password: ***",
+    ] {
+        assert!(
+            tree.contains(word),
+            "{word:?} not in the resource tree: {tree}"
+        );
+    }
+    assert!(
+        !tree.contains("hunter2"),
+        "a sensitive value leaked: {tree}"
+    );
+    let shot = b
+        .call("Page.captureScreenshot", json!({ "format": "png" }))
+        .await
+        .unwrap();
+    let png = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        shot["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(file.path(), &png).unwrap();
+    let saved = std::fs::read(file.path()).unwrap();
+    assert!(saved.len() > 1000, "a {}-byte screenshot", saved.len());
+    assert_eq!(&saved[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Stop posts the form; the page refreshes itself while the build runs.
+    b.eval("document.getElementById('stop').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "document.getElementById('status').textContent === 'stopped'",
+        "the stopped workspace",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        b.text("#latest-build").await,
+        "#2 stop",
+        "the latest build is the stop"
+    );
+
+    // A running build's page appends lines as they come, without reloading.
+    let job = create(&app, "slow", "slow").await;
+    let deadline = tokio::time::Instant::now() + limit;
+    while app.client.job(&job).await.unwrap().status == JobStatus::Pending {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow build never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.open(&format!("{}/@owner/slow/builds/1", app.url)).await;
+    b.wait_for("!!document.getElementById('log')", "the build page", limit)
+        .await;
+    // Marks this page load: a reload would drop the mark.
+    let first = b
+        .eval("window.loadedOnce = true; document.getElementById('log').innerText.includes('live-line')")
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        json!(false),
+        "the line was there before it was printed"
+    );
+    assert_eq!(b.text("#status").await, "running");
+    b.wait_for(
+        "window.loadedOnce === true && document.getElementById('log').innerText.includes('live-line')",
+        "live-line, streamed into the open page",
+        limit,
+    )
+    .await;
+    b.wait_for(
+        "document.getElementById('status').textContent === 'succeeded' && document.getElementById('log').innerText.includes('live-line')",
+        "the reload when the build ends",
+        limit,
+    )
+    .await;
+
+    b.open(&format!("{}/templates", app.url)).await;
+    b.wait_for(
+        "document.body.innerText.includes('active')",
+        "the templates page",
+        limit,
+    )
+    .await;
+    let templates = b.text("main").await;
+    assert!(
+        templates.contains("web") && templates.contains("slow"),
+        "{templates}"
+    );
+
+    b.eval("document.querySelector('form[action=\"/logout\"]').submit()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "location.pathname === '/login'",
+        "the login form after logging out",
+        limit,
+    )
+    .await;
+    b.open(&format!("{}/@owner/dev", app.url)).await;
+    b.wait_for(
+        "location.pathname === '/login'",
+        "a logged-out page request sent to login",
+        limit,
+    )
+    .await;
+    drop(b);
+    app.stop().await;
+}
+
+/// The pages' access rules over plain HTTP: what a member sees, how errors render, and
+/// that forms need a session. The session travels in the cookie header, as a browser's.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_show_members_their_own_and_render_errors() {
+    let app = spawn_app().await;
+    push(&app, "web", WEB_TF).await;
+    create(&app, "dev", "web").await;
+    let member = app.user("mia", hangar::model::Role::Member).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |path: &str, token: &str| {
+        http.get(format!("{}{path}", app.url))
+            .header("cookie", format!("hangar_session={token}"))
+            .send()
+    };
+
+    let owner_list = page("/", app.client.token().unwrap()).await.unwrap();
+    assert_eq!(owner_list.status(), 200);
+    assert!(owner_list.text().await.unwrap().contains("owner/dev"));
+    let member_list = page("/", member.token().unwrap()).await.unwrap();
+    let body = member_list.text().await.unwrap();
+    assert!(body.contains("No workspaces yet"), "{body}");
+    assert!(!body.contains("owner/dev"), "{body}");
+
+    let hidden = page("/@owner/dev", member.token().unwrap()).await.unwrap();
+    assert_eq!(hidden.status(), 404);
+    let body = hidden.text().await.unwrap();
+    assert!(
+        body.contains("404 Not Found") && body.contains("no workspace &quot;dev&quot; of owner"),
+        "{body}"
+    );
+    let missing = page("/@owner/dev/builds/9", app.client.token().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("has no build #9"));
+
+    // A revoked session is the same as none: back to the login form, nothing queued.
+    let stale = page("/templates", "not-a-token").await.unwrap();
+    assert_eq!(stale.status(), 303);
+    assert_eq!(stale.headers()["location"], "/login");
+    let post = http
+        .post(format!("{}/@owner/dev/builds", app.url))
+        .form(&[("transition", "stop")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 303);
+    assert_eq!(post.headers()["location"], "/login");
+    assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 1);
+
+    let login = http
+        .post(format!("{}/login", app.url))
+        .form(&[("login", "mia"), ("password", "wrong-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 401);
+    assert!(login.headers().get("set-cookie").is_none());
+    let body = login.text().await.unwrap();
+    assert!(body.contains("incorrect login or password") && body.contains("value=\"mia\""));
+    app.stop().await;
+}
