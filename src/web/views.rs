@@ -262,6 +262,7 @@ mod tests {
             error: (status == JobStatus::Failed).then(|| "apply failed: <disk full>".into()),
             error_code: (status == JobStatus::Failed).then(|| "apply_failed".into()),
             timings: r#"{"plan":1200,"apply":800}"#.into(),
+            result: "{}".into(),
         }
     }
 
@@ -319,6 +320,12 @@ mod tests {
             },
             status: "connected".into(),
             healthy: true,
+            apps: vec![crate::agent::protocol::AppSpec {
+                slug: "files".into(),
+                display_name: "Files".into(),
+                url: "http://localhost:8000".into(),
+                ..Default::default()
+            }],
         }
     }
 
@@ -533,6 +540,7 @@ mod tests {
             "/@owner/dev/builds/3",
             "outdated",
             "value=\"stop\"",
+            "http://localhost:8000",
         ] {
             assert!(ws.contains(word), "{word} missing in {ws}");
         }
