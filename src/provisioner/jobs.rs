@@ -14,7 +14,10 @@ use super::workdir;
 use crate::api::templates::ImportInput;
 use crate::db::agents::Agent;
 use crate::db::jobs::Job;
+use crate::db::templates::{Template, TemplateVersion};
+use crate::db::users::User;
 use crate::db::workspaces::Resource;
+use crate::db::Database;
 use crate::model::parameter::{ParamType, Parameter};
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::secret::hash_token;
@@ -83,49 +86,145 @@ fn placeholder(p: &Parameter) -> String {
     }
 }
 
-/// The provider contract for one run.
-#[allow(clippy::too_many_arguments)]
-fn contract_vars(
-    runner: &Runner,
+/// What one run is about: a template version, for an owner and a (would-be) workspace.
+struct Subject {
+    version: TemplateVersion,
+    template: Template,
+    owner: User,
+    archive: Vec<u8>,
+    workspace_id: String,
+    workspace_name: String,
+    build_id: String,
     transition: Transition,
-    workspace: (&str, &str),
-    build_id: &str,
-    owner: &crate::db::users::User,
-    template: &crate::db::templates::Template,
-    version: &str,
-    params: &BTreeMap<String, String>,
-    previous: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
-    let mut vars = vec![
-        (env::URL.to_string(), runner.access_url.clone()),
-        (env::WORKSPACE_ID.into(), workspace.0.into()),
-        (env::WORKSPACE_NAME.into(), workspace.1.into()),
-        (env::WORKSPACE_TRANSITION.into(), transition.as_str().into()),
-        (env::WORKSPACE_BUILD_ID.into(), build_id.into()),
-        (env::WORKSPACE_OWNER_ID.into(), owner.id.clone()),
-        (env::WORKSPACE_OWNER_NAME.into(), owner.username.clone()),
-        (env::WORKSPACE_OWNER_EMAIL.into(), owner.email.clone()),
-        (
-            env::WORKSPACE_OWNER_FULL_NAME.into(),
-            owner.full_name.clone(),
-        ),
-        (env::WORKSPACE_OWNER_GROUPS.into(), "[]".into()),
-        (env::TEMPLATE_ID.into(), template.id.clone()),
-        (env::TEMPLATE_NAME.into(), template.name.clone()),
-        (env::TEMPLATE_VERSION.into(), version.into()),
-    ];
-    for (name, value) in params {
-        vars.push((crate::provider::parameter_env_name(name), value.clone()));
+    params: BTreeMap<String, String>,
+    /// The previous build's values, for monotonic validation in the provider.
+    previous: BTreeMap<String, String>,
+}
+
+impl Subject {
+    /// A start of `version_id` for `owner_id`, outside any workspace (imports, dry runs).
+    async fn load(
+        db: &Database,
+        version_id: &str,
+        owner_id: &str,
+        workspace_name: &str,
+    ) -> anyhow::Result<Subject> {
+        let version = db
+            .get_template_version(version_id)
+            .await?
+            .context("the template version is gone")?;
+        let template = db
+            .get_template(&version.template_id)
+            .await?
+            .context("the template is gone")?;
+        let owner = db.get_user(owner_id).await?.context("the owner is gone")?;
+        let archive = db
+            .get_template_archive(&version.id)
+            .await?
+            .unwrap_or_default();
+        Ok(Subject {
+            version,
+            template,
+            owner,
+            archive,
+            workspace_id: String::new(),
+            workspace_name: workspace_name.to_string(),
+            build_id: String::new(),
+            transition: Transition::Start,
+            params: BTreeMap::new(),
+            previous: BTreeMap::new(),
+        })
     }
-    for (name, value) in previous {
-        vars.push((
-            crate::provider::previous_parameter_env_name(name),
-            value.clone(),
-        ));
+
+    /// What `*.tf.tera` files are rendered with.
+    fn tera_context(&self) -> serde_json::Value {
+        serde_json::json!({
+            "workspace": {"id": self.workspace_id, "name": self.workspace_name},
+            "owner": {"id": self.owner.id, "name": self.owner.username, "email": self.owner.email, "full_name": self.owner.full_name},
+            "template": {"id": self.template.id, "name": self.template.name, "version": self.version.name},
+            "transition": self.transition.as_str(),
+            "parameters": self.params,
+        })
     }
-    // Every platform the server can script for; the provider picks the agent's own.
-    vars.extend(crate::agent::init_script::provider_env(&runner.access_url).unwrap_or_default());
-    vars
+
+    /// The provider contract for a run of `transition`.
+    fn contract(&self, access_url: &str, transition: Transition) -> Vec<(String, String)> {
+        let mut vars = vec![
+            (env::URL.to_string(), access_url.to_string()),
+            (env::WORKSPACE_ID.into(), self.workspace_id.clone()),
+            (env::WORKSPACE_NAME.into(), self.workspace_name.clone()),
+            (env::WORKSPACE_TRANSITION.into(), transition.as_str().into()),
+            (env::WORKSPACE_BUILD_ID.into(), self.build_id.clone()),
+            (env::WORKSPACE_OWNER_ID.into(), self.owner.id.clone()),
+            (
+                env::WORKSPACE_OWNER_NAME.into(),
+                self.owner.username.clone(),
+            ),
+            (env::WORKSPACE_OWNER_EMAIL.into(), self.owner.email.clone()),
+            (
+                env::WORKSPACE_OWNER_FULL_NAME.into(),
+                self.owner.full_name.clone(),
+            ),
+            (env::WORKSPACE_OWNER_GROUPS.into(), "[]".into()),
+            (env::TEMPLATE_ID.into(), self.template.id.clone()),
+            (env::TEMPLATE_NAME.into(), self.template.name.clone()),
+            (env::TEMPLATE_VERSION.into(), self.version.name.clone()),
+        ];
+        for (name, value) in &self.params {
+            vars.push((crate::provider::parameter_env_name(name), value.clone()));
+        }
+        for (name, value) in &self.previous {
+            vars.push((
+                crate::provider::previous_parameter_env_name(name),
+                value.clone(),
+            ));
+        }
+        // Every platform the server can script for; the provider picks the agent's own.
+        vars.extend(crate::agent::init_script::provider_env(access_url).unwrap_or_default());
+        vars
+    }
+
+    fn terraform(&self, runner: &Runner, base: &Terraform, transition: Transition) -> Terraform {
+        base.clone().with_env(
+            base.env()
+                .clone()
+                .with_vars(self.contract(&runner.access_url, transition)),
+        )
+    }
+}
+
+/// A work dir ready for terraform: extracted, rendered, prior state written, init done.
+/// `Err` is how the job ends when that fails (a bad template, a failed init).
+#[allow(clippy::too_many_arguments)]
+async fn open(
+    runner: &Runner,
+    base: &Terraform,
+    job: &Job,
+    subject: &Subject,
+    prior_state: Option<&[u8]>,
+    logs: &LogSender,
+    cancel: &CancellationToken,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<Result<(workdir::Workdir, Terraform), JobResult>> {
+    let dir = match workdir::prepare(
+        &runner.work_root(),
+        &job.id,
+        &subject.archive,
+        &subject.tera_context(),
+        prior_state,
+    ) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(JobResult::failed("bad_template", e.to_string()))),
+    };
+    let tf = subject.terraform(runner, base, subject.transition);
+    let cache = InitCache::new(runner.data_dir.join("init-cache"));
+    let key = InitCache::key_for_dir(dir.path(), &tf)?;
+    let (redact, mut out) = (Redactor::default(), sink(logs));
+    let init = tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact);
+    if let Err(e) = timed(timings, "init_ms", init).await {
+        return Ok(Err(terraform_failure(e)));
+    }
+    Ok(Ok((dir, tf)))
 }
 
 /// Logs every terraform line through `logs` and lets the cancel token stop terraform.
@@ -148,7 +247,7 @@ async fn timed<T>(
 
 async fn import(
     runner: &Runner,
-    tf: &Terraform,
+    base: &Terraform,
     job: &Job,
     logs: &LogSender,
     cancel: &CancellationToken,
@@ -161,67 +260,24 @@ async fn import(
         .get_template_version(&input.template_version_id)
         .await?
         .context("the version to import is gone")?;
-    let template = db
-        .get_template(&version.template_id)
-        .await?
-        .context("the template is gone")?;
-    let owner = db
-        .get_user(&version.created_by)
-        .await?
-        .context("the pushing user is gone")?;
-    let archive = db
-        .get_template_archive(&version.id)
-        .await?
-        .unwrap_or_default();
+    let mut subject = Subject::load(db, &version.id, &version.created_by, "import").await?;
     let mut params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
-    let values: BTreeMap<String, String> = params
+    subject.params = params
         .iter()
         .map(|p| (p.name.clone(), placeholder(p)))
         .collect();
-    let ctx = serde_json::json!({
-        "workspace": {"id": "", "name": "import"},
-        "owner": {"id": owner.id, "name": owner.username, "email": owner.email, "full_name": owner.full_name},
-        "template": {"id": template.id, "name": template.name, "version": version.name},
-        "transition": "start",
-        "parameters": values,
-    });
-    let dir = match workdir::prepare(&runner.work_root(), &job.id, &archive, &ctx, None) {
-        Ok(d) => d,
-        Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
-    };
+    let (dir, start_tf) =
+        match open(runner, base, job, &subject, None, logs, cancel, timings).await? {
+            Ok(opened) => opened,
+            Err(done) => return Ok(done),
+        };
+    let stop_tf = subject.terraform(runner, base, Transition::Stop);
     let redact = Redactor::default();
-    let base = |t: Transition| {
-        contract_vars(
-            runner,
-            t,
-            ("", "import"),
-            "",
-            &owner,
-            &template,
-            &version.name,
-            &values,
-            &BTreeMap::new(),
-        )
-    };
-    let start_tf = tf
-        .clone()
-        .with_env(tf.env().clone().with_vars(base(Transition::Start)));
-    let stop_tf = tf
-        .clone()
-        .with_env(tf.env().clone().with_vars(base(Transition::Stop)));
-    let cache = InitCache::new(runner.data_dir.join("init-cache"));
-    let key = InitCache::key_for_dir(dir.path(), tf)?;
     let mut out = sink(logs);
-    // Five terraform runs, once per version; the first failure ends the import with
+    // Four more terraform runs, once per version; the first failure ends the import with
     // terraform's own error. `validate` names the file and line of a bad configuration
     // before any plan evaluates it.
     let runs = async {
-        timed(
-            timings,
-            "init_ms",
-            start_tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
-        )
-        .await?;
         timed(
             timings,
             "validate_ms",
@@ -264,7 +320,8 @@ async fn import(
     )
     .await?;
     if input.activate {
-        db.set_active_version(&template.id, &version.id).await?;
+        db.set_active_version(&subject.template.id, &version.id)
+            .await?;
     }
     logs.info(
         Stage::Plan,
@@ -360,7 +417,7 @@ pub struct DryRunInput {
 /// lists the resources a create with these parameters would make.
 async fn dry_run(
     runner: &Runner,
-    tf: &Terraform,
+    base: &Terraform,
     job: &Job,
     logs: &LogSender,
     cancel: &CancellationToken,
@@ -368,68 +425,25 @@ async fn dry_run(
 ) -> anyhow::Result<JobResult> {
     let input: DryRunInput =
         serde_json::from_str(&job.input).context("reading the dry run's input")?;
-    let db = &runner.db;
-    let version = db
-        .get_template_version(&input.template_version_id)
-        .await?
-        .context("the version is gone")?;
-    let template = db
-        .get_template(&version.template_id)
-        .await?
-        .context("the template is gone")?;
-    let owner = db
-        .get_user(&input.user_id)
-        .await?
-        .context("the user is gone")?;
-    let archive = db
-        .get_template_archive(&version.id)
-        .await?
-        .unwrap_or_default();
-    let ctx = serde_json::json!({
-        "workspace": {"id": "", "name": "dry-run"},
-        "owner": {"id": owner.id, "name": owner.username, "email": owner.email, "full_name": owner.full_name},
-        "template": {"id": template.id, "name": template.name, "version": version.name},
-        "transition": "start",
-        "parameters": input.parameters,
-    });
-    let dir = match workdir::prepare(&runner.work_root(), &job.id, &archive, &ctx, None) {
-        Ok(d) => d,
-        Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
+    let mut subject = Subject::load(
+        &runner.db,
+        &input.template_version_id,
+        &input.user_id,
+        "dry-run",
+    )
+    .await?;
+    subject.params = input.parameters;
+    let (dir, tf) = match open(runner, base, job, &subject, None, logs, cancel, timings).await? {
+        Ok(opened) => opened,
+        Err(done) => return Ok(done),
     };
-    let vars = contract_vars(
-        runner,
-        Transition::Start,
-        ("", "dry-run"),
-        "",
-        &owner,
-        &template,
-        &version.name,
-        &input.parameters,
-        &BTreeMap::new(),
-    );
-    let tf = tf.clone().with_env(tf.env().clone().with_vars(vars));
-    let redact = Redactor::default();
-    let cache = InitCache::new(runner.data_dir.join("init-cache"));
-    let key = InitCache::key_for_dir(dir.path(), &tf)?;
-    let mut out = sink(logs);
-    let runs = async {
-        timed(
-            timings,
-            "init_ms",
-            tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
-        )
-        .await?;
-        timed(
-            timings,
-            "plan_ms",
-            tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
-        )
-        .await
-    };
-    let plan = match runs.await {
+    let (redact, mut out) = (Redactor::default(), sink(logs));
+    let plan = tf.plan_json(dir.path(), false, &mut out, cancel, &redact);
+    let plan = match timed(timings, "plan_ms", plan).await {
         Ok(plan) => plan,
         Err(e) => return Ok(terraform_failure(e)),
     };
+    let version = &subject.version;
     let known: Vec<PreviewResource> = serde_json::from_str(&version.resources).unwrap_or_default();
     let lifetimes: HashMap<String, Lifetime> = known
         .iter()
@@ -478,7 +492,7 @@ fn enrich_parameters(params: &mut [Parameter], plan: &serde_json::Value) {
 
 async fn build(
     runner: &Runner,
-    tf: &Terraform,
+    base: &Terraform,
     job: &Job,
     logs: &LogSender,
     cancel: &CancellationToken,
@@ -494,33 +508,6 @@ async fn build(
         .get_workspace(&b.workspace_id)
         .await?
         .context("the workspace is gone")?;
-    let owner = db
-        .get_user(&ws.owner_id)
-        .await?
-        .context("the owner is gone")?;
-    let template = db
-        .get_template(&ws.template_id)
-        .await?
-        .context("the template is gone")?;
-    let version = db
-        .get_template_version(&b.template_version_id)
-        .await?
-        .context("the template version is gone")?;
-    let archive = db
-        .get_template_archive(&version.id)
-        .await?
-        .unwrap_or_default();
-    let params: BTreeMap<String, String> = serde_json::from_str(&b.parameters).unwrap_or_default();
-    let previous_build = db
-        .list_builds(&ws.id)
-        .await?
-        .into_iter()
-        .find(|p| p.build.number < b.number);
-    let previous: BTreeMap<String, String> = previous_build
-        .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
-        .unwrap_or_default();
-    let prior_state = db.previous_state(&ws.id, b.number).await?;
-
     if b.transition == Transition::Delete && b.orphan {
         logs.info(
             Stage::Apply,
@@ -529,48 +516,36 @@ async fn build(
         db.mark_workspace_deleted(&ws.id).await?;
         return Ok(JobResult::ok());
     }
-    let ctx = serde_json::json!({
-        "workspace": {"id": ws.id, "name": ws.name},
-        "owner": {"id": owner.id, "name": owner.username, "email": owner.email, "full_name": owner.full_name},
-        "template": {"id": template.id, "name": template.name, "version": version.name},
-        "transition": b.transition.as_str(),
-        "parameters": params,
-    });
-    let dir = match workdir::prepare(
-        &runner.work_root(),
-        &job.id,
-        &archive,
-        &ctx,
-        prior_state.as_deref(),
-    ) {
-        Ok(d) => d,
-        Err(e) => return Ok(JobResult::failed("bad_template", e.to_string())),
-    };
-    let vars = contract_vars(
+    let previous_build = db
+        .list_builds(&ws.id)
+        .await?
+        .into_iter()
+        .find(|p| p.build.number < b.number);
+    let mut subject = Subject::load(db, &b.template_version_id, &ws.owner_id, &ws.name).await?;
+    subject.workspace_id = ws.id.clone();
+    subject.build_id = b.id.clone();
+    subject.transition = b.transition;
+    subject.params = serde_json::from_str(&b.parameters).unwrap_or_default();
+    subject.previous = previous_build
+        .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
+        .unwrap_or_default();
+    let prior_state = db.previous_state(&ws.id, b.number).await?;
+    let (dir, tf) = match open(
         runner,
-        b.transition,
-        (&ws.id, &ws.name),
-        &b.id,
-        &owner,
-        &template,
-        &version.name,
-        &params,
-        &previous,
-    );
-    let tf = tf.clone().with_env(tf.env().clone().with_vars(vars));
-    let redact = Redactor::default();
-    let cache = InitCache::new(runner.data_dir.join("init-cache"));
-    let key = InitCache::key_for_dir(dir.path(), &tf)?;
-    let mut out = sink(logs);
-    if let Err(e) = timed(
+        base,
+        job,
+        &subject,
+        prior_state.as_deref(),
+        logs,
+        cancel,
         timings,
-        "init_ms",
-        tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact),
     )
-    .await
+    .await?
     {
-        return Ok(terraform_failure(e));
-    }
+        Ok(opened) => opened,
+        Err(done) => return Ok(done),
+    };
+    let (redact, mut out) = (Redactor::default(), sink(logs));
     let destroy = b.transition == Transition::Delete;
     let applied = timed(
         timings,
@@ -590,7 +565,7 @@ async fn build(
         Some(bytes) => classify::parse_state(bytes).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Vec::new(),
     };
-    record(runner, &b.id, &version, &state_resources).await?;
+    record(runner, &b.id, &subject.version, &state_resources).await?;
     if destroy {
         db.mark_workspace_deleted(&ws.id).await?;
     }
