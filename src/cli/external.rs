@@ -8,7 +8,6 @@ use clap::Subcommand;
 use super::output::{self, Format};
 use super::session;
 use super::workspaces::{self, CreateArgs};
-use crate::api::workspaces::CreateWorkspaceRequest;
 
 #[derive(Debug, Subcommand)]
 pub enum ExternalCommand {
@@ -40,24 +39,12 @@ pub async fn run(cmd: ExternalCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ExternalCommand::Create(args) => {
             let name = args.name.clone().ok_or_else(|| anyhow::anyhow!("a workspace name is needed: `hangar external-workspaces create NAME --template={}`", args.template))?;
-            let values = workspaces::given_parameters(&args)?;
-            let ws = client
-                .create_workspace(&CreateWorkspaceRequest {
-                    name: name.clone(),
-                    template: args.template.clone(),
-                    template_version: args.template_version.clone(),
-                    parameters: values,
-                    require_external: true,
-                })
-                .await?;
-            println!(
-                "Creating external workspace {} from {}@{}…",
-                ws.name, ws.template, ws.template_version
-            );
-            let code = workspaces::finish(&client, &ws.name, &ws.latest_build).await?;
-            if code != ExitCode::SUCCESS {
+            let (no_wait, dry_run) = (args.no_wait, args.dry_run);
+            let code = workspaces::create_workspace(args, true).await?;
+            if code != ExitCode::SUCCESS || no_wait || dry_run {
                 return Ok(code);
             }
+            let ws = client.workspace(&name).await?;
             let i = client.agent_instructions(&ws.name, None).await?;
             println!(
                 "\nOn the machine that should be {}, run:\n\n  {}\n",

@@ -75,7 +75,7 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
 }
 
 /// Parameter values from flags and the YAML file (flags win).
-pub fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
+fn given_parameters(args: &CreateArgs) -> anyhow::Result<BTreeMap<String, String>> {
     let mut values = BTreeMap::new();
     if let Some(file) = &args.rich_parameter_file {
         let text = std::fs::read_to_string(file)
@@ -153,6 +153,12 @@ fn prompt_missing(
 }
 
 pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    create_workspace(args, false).await
+}
+
+/// `create` and `external-workspaces create`: the same flags, prompts and progress;
+/// `external` makes the server refuse templates without an external agent.
+pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
     let name = match &args.name {
         Some(n) => n.clone(),
@@ -185,12 +191,15 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             template: args.template.clone(),
             template_version: args.template_version.clone(),
             parameters: values,
-            require_external: false,
+            require_external: external,
         })
         .await?;
     println!(
-        "Creating workspace {} from {}@{}…",
-        ws.name, ws.template, ws.template_version
+        "Creating {}workspace {} from {}@{}…",
+        if external { "external " } else { "" },
+        ws.name,
+        ws.template,
+        ws.template_version
     );
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
@@ -409,28 +418,22 @@ fn verb(t: Transition) -> &'static str {
 }
 
 pub async fn restart(args: NameArgs) -> anyhow::Result<ExitCode> {
-    let code = transition(
-        NameArgs {
-            parameters: vec![],
-            ..clone_args(&args)
-        },
-        Transition::Stop,
-        false,
-    )
-    .await?;
+    let code = stop_first(&args).await?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
     transition(args, Transition::Start, false).await
 }
 
-fn clone_args(a: &NameArgs) -> NameArgs {
-    NameArgs {
-        name: a.name.clone(),
-        yes: a.yes,
+/// The stop half of a restart or an update; parameters belong to the start that follows.
+async fn stop_first(args: &NameArgs) -> anyhow::Result<ExitCode> {
+    let stop = NameArgs {
+        name: args.name.clone(),
+        yes: args.yes,
         no_wait: false,
-        parameters: a.parameters.clone(),
-    }
+        parameters: vec![],
+    };
+    transition(stop, Transition::Stop, false).await
 }
 
 pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
@@ -452,15 +455,7 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
         .collect();
     prompt_missing(&new, &mut values, &BTreeMap::new())?;
     if ws.status == crate::model::WorkspaceStatus::Running {
-        let code = transition(
-            NameArgs {
-                parameters: vec![],
-                ..clone_args(&args)
-            },
-            Transition::Stop,
-            false,
-        )
-        .await?;
+        let code = stop_first(&args).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
