@@ -1127,3 +1127,78 @@ async fn dry_run_plans_and_creates_nothing() {
     assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
     app.stop().await;
 }
+
+/// Parameters the static parse cannot see (a child module, a rendered `.tf.tera`) come
+/// from the import's evaluation, and are enforced like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_finds_parameters_in_modules_and_tera_files() {
+    let app = spawn_app().await;
+    let module = r#"
+terraform {
+  required_providers {
+    hangar = { source = "hangar/hangar" }
+  }
+}
+data "hangar_parameter" "disk" {
+  name    = "disk_gb"
+  type    = "number"
+  default = 10
+  mutable = true
+  validation {
+    min = 5
+    max = 50
+  }
+}
+output "disk" { value = data.hangar_parameter.disk.value }
+"#;
+    let tera = "data \"hangar_parameter\" \"{{ template.name }}_flavor\" {\n  name    = \"flavor\"\n  default = \"plain\"\n  option {\n    name  = \"Plain\"\n    value = \"plain\"\n  }\n  option {\n    name  = \"Fancy\"\n    value = \"fancy\"\n  }\n}\n";
+    let v = push(
+        &app,
+        "hidden",
+        &[
+            (
+                "main.tf",
+                &format!("{PROVIDER}module \"disk\" {{\n  source = \"./modules/disk\"\n}}\n"),
+            ),
+            ("modules/disk/main.tf", module),
+            ("flavor.tf.tera", tera),
+        ],
+    )
+    .await;
+    let names: Vec<&str> = v.parameters.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["disk_gb", "flavor"], "{:?}", v.parameters);
+    let disk = &v.parameters[0];
+    assert_eq!(disk.default.as_deref(), Some("10"));
+    assert_eq!(disk.validation.as_ref().and_then(|v| v.max), Some(50.0));
+    assert_eq!(v.parameters[1].options.len(), 2);
+
+    let err = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "hidden".into(),
+            parameters: [("disk_gb".to_string(), "99".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("above the maximum 50"), "{err}");
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "hidden".into(),
+            parameters: [("flavor".to_string(), "fancy".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ws = wait_build(&app, "ws").await;
+    assert_eq!(
+        ws.status,
+        WorkspaceStatus::Running,
+        "{:?}",
+        ws.latest_build.job.error
+    );
+    assert_eq!(ws.latest_build.parameters["disk_gb"], "10");
+    app.stop().await;
+}

@@ -460,34 +460,76 @@ async fn dry_run(
     Ok(result)
 }
 
-/// Fills what the static parse could not see (computed defaults, descriptions) from the
-/// parameter data sources terraform evaluated in the start plan.
-fn enrich_parameters(params: &mut [Parameter], plan: &serde_json::Value) {
-    let resources = plan["prior_state"]["values"]["root_module"]["resources"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for r in resources {
-        let t = r["type"].as_str().unwrap_or_default();
-        if t != "hangar_parameter" && t != "coder_parameter" {
-            continue;
+/// The parameters as terraform evaluated them in the start plan: every `hangar_parameter`
+/// data source, also those the static parse cannot see (in child modules, in rendered
+/// `*.tf.tera` files, or with computed defaults). An evaluated parameter replaces the
+/// static one of the same name; static ones terraform did not read are kept.
+fn enrich_parameters(params: &mut Vec<Parameter>, plan: &serde_json::Value) {
+    fn walk(module: &serde_json::Value, out: &mut Vec<Parameter>) {
+        for r in module["resources"].as_array().into_iter().flatten() {
+            let t = r["type"].as_str().unwrap_or_default();
+            if r["mode"] == "data" && (t == "hangar_parameter" || t == "coder_parameter") {
+                out.extend(evaluated_parameter(&r["values"]));
+            }
         }
-        let v = &r["values"];
-        let Some(name) = v["name"].as_str() else {
-            continue;
-        };
-        if let Some(p) = params.iter_mut().find(|p| p.name == name) {
-            if p.default.is_none() {
-                p.default = v["default"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string);
-            }
-            if p.description.is_empty() {
-                p.description = v["description"].as_str().unwrap_or_default().to_string();
-            }
+        for child in module["child_modules"].as_array().into_iter().flatten() {
+            walk(child, out);
         }
     }
+    let mut evaluated = Vec::new();
+    walk(
+        &plan["prior_state"]["values"]["root_module"],
+        &mut evaluated,
+    );
+    for e in evaluated {
+        match params.iter_mut().find(|p| p.name == e.name) {
+            Some(p) => *p = e,
+            None => params.push(e),
+        }
+    }
+    params.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
+}
+
+fn evaluated_parameter(v: &serde_json::Value) -> Option<Parameter> {
+    use crate::model::parameter::{ParamOption, Validation};
+    let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let validation = v["validation"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|r| Validation {
+            min: r["min"].as_f64(),
+            max: r["max"].as_f64(),
+            regex: text(&r["regex"]),
+            error: text(&r["error"]),
+            monotonic: text(&r["monotonic"]),
+        });
+    Some(Parameter {
+        name: v["name"].as_str()?.to_string(),
+        display_name: text(&v["display_name"]).unwrap_or_default(),
+        description: text(&v["description"]).unwrap_or_default(),
+        kind: v["type"]
+            .as_str()
+            .and_then(ParamType::parse)
+            .unwrap_or_default(),
+        // An empty default is a default: only a null one makes the parameter required.
+        default: v["default"].as_str().map(str::to_string),
+        mutable: v["mutable"].as_bool().unwrap_or(false),
+        ephemeral: v["ephemeral"].as_bool().unwrap_or(false),
+        icon: text(&v["icon"]).unwrap_or_default(),
+        order: v["order"].as_i64().unwrap_or(0),
+        options: v["option"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| ParamOption {
+                name: text(&o["name"]).unwrap_or_default(),
+                value: o["value"].as_str().unwrap_or_default().to_string(),
+                description: text(&o["description"]).unwrap_or_default(),
+                icon: text(&o["icon"]).unwrap_or_default(),
+            })
+            .collect(),
+        validation,
+    })
 }
 
 async fn build(
