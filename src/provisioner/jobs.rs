@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{self, Graph};
 use super::queue::{JobResult, LogSender, Runner};
-use super::terraform::{InitCache, LogLine, Redactor, Stage, Terraform, TerraformError};
+use super::terraform::{InitCache, LogLevel, LogLine, Redactor, Stage, Terraform, TerraformError};
 use super::workdir;
 use crate::api::templates::ImportInput;
 use crate::db::agents::Agent;
@@ -229,7 +229,19 @@ async fn open(
 
 /// Logs every terraform line through `logs` and lets the cancel token stop terraform.
 fn sink(logs: &LogSender) -> impl FnMut(LogLine) + Send + '_ {
-    move |line| logs.send(line)
+    move |mut line| {
+        // The mirror serves one platform, so every first init warns that the lock file
+        // lacks other platforms' checksums: true, harmless here, and nothing a template
+        // author can act on. It stays in the log, as information.
+        if line.level == LogLevel::Warn
+            && line
+                .text
+                .contains("Incomplete lock file information for providers")
+        {
+            line.level = LogLevel::Info;
+        }
+        logs.send(line)
+    }
 }
 
 async fn timed<T>(
