@@ -457,3 +457,66 @@ async fn templates_init_writes_the_builtins() {
         "lists the choices"
     );
 }
+
+/// `hangar login URL` on a new server asks for the first user on the terminal, with the
+/// password not echoed; `script` (util-linux) gives it a real pseudo-terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn interactive_login_creates_the_first_user_without_echoing_the_password() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let db = test_database(data.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut server_config = hangar::server::Config::new(data.path().to_path_buf(), url.clone());
+    server_config.hangar_binary = hangar_bin();
+    let server = tokio::spawn(hangar::server::serve(
+        listener,
+        server_config,
+        db,
+        std::future::pending(),
+    ));
+
+    let mut child = tokio::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} login {url}", hangar_bin().display()),
+            "/dev/null",
+        ])
+        .env("HANGAR_CONFIG_DIR", config.path())
+        .env_remove("HANGAR_URL")
+        .env_remove("HANGAR_SESSION_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the CLI on a pseudo-terminal");
+    let mut input = child.stdin.take().unwrap();
+    for answer in ["alice\n", "alice@example.com\n", "s3cret-passw0rd\n"] {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        input.write_all(answer.as_bytes()).await.unwrap();
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("Username:") && screen.contains("Password:"),
+        "{screen}"
+    );
+    assert!(screen.contains("as alice (owner)"), "{screen}");
+    // The terminal echoes what is typed (the email shows), except the password.
+    assert!(screen.contains("alice@example.com"), "{screen}");
+    assert!(
+        !screen.contains("s3cret-passw0rd"),
+        "the password is not echoed: {screen}"
+    );
+    let token = std::fs::read_to_string(config.path().join("session")).unwrap();
+    let me = hangar::client::Client::new(&url, Some(token))
+        .me()
+        .await
+        .unwrap();
+    assert_eq!(me.username, "alice");
+    server.abort();
+}
