@@ -135,6 +135,13 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     let job = client.job(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert_eq!(job.error_code.as_deref(), Some("lost"));
+    // What terraform printed while stopping, after the server was gone, is in the logs.
+    let logs = client.job_logs(&job_id, 0, false).await.unwrap().logs;
+    assert!(
+        logs.iter().any(|l| l.text.contains("Stopping operation")),
+        "{logs:#?}"
+    );
+    assert!(logs.iter().all(|l| !l.text.trim().is_empty()));
     assert!(
         job.error
             .as_deref()

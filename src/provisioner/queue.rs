@@ -218,6 +218,7 @@ impl Runner {
         if let Some(dir) = workdir::find_leftover(&self.work_root(), &job.id) {
             // A terraform orphaned by the crash is still writing its state: let it finish.
             wait_until_unused(&dir, STALE_AFTER).await;
+            self.recover_logs(job, &dir).await?;
             if let Some(state) = workdir::read_leftover_state(&dir) {
                 if let Some(build) = self.db.get_build_by_job(&job.id).await? {
                     self.db.set_build_state(&build.build.id, &state).await?;
@@ -230,6 +231,31 @@ impl Runner {
             .await?;
         let _ = self.job_updates.send(job.id.clone());
         Ok(failed)
+    }
+
+    /// Stores the lines terraform wrote that the dead server had not: its last ones, and
+    /// everything it printed while stopping after the crash.
+    async fn recover_logs(&self, job: &Job, dir: &std::path::Path) -> anyhow::Result<()> {
+        let stored: std::collections::HashSet<String> = self
+            .db
+            .list_job_logs(&job.id, 0)
+            .await?
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        let missing: Vec<JobLog> = super::terraform::read_output_files(dir)
+            .into_iter()
+            .filter(|l| !stored.contains(&l.text))
+            .map(|l| JobLog {
+                id: 0,
+                at: l.at_ms,
+                stage: l.stage.as_str().into(),
+                level: l.level.as_str().into(),
+                text: l.text,
+            })
+            .collect();
+        self.db.insert_job_logs(&job.id, &missing).await?;
+        Ok(())
     }
 
     /// Fails jobs whose worker went silent (a provisioner on another machine died).

@@ -137,6 +137,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Init,
+        Stage::Validate,
+        Stage::Graph,
+        Stage::Plan,
+        Stage::Show,
+        Stage::Apply,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Init => "init",
@@ -827,7 +836,7 @@ impl Terraform {
         // (Go exits on EPIPE to stdout) before saving its state. A file never breaks.
         let output_file = |suffix: &str| {
             tempfile::Builder::new()
-                .prefix(OUTPUT_PREFIX)
+                .prefix(&format!("{OUTPUT_PREFIX}{stage}-"))
                 .suffix(suffix)
                 .tempfile_in(dir)
                 .map_err(TerraformError::io("creating an output file in", dir))
@@ -1063,8 +1072,48 @@ fn now_ms() -> i64 {
 }
 
 /// Lines as lossy UTF-8: a provider printing binary must not end the log stream.
-/// Output files terraform writes in a work dir (never part of the configuration).
+/// Output files terraform writes in a work dir (never part of the configuration), named
+/// `.hangar-output-<stage>-<random>.out|.err`.
 pub const OUTPUT_PREFIX: &str = ".hangar-output-";
+
+/// The log lines of the output files in `dir`, oldest file first: what a run wrote,
+/// including what no server was alive to store.
+pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf, Stage, bool)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix(OUTPUT_PREFIX)?;
+            let stage = Stage::ALL
+                .into_iter()
+                .find(|s| rest.starts_with(&format!("{s}-")))?;
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            Some((modified, e.path(), stage, name.ends_with(".out")))
+        })
+        .collect();
+    files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let redact = Redactor::default();
+    let mut lines = Vec::new();
+    for (_, path, stage, is_stdout) in files {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for raw in text.lines().filter(|l| !l.trim().is_empty()) {
+            lines.push(if is_stdout {
+                parse_line(stage, raw, &redact).0
+            } else {
+                LogLine {
+                    stage,
+                    level: LogLevel::Warn,
+                    text: strip_ansi(raw).trim_end().to_string(),
+                    at_ms: now_ms(),
+                }
+            });
+        }
+    }
+    lines.retain(|l| !l.text.trim().is_empty());
+    lines
+}
 
 /// Follows a file terraform is writing, sending each complete line; once `exited` turns
 /// true it reads what is left (a last line without a newline included) and stops.
