@@ -1202,3 +1202,62 @@ output "disk" { value = data.hangar_parameter.disk.value }
     assert_eq!(ws.latest_build.parameters["disk_gb"], "10");
     app.stop().await;
 }
+
+/// Several users' builds at once on the in-process provisioners: every one finishes, and
+/// the database (one writer on SQLite) never turns a build into an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_builds_all_finish() {
+    let app = spawn_app().await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  count = data.hangar_workspace.me.start_count\n  input = data.hangar_workspace.me.name\n}}\nresource \"terraform_data\" \"home\" {{}}\n");
+    push(&app, "t", &[("main.tf", &tf)]).await;
+    let creates = (0..8).map(|i| {
+        let client = app.client.clone();
+        async move {
+            client
+                .create_workspace(&CreateWorkspaceRequest {
+                    name: format!("ws-{i}"),
+                    template: "t".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    });
+    let created = futures::future::join_all(creates).await;
+    for ws in &created {
+        let job = app
+            .client
+            .follow_job(&ws.latest_build.job.id, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            job.status,
+            JobStatus::Succeeded,
+            "{}: {:?}",
+            ws.name,
+            job.error
+        );
+    }
+    // And stop them all at once.
+    let stop = BuildRequest {
+        transition: Some(Transition::Stop),
+        ..Default::default()
+    };
+    let stops = created
+        .iter()
+        .map(|ws| app.client.build_workspace(&ws.name, &stop));
+    for b in futures::future::join_all(stops).await {
+        let job = app
+            .client
+            .follow_job(&b.unwrap().job.id, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    }
+    let list = app.client.workspaces(true, "").await.unwrap();
+    assert_eq!(list.len(), 8);
+    assert!(list
+        .iter()
+        .all(|w| w.status == WorkspaceStatus::Stopped && w.resources.len() == 1));
+    app.stop().await;
+}
