@@ -396,6 +396,11 @@ impl Client {
         .await
     }
 
+    /// The audit log, newest first (owners only).
+    pub async fn audit(&self, limit: i64) -> ClientResult<Vec<crate::db::audit::AuditEntry>> {
+        self.get(&format!("/audit?limit={limit}")).await
+    }
+
     // Jobs.
 
     pub async fn job(&self, id: &str) -> ClientResult<Job> {

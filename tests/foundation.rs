@@ -520,3 +520,39 @@ async fn interactive_login_creates_the_first_user_without_echoing_the_password()
     assert_eq!(me.username, "alice");
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_records_changes_for_owners_only() {
+    let app = spawn_app().await;
+    let mia = app.user("mia", Role::Member).await;
+    mia.create_token("laptop", None).await.unwrap();
+    app.client.set_user_suspended("mia", true).await.unwrap();
+    let out = app.cli(&["audit", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "suspend_user",
+            "create_token",
+            "create_user",
+            "create_first_user"
+        ],
+        "newest first"
+    );
+    let text = stdout(&app.cli(&["audit"]).await);
+    assert!(
+        text.contains("suspend_user") && text.contains("owner"),
+        "{text}"
+    );
+    app.client.set_user_suspended("mia", false).await.unwrap();
+    assert_eq!(
+        mia.audit(10).await.unwrap_err().status(),
+        Some(StatusCode::FORBIDDEN)
+    );
+    app.stop().await;
+}

@@ -2,6 +2,7 @@
 //! the result; `error.rs` turns failures into HTTP once.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod jobs;
@@ -37,6 +38,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/buildinfo", get(buildinfo))
+        .route("/audit", get(audit::list))
         .route(
             "/users/first",
             get(users::first_user_status).post(users::create_first_user),

@@ -92,6 +92,13 @@ pub enum Command {
     /// Workspaces whose agent runs on a machine Hangar did not provision.
     #[command(subcommand)]
     ExternalWorkspaces(external::ExternalCommand),
+    /// The audit log: who changed what (owners only).
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
@@ -167,6 +174,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ExternalWorkspaces(cmd) => external::run(cmd).await,
+        Command::Audit { limit, output } => {
+            let client = session::client()?;
+            let entries = client.audit(limit).await?;
+            let users: std::collections::HashMap<String, String> = client
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.username))
+                .collect();
+            match output {
+                output::Format::Json => output::json(&entries)?,
+                output::Format::Table => {
+                    let rows: Vec<Vec<String>> = entries
+                        .iter()
+                        .map(|e| {
+                            let who = e
+                                .user_id
+                                .as_ref()
+                                .and_then(|id| users.get(id).cloned())
+                                .unwrap_or_else(|| "-".into());
+                            vec![
+                                output::ago(e.at),
+                                who,
+                                e.action.clone(),
+                                e.target.clone(),
+                                e.detail.clone(),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["WHEN", "USER", "ACTION", "TARGET", "DETAIL"], &rows);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Provider(ProviderCommand::Install { dir }) => {
             let binary = std::env::current_exe()?;
             crate::provider::mirror::install(&dir, &binary)?;
