@@ -1,0 +1,104 @@
+//! The examples are run, so they keep working as Hangar changes.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ci_example_creates_uses_and_deletes_a_workspace() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    hangar::cli::templates::write_builtin("local", dir.path()).unwrap();
+    let v = app
+        .client
+        .push_template(
+            "local",
+            hangar::model::archive::pack_dir(dir.path()).unwrap(),
+            None,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&v.job.unwrap().id, |_| {})
+        .await
+        .unwrap();
+    let token = app.client.create_token("ci", Some(3600)).await.unwrap().key;
+    let homes = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("bash")
+        .arg("examples/ci-ephemeral-workspace.sh")
+        .arg("--parameter")
+        .arg(format!("home_base={}", homes.path().display()))
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", &token)
+        .env("HANGAR_BIN", hangar_bin())
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("CI_JOB_ID", "42")
+        .output()
+        .await
+        .unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(
+        o.contains("ci-42 is running: terraform_data.agent_process[0], terraform_data.home"),
+        "{o}"
+    );
+    assert!(
+        app.client.workspaces(true, "").await.unwrap().is_empty(),
+        "the example deleted its workspace"
+    );
+    assert!(!homes.path().join("owner/ci-42").exists());
+
+    // A failing create still cleans up (here: a parameter that fails its rule).
+    let out = tokio::process::Command::new("bash")
+        .arg("examples/ci-ephemeral-workspace.sh")
+        .arg("--parameter")
+        .arg("home_base=relative/path")
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", &token)
+        .env("HANGAR_BIN", hangar_bin())
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("home_base"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(app.client.workspaces(true, "").await.unwrap().is_empty());
+
+    // The curl walk-through: create, stream the build's logs, delete.
+    let out = tokio::process::Command::new("bash")
+        .arg("examples/api.sh")
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", &token)
+        .output()
+        .await
+        .unwrap();
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{o}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        o.contains("\"name\":\"api-demo\"") && o.contains("event: end"),
+        "{o}"
+    );
+    let delete = app
+        .client
+        .workspace_builds("api-demo")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(delete.transition, hangar::model::Transition::Delete);
+    app.client.follow_job(&delete.job.id, |_| {}).await.unwrap();
+    assert!(app.client.workspaces(true, "").await.unwrap().is_empty());
+    app.stop().await;
+}
