@@ -18,8 +18,33 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
 
-/// One agent on an ephemeral host, a persistent disk beside it, and metadata with a secret.
+/// One agent on an ephemeral host, a persistent disk beside it, metadata with a secret,
+/// and parameters for the create form (defaults, so the API's creates need none).
 const WEB_TF: &str = r#"
+data "hangar_parameter" "region" {
+  name         = "region"
+  display_name = "Region"
+  default      = "eu"
+  option {
+    name  = "Europe"
+    value = "eu"
+  }
+  option {
+    name  = "US"
+    value = "us"
+  }
+}
+data "hangar_parameter" "cpu" {
+  name         = "cpu"
+  display_name = "CPUs"
+  type         = "number"
+  default      = 2
+  mutable      = true
+  validation {
+    min = 1
+    max = 8
+  }
+}
 resource "hangar_agent" "main" {
   os   = "linux"
   arch = "amd64"
@@ -100,6 +125,8 @@ struct Browser {
     socket: Socket,
     session: String,
     next_id: u64,
+    /// The `Page.javascriptDialogOpening` events seen so far (after `Page.enable`).
+    dialogs: Vec<Value>,
 }
 
 impl Browser {
@@ -155,6 +182,7 @@ impl Browser {
             socket,
             session: String::new(),
             next_id: 0,
+            dialogs: Vec::new(),
         };
         let target = browser
             .call("Target.createTarget", json!({ "url": "about:blank" }))
@@ -189,6 +217,9 @@ impl Browser {
                     continue;
                 };
                 let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                if v["method"] == "Page.javascriptDialogOpening" {
+                    self.dialogs.push(v["params"].clone());
+                }
                 if v["id"] == json!(id) {
                     return match v.get("error") {
                         Some(e) => Err(format!("{method}: {e}")),
@@ -239,6 +270,26 @@ impl Browser {
         self.call("Page.navigate", json!({ "url": url }))
             .await
             .unwrap();
+    }
+
+    /// Accepts the dialog the page has open, waiting for it to open first.
+    async fn accept_dialog(&mut self, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let accepted = self
+                .call("Page.handleJavaScriptDialog", json!({ "accept": true }))
+                .await;
+            match accepted {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    panic!("no dialog opened within {limit:?}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        self.dialogs
+            .pop()
+            .expect("an accepted dialog announced itself")
     }
 
     async fn text(&mut self, selector: &str) -> String {
@@ -399,6 +450,104 @@ async fn web_ui_in_a_real_browser() {
         "{templates}"
     );
 
+    // Create from the template's form: a value over the maximum comes back beside its field
+    // with everything typed kept. `submit()` skips the browser's own min/max check, so this
+    // is the server's validation speaking.
+    b.eval("document.querySelector('a[href=\"/templates/web/create\"]').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "location.pathname === '/templates/web/create' && !!document.getElementById('f-param-cpu')",
+        "the create form",
+        limit,
+    )
+    .await;
+    assert!(b.text("#create").await.contains("CPUs"));
+    b.eval(
+        "document.getElementById('f-name').value = 'box';
+         document.getElementById('f-param-cpu').value = '9';
+         document.getElementById('f-param-region').value = 'us';
+         document.getElementById('create').submit();",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "!!document.getElementById('error-cpu')",
+        "the form again with the error",
+        limit,
+    )
+    .await;
+    assert!(
+        b.text("#error-cpu")
+            .await
+            .contains("9 is above the maximum 8"),
+        "{}",
+        b.text("#create").await
+    );
+    let kept = b
+        .eval(
+            "[document.getElementById('error-cpu').previousElementSibling.id,
+              document.getElementById('f-name').value,
+              document.getElementById('f-param-cpu').value,
+              document.getElementById('f-param-region').value]",
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(["f-param-cpu", "box", "9", "us"]));
+    assert!(app.client.workspace("box").await.is_err(), "created anyway");
+
+    // Fixed, submitted with the button: the new workspace's page, refreshing until it runs.
+    b.eval(
+        "document.getElementById('f-param-cpu').value = '4';
+         document.getElementById('create-submit').click();",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "location.pathname === '/@owner/box' && document.getElementById('status').textContent === 'running'",
+        "the new workspace running",
+        Duration::from_secs(20),
+    )
+    .await;
+    let box_build = app.client.workspace("box").await.unwrap().latest_build;
+    assert_eq!(box_build.parameters["cpu"], "4");
+    assert_eq!(box_build.parameters["region"], "us");
+    let history = b.text("#builds").await;
+    assert!(
+        history.contains("#1") && history.contains("start") && history.contains("owner"),
+        "{history}"
+    );
+
+    // Delete asks first; once the delete build is done the page is a 404 leading back.
+    b.call("Page.enable", json!({})).await.unwrap();
+    // From a timer: a click that opens a dialog would hold this evaluation until it closes.
+    b.eval("setTimeout(() => document.getElementById('delete').click(), 0)")
+        .await
+        .unwrap();
+    let dialog = b.accept_dialog(limit).await;
+    assert_eq!(dialog["type"], "confirm", "{dialog}");
+    assert!(
+        dialog["message"].as_str().unwrap().contains("owner/box"),
+        "{dialog}"
+    );
+    b.wait_for(
+        "document.querySelector('h1').textContent.includes('404')",
+        "the deleted workspace's 404 page",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.eval("document.querySelector('main a[href=\"/\"]').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "location.pathname === '/' && document.body.innerText.includes('owner/dev')",
+        "the list after deleting",
+        limit,
+    )
+    .await;
+    let list = b.text("main").await;
+    assert!(!list.contains("owner/box"), "{list}");
+
     b.eval("document.querySelector('form[action=\"/logout\"]').submit()")
         .await
         .unwrap();
@@ -471,6 +620,55 @@ async fn pages_show_members_their_own_and_render_errors() {
     assert_eq!(post.status(), 303);
     assert_eq!(post.headers()["location"], "/login");
     assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 1);
+
+    // The favorite toggle: the owner's post marks it; a member cannot see it to mark it.
+    let post_as = |path: &str, token: &str, form: &[(&str, &str)]| {
+        http.post(format!("{}{path}", app.url))
+            .header("cookie", format!("hangar_session={token}"))
+            .form(form)
+            .send()
+    };
+    let owner_token = app.client.token().unwrap();
+    let fav = post_as("/@owner/dev/favorite", owner_token, &[("favorite", "true")])
+        .await
+        .unwrap();
+    assert_eq!(fav.status(), 303);
+    assert_eq!(fav.headers()["location"], "/@owner/dev");
+    assert!(app.client.workspace("dev").await.unwrap().favorite);
+    let theirs = post_as(
+        "/@owner/dev/favorite",
+        member.token().unwrap(),
+        &[("favorite", "false")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs.status(), 404);
+    assert!(app.client.workspace("dev").await.unwrap().favorite);
+
+    // A value not among the options, then a taken name: 400, the form again, nothing made.
+    let create_form = |form: &'static [(&'static str, &'static str)]| {
+        post_as("/templates/web/create", owner_token, form)
+    };
+    let bad = create_form(&[("name", "dev"), ("param.cpu", "3"), ("param.region", "")])
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body = bad.text().await.unwrap();
+    assert!(
+        body.contains("id=\"error-region\"") && body.contains("is not one of the options"),
+        "{body}"
+    );
+    assert!(body.contains("name=\"param.cpu\" value=\"3\""), "{body}");
+    let dup = create_form(&[("name", "dev"), ("param.cpu", "3"), ("param.region", "eu")])
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), 400);
+    let body = dup.text().await.unwrap();
+    assert!(
+        body.contains("id=\"error-name\"") && body.contains("already have a workspace named"),
+        "{body}"
+    );
+    assert_eq!(app.client.workspaces(true, "").await.unwrap().len(), 1);
 
     let login = http
         .post(format!("{}/login", app.url))

@@ -413,8 +413,16 @@ pub async fn metadata(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<MetadataView>>> {
     let a = visible_agent(&state, &auth, &id).await?;
-    let mut spec = parse_spec(&a.agent.manifest);
-    let rows = state.db.list_agent_metadata(&a.agent.id).await?;
+    Ok(Json(metadata_views(&state, &a.agent).await?))
+}
+
+/// An agent's metadata items with their latest values, in the template's order.
+pub async fn metadata_views(
+    state: &AppState,
+    agent: &crate::db::agents::Agent,
+) -> ApiResult<Vec<MetadataView>> {
+    let mut spec = parse_spec(&agent.manifest);
+    let rows = state.db.list_agent_metadata(&agent.id).await?;
     spec.metadata
         .sort_by(|x, y| x.order.cmp(&y.order).then(x.key.cmp(&y.key)));
     let views = spec
@@ -436,7 +444,7 @@ pub async fn metadata(
             }
         })
         .collect();
-    Ok(Json(views))
+    Ok(views)
 }
 
 /// `GET /init-script/:os/:arch` (no auth: the script holds no secret).

@@ -32,6 +32,10 @@ pub enum ApiError {
         message: String,
         validations: Vec<FieldError>,
     },
+    /// A value that must be unique is taken (a workspace name): 409 like `Conflict`, but
+    /// naming the field, so a form can show the message beside it.
+    #[error("{message}")]
+    Taken { field: String, message: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -59,7 +63,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Taken { .. } => StatusCode::CONFLICT,
             ApiError::Validation { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -93,6 +97,14 @@ impl IntoResponse for ApiError {
             } => ErrorBody {
                 message,
                 validations,
+                ..Default::default()
+            },
+            ApiError::Taken { field, message } => ErrorBody {
+                validations: vec![FieldError {
+                    field,
+                    detail: message.clone(),
+                }],
+                message,
                 ..Default::default()
             },
             other => ErrorBody {

@@ -189,9 +189,29 @@ pub async fn create(
     auth: Auth,
     Json(req): Json<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+    let ws = create_workspace(&state, &auth, &req).await?;
+    Ok((StatusCode::CREATED, Json(ws)))
+}
+
+fn name_taken(name: &Name) -> ApiError {
+    ApiError::Taken {
+        field: "name".into(),
+        message: format!(
+            "you already have a workspace named {name:?}: pick another name or delete it first"
+        ),
+    }
+}
+
+/// Creates a workspace of the caller's and queues its first start build (the API and the
+/// web's create form both use it). Bad values come back as field-level validations.
+pub async fn create_workspace(
+    state: &AppState,
+    auth: &Auth,
+    req: &CreateWorkspaceRequest,
+) -> ApiResult<WorkspaceView> {
     let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
-    let template = template_by_name(&state, &req.template).await?;
-    let version = usable_version(&state, &template, req.template_version.as_deref()).await?;
+    let template = template_by_name(state, &req.template).await?;
+    let version = usable_version(state, &template, req.template_version.as_deref()).await?;
     if req.require_external && !version.has_external_agent {
         return Err(ApiError::BadRequest(format!(
             "template {:?} (version {}) has no hangar_external_agent, so it cannot make an external workspace: use `hangar create` instead, or add a hangar_external_agent to the template",
@@ -206,9 +226,7 @@ pub async fn create(
         .await?
         .is_some()
     {
-        return Err(ApiError::Conflict(format!(
-            "you already have a workspace named {name:?}: pick another name or delete it first"
-        )));
+        return Err(name_taken(&name));
     }
     let ws = Workspace {
         id: new_id(),
@@ -231,9 +249,7 @@ pub async fn create(
     match state.db.create_workspace(&ws, &first).await {
         Ok(_) => {}
         Err(QueueError::Db(e)) if crate::db::is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "you already have a workspace named {name:?}"
-            )));
+            return Err(name_taken(&name));
         }
         Err(QueueError::Db(e)) => return Err(e.into()),
         Err(QueueError::Busy) => return Err(busy(&ws.name)),
@@ -248,10 +264,7 @@ pub async fn create(
             &template.name,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(workspace_view(&state, ws, &auth.user).await?),
-    ))
+    workspace_view(state, ws, &auth.user).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,11 +427,16 @@ pub async fn builds(
     Path((owner, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<BuildView>>> {
     let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
+    Ok(Json(build_history(&state, &ws).await?))
+}
+
+/// Every build of a workspace, newest first.
+pub async fn build_history(state: &AppState, ws: &Workspace) -> ApiResult<Vec<BuildView>> {
     let mut out = Vec::new();
     for b in state.db.list_builds(&ws.id).await? {
-        out.push(build_view(&state, b).await?);
+        out.push(build_view(state, b).await?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -432,12 +450,21 @@ pub async fn favorite(
     Path((owner, name)): Path<(String, String)>,
     Json(req): Json<FavoriteRequest>,
 ) -> ApiResult<StatusCode> {
-    let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
-    state
-        .db
-        .set_workspace_favorite(&ws.id, req.favorite)
-        .await?;
+    set_favorite(&state, &auth, &owner, &name, req.favorite).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Marks (or unmarks) a workspace the caller may see as a favorite: lists show it first.
+pub async fn set_favorite(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    favorite: bool,
+) -> ApiResult<()> {
+    let (ws, _) = find_workspace(state, auth, owner, name).await?;
+    state.db.set_workspace_favorite(&ws.id, favorite).await?;
+    Ok(())
 }
 
 /// The build and the workspace it belongs to, if the caller may see it.

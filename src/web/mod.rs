@@ -14,8 +14,8 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::auth::{Auth, SESSION_COOKIE};
-use crate::api::workspaces::{self, BuildRequest, ListQuery};
-use crate::api::{jobs, templates, users, ApiError, AppState};
+use crate::api::workspaces::{self, BuildRequest, CreateWorkspaceRequest, ListQuery};
+use crate::api::{agents, jobs, templates, users, ApiError, AppState, FieldError};
 use crate::model::parameter::Parameter;
 use crate::model::Transition;
 use views::*;
@@ -26,7 +26,9 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
+        .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
+        .route("/@:owner/:name/favorite", post(favorite))
         .route("/@:owner/:name/builds", post(build))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
@@ -168,8 +170,47 @@ async fn workspace_page(
     Path((owner, name)): Path<(String, String)>,
 ) -> PageResult {
     let (ws, owner_user) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
+    let builds = workspaces::build_history(&state, &ws).await?;
     let ws = workspaces::workspace_view(&state, ws, &owner_user).await?;
-    page("workspace.html", &WorkspacePage::new(ws), &viewer)
+    let mut details = Vec::new();
+    let all_agents = ws
+        .resources
+        .iter()
+        .flat_map(|r| r.agents.iter())
+        .chain(ws.external_agents.iter());
+    for a in all_agents {
+        details.push(AgentDetail {
+            name: a.agent.name.clone(),
+            logs: state
+                .db
+                .tail_agent_logs(&a.agent.id, AGENT_LOG_LINES)
+                .await?,
+            metadata: agents::metadata_views(&state, &a.agent).await?,
+        });
+    }
+    page(
+        "workspace.html",
+        &WorkspacePage::new(ws, builds, details),
+        &viewer,
+    )
+}
+
+/// The agent log lines a workspace page shows; `hangar logs` has the rest.
+const AGENT_LOG_LINES: i64 = 5;
+
+#[derive(Deserialize)]
+struct FavoriteForm {
+    favorite: bool,
+}
+
+async fn favorite(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Form(form): Form<FavoriteForm>,
+) -> PageResult {
+    workspaces::set_favorite(&state, &viewer.0, &owner, &name, form.favorite).await?;
+    Ok(see_other(&workspace_href(&owner, &name)))
 }
 
 #[derive(Deserialize)]
@@ -210,16 +251,24 @@ async fn build_page(
     page("build.html", &ctx, &viewer)
 }
 
+/// The parameters of a template's active version (none without one).
+async fn active_parameters(
+    state: &AppState,
+    active_version_id: Option<&str>,
+) -> Result<Vec<Parameter>, WebError> {
+    Ok(match active_version_id {
+        Some(id) => match state.db.get_template_version(id).await? {
+            Some(v) => serde_json::from_str(&v.parameters).unwrap_or_default(),
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    })
+}
+
 async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let mut rows = Vec::new();
     for t in templates::template_views(&state).await? {
-        let parameters: Vec<Parameter> = match &t.active_version_id {
-            Some(id) => match state.db.get_template_version(id).await? {
-                Some(v) => serde_json::from_str(&v.parameters).unwrap_or_default(),
-                None => Vec::new(),
-            },
-            None => Vec::new(),
-        };
+        let parameters = active_parameters(&state, t.active_version_id.as_deref()).await?;
         rows.push(TemplateRow {
             template: t,
             parameters,
@@ -230,4 +279,60 @@ async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageRes
         &TemplatesPage { templates: rows },
         &viewer,
     )
+}
+
+async fn create_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(template): Path<String>,
+) -> PageResult {
+    let t = templates::template_by_name(&state, &template).await?;
+    let params = active_parameters(&state, t.active_version_id.as_deref()).await?;
+    let ctx = CreatePage::new(&t.name, params, "", &Default::default(), Vec::new());
+    page("create.html", &ctx, &viewer)
+}
+
+/// Creates through the API's own function; what it refuses comes back as the form again,
+/// with what was typed and each message beside its field.
+async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(template): Path<String>,
+    // Pairs, not a struct: the parameters' fields are named by the template.
+    Form(fields): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let t = templates::template_by_name(&state, &template).await?;
+    let params = active_parameters(&state, t.active_version_id.as_deref()).await?;
+    let mut req = CreateWorkspaceRequest {
+        template: t.name.clone(),
+        ..Default::default()
+    };
+    // Later pairs win: a checked box's `true` follows its hidden `false`.
+    for (key, value) in fields {
+        match key.strip_prefix(PARAM_PREFIX) {
+            Some(p) => {
+                req.parameters.insert(p.to_string(), value);
+            }
+            None if key == "name" => req.name = value.trim().to_string(),
+            None => {}
+        }
+    }
+    let entered = req.parameters.clone();
+    // An empty box of a required parameter means "not given", so the API names it as
+    // missing rather than judging an empty value.
+    req.parameters
+        .retain(|k, v| !v.is_empty() || !params.iter().any(|p| &p.name == k && p.required()));
+    let errors = match workspaces::create_workspace(&state, &viewer.0, &req).await {
+        Ok(ws) => return Ok(see_other(&workspace_href(&ws.owner, &ws.name))),
+        Err(ApiError::Validation { validations, .. }) => validations,
+        Err(ApiError::Taken { field, message }) => vec![FieldError {
+            field,
+            detail: message,
+        }],
+        Err(e) => return Err(e.into()),
+    };
+    let ctx = CreatePage::new(&t.name, params, &req.name, &entered, errors);
+    let html = render("create.html", &ctx, Some(&viewer.0.user.username))?;
+    // 400 for every refused form, a taken name too: what the user sent needs changing.
+    Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
 }

@@ -6,13 +6,15 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
+use crate::api::agents::MetadataView;
 use crate::api::jobs::LogsPage;
 use crate::api::templates::TemplateView;
 use crate::api::workspaces::{BuildView, WorkspaceView};
-use crate::api::ApiError;
+use crate::api::{ApiError, FieldError};
 use crate::cli::output::ago;
+use crate::db::agents::AgentLog;
 use crate::db::jobs::JobLog;
-use crate::model::parameter::Parameter;
+use crate::model::parameter::{ParamType, Parameter};
 use crate::model::{Transition, WorkspaceStatus};
 
 const VIEWS: &[(&str, &str)] = &[
@@ -23,6 +25,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("workspace.html", include_str!("workspace.html")),
     ("build.html", include_str!("build.html")),
     ("templates.html", include_str!("templates.html")),
+    ("create.html", include_str!("create.html")),
 ];
 
 fn tera() -> &'static tera::Tera {
@@ -125,9 +128,32 @@ pub struct ListPage {
     pub workspaces: Vec<ListRow>,
 }
 
+/// One line of a workspace's build history.
+#[derive(Serialize)]
+pub struct BuildRow {
+    pub number: i64,
+    pub href: String,
+    pub transition: Transition,
+    pub status: crate::model::JobStatus,
+    pub initiator: String,
+    pub created: String,
+    /// Run time, empty until the build finished.
+    pub duration: String,
+}
+
+/// What an agent reported: its latest script output and metadata values.
+#[derive(Serialize)]
+pub struct AgentDetail {
+    pub name: String,
+    pub logs: Vec<AgentLog>,
+    pub metadata: Vec<MetadataView>,
+}
+
 #[derive(Serialize)]
 pub struct WorkspacePage {
     pub ws: WorkspaceView,
+    pub builds: Vec<BuildRow>,
+    pub agents: Vec<AgentDetail>,
     pub href: String,
     pub build_href: String,
     pub last_built: String,
@@ -135,16 +161,37 @@ pub struct WorkspacePage {
     pub busy: bool,
     pub can_start: bool,
     pub can_stop: bool,
+    pub can_delete: bool,
 }
 
 impl WorkspacePage {
-    pub fn new(ws: WorkspaceView) -> Self {
+    /// `builds` newest first, as `build_history` returns them.
+    pub fn new(ws: WorkspaceView, builds: Vec<BuildView>, agents: Vec<AgentDetail>) -> Self {
         let href = workspace_href(&ws.owner, &ws.name);
         let busy = ws.status.is_busy();
         let running = ws.status == WorkspaceStatus::Running;
         // External workspaces run on the user's machine: Hangar cannot start or stop them.
         let manageable = !busy && !ws.external && ws.status != WorkspaceStatus::Deleted;
+        let builds = builds
+            .into_iter()
+            .map(|b| BuildRow {
+                href: format!("{href}/builds/{}", b.number),
+                number: b.number,
+                transition: b.transition,
+                status: b.status,
+                created: ago(b.created_at),
+                duration: match (b.job.started_at, b.job.completed_at) {
+                    (Some(s), Some(c)) => seconds(c - s),
+                    _ => String::new(),
+                },
+                initiator: b.initiator,
+            })
+            .collect();
         WorkspacePage {
+            builds,
+            agents,
+            // Deleting needs no running machine, so external workspaces can be deleted too.
+            can_delete: !busy && ws.status != WorkspaceStatus::Deleted,
             build_href: format!("{href}/builds/{}", ws.latest_build.number),
             last_built: ago(ws.latest_build.created_at),
             can_start: manageable && !running,
@@ -235,6 +282,91 @@ pub struct TemplateRow {
 #[derive(Serialize)]
 pub struct TemplatesPage {
     pub templates: Vec<TemplateRow>,
+}
+
+/// One parameter's input on the create form.
+#[derive(Serialize)]
+pub struct ParamField {
+    pub param: Parameter,
+    pub required: bool,
+    /// `select` (options), `number`, `checkbox` (bool) or `text`.
+    pub input: &'static str,
+    /// What was entered, else the default: a failed submit keeps what the user typed.
+    pub value: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CreatePage {
+    pub template: String,
+    pub action: String,
+    pub name: String,
+    pub name_error: Option<String>,
+    /// Problems no field owns (a parameter the template does not have, say).
+    pub errors: Vec<String>,
+    pub fields: Vec<ParamField>,
+}
+
+/// The form field of a parameter: `param.NAME`, beside the workspace's `name`.
+pub const PARAM_PREFIX: &str = "param.";
+
+impl CreatePage {
+    /// `errors` are the API's field-level validations (`name`, `parameter.NAME`).
+    pub fn new(
+        template: &str,
+        params: Vec<Parameter>,
+        name: &str,
+        entered: &std::collections::BTreeMap<String, String>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        let mut errors = errors;
+        let mut take = |field: &str| -> Option<String> {
+            let (mine, rest): (Vec<FieldError>, Vec<FieldError>) =
+                errors.drain(..).partition(|e| e.field == field);
+            errors = rest;
+            let details: Vec<String> = mine.into_iter().map(|e| e.detail).collect();
+            (!details.is_empty()).then(|| details.join("; "))
+        };
+        let name_error = take("name");
+        let fields = params
+            .into_iter()
+            .map(|p| {
+                let input = if !p.options.is_empty() && p.kind != ParamType::ListString {
+                    "select"
+                } else {
+                    match p.kind {
+                        ParamType::Number => "number",
+                        ParamType::Bool => "checkbox",
+                        _ => "text",
+                    }
+                };
+                let rules = p.validation.clone().unwrap_or_default();
+                ParamField {
+                    error: take(&format!("parameter.{}", p.name)),
+                    value: entered
+                        .get(&p.name)
+                        .or(p.default.as_ref())
+                        .cloned()
+                        .unwrap_or_default(),
+                    required: p.required(),
+                    min: rules.min,
+                    max: rules.max,
+                    input,
+                    param: p,
+                }
+            })
+            .collect();
+        CreatePage {
+            action: format!("/templates/{template}/create"),
+            template: template.to_string(),
+            name: name.to_string(),
+            name_error,
+            errors: errors.into_iter().map(|e| e.detail).collect(),
+            fields,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +533,56 @@ mod tests {
         .unwrap()
     }
 
+    /// A settled workspace with two builds and an agent that reported logs and metadata.
+    fn workspace_page(ws: WorkspaceView) -> WorkspacePage {
+        let mut first = build(JobStatus::Succeeded);
+        first.number = 2;
+        first.transition = Transition::Stop;
+        let detail = AgentDetail {
+            name: "main".into(),
+            logs: (1..=5)
+                .map(|i| AgentLog {
+                    id: i,
+                    at: now_ms(),
+                    source: "startup_script".into(),
+                    level: "info".into(),
+                    text: format!("agent-line-{i} <b>"),
+                })
+                .collect(),
+            metadata: vec![
+                MetadataView {
+                    key: "load".into(),
+                    display_name: "Load average".into(),
+                    interval: 10,
+                    value: "0.42".into(),
+                    error: String::new(),
+                    collected_at: Some(now_ms()),
+                },
+                MetadataView {
+                    key: "disk".into(),
+                    display_name: "Disk".into(),
+                    interval: 10,
+                    value: String::new(),
+                    error: "df: not found".into(),
+                    collected_at: Some(now_ms()),
+                },
+            ],
+        };
+        WorkspacePage::new(ws, vec![build(JobStatus::Succeeded), first], vec![detail])
+    }
+
+    fn create_parameters() -> Vec<Parameter> {
+        serde_json::from_value(serde_json::json!([
+            {"name": "size", "display_name": "Size", "description": "CPUs", "type": "number",
+             "default": "2", "mutable": true, "validation": {"min": 1.0, "max": 8.0}},
+            {"name": "region", "type": "string", "options": [
+                {"name": "Europe", "value": "eu"}, {"name": "America", "value": "us"}]},
+            {"name": "gpu", "type": "bool", "default": "false"},
+            {"name": "dotfiles", "type": "string", "description": "A git URL"}
+        ]))
+        .unwrap()
+    }
+
     /// Renders every view; returns the pages so each test can look at what matters to it.
     fn render_all() -> Vec<(&'static str, String)> {
         let user = Some("owner");
@@ -483,13 +665,17 @@ mod tests {
             ),
             (
                 "workspace",
-                render("workspace.html", &WorkspacePage::new(ws), user).unwrap(),
+                render("workspace.html", &workspace_page(ws), user).unwrap(),
             ),
             (
                 "workspace-busy",
                 render(
                     "workspace.html",
-                    &WorkspacePage::new(workspace(JobStatus::Running)),
+                    &WorkspacePage::new(
+                        workspace(JobStatus::Running),
+                        vec![build(JobStatus::Running)],
+                        vec![],
+                    ),
                     user,
                 )
                 .unwrap(),
@@ -499,6 +685,46 @@ mod tests {
                 render("templates.html", &templates, user).unwrap(),
             ),
         ];
+        let blank = CreatePage::new(
+            "local",
+            create_parameters(),
+            "",
+            &Default::default(),
+            vec![],
+        );
+        pages.push(("create", render("create.html", &blank, user).unwrap()));
+        let entered = [
+            ("size", "9"),
+            ("region", "us"),
+            ("gpu", "true"),
+            ("dotfiles", "<x>"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let failed = CreatePage::new(
+            "local",
+            create_parameters(),
+            "my-dev",
+            &entered,
+            vec![
+                FieldError {
+                    field: "parameter.size".into(),
+                    detail: "parameter \"size\": 9 is above the maximum 8".into(),
+                },
+                FieldError {
+                    field: "name".into(),
+                    detail: "you already have a workspace named \"my-dev\"".into(),
+                },
+                FieldError {
+                    field: "parameter.nope".into(),
+                    detail: "the template has no parameter \"nope\"".into(),
+                },
+            ],
+        );
+        pages.push((
+            "create-errors",
+            render("create.html", &failed, user).unwrap(),
+        ));
         for status in [JobStatus::Running, JobStatus::Failed, JobStatus::Succeeded] {
             let page = BuildPage::new("owner", "dev", build(status), logs(status));
             pages.push(("build", render("build.html", &page, user).unwrap()));
@@ -544,9 +770,79 @@ mod tests {
         ] {
             assert!(ws.contains(word), "{word} missing in {ws}");
         }
+        for word in [
+            // Build history, newest first, with the agent's log tail and metadata.
+            "href=\"/@owner/dev/builds/2\"",
+            "agent-line-5 &lt;b&gt;",
+            "Load average",
+            "0.42",
+            "df: not found",
+            "value=\"delete\"",
+            "confirm(",
+            "action=\"/@owner/dev/favorite\"",
+            "Unfavorite",
+        ] {
+            assert!(ws.contains(word), "{word} missing in {ws}");
+        }
+        assert!(ws.find("builds/3\">#3").unwrap() < ws.find("builds/2\">#2").unwrap());
         assert!(!ws.contains("http-equiv=\"refresh\""));
+        let busy = page("workspace-busy");
+        assert!(
+            !busy.contains("value=\"delete\""),
+            "no delete while a build runs"
+        );
         assert!(page("workspace-busy").contains("http-equiv=\"refresh\""));
         assert!(page("templates").contains("Where it runs"));
+        assert!(page("templates").contains("href=\"/templates/local/create\""));
+        assert!(!page("templates").contains("/templates/broken/create"));
+        assert!(page("list").contains("New workspace"));
+    }
+
+    #[test]
+    fn the_create_form_has_an_input_per_parameter_and_keeps_values_beside_errors() {
+        let pages = render_all();
+        let page = |n: &str| &pages.iter().find(|(name, _)| *name == n).unwrap().1;
+        let blank = page("create");
+        for input in [
+            "type=\"number\" step=\"any\" name=\"param.size\" value=\"2\" min=\"1",
+            "<select id=\"f-param-region\" name=\"param.region\" required>",
+            "type=\"checkbox\" name=\"param.gpu\" value=\"true\"",
+            "name=\"param.dotfiles\" value=\"\" required>",
+            "action=\"/templates/local/create\"",
+            "Size",
+            "CPUs",
+            "default 2",
+        ] {
+            assert!(blank.contains(input), "{input} missing in {blank}");
+        }
+        assert!(!blank.contains("class=\"field-error\""), "{blank}");
+        assert!(
+            !blank.contains(" checked"),
+            "gpu defaults to false: {blank}"
+        );
+
+        let failed = page("create-errors");
+        for kept in [
+            "name=\"name\" value=\"my-dev\"",
+            "name=\"param.size\" value=\"9\"",
+            "<option value=\"us\" selected>",
+            "value=\"true\" style=\"width: auto\" checked",
+            "value=\"&lt;x&gt;\"",
+        ] {
+            assert!(failed.contains(kept), "{kept} missing in {failed}");
+        }
+        // Each message right after its own input, and one no field owns at the top.
+        let size_input = failed.find("name=\"param.size\"").unwrap();
+        let size_error = failed.find("id=\"error-size\"").unwrap();
+        let region_input = failed.find("name=\"param.region\"").unwrap();
+        assert!(
+            size_input < size_error && size_error < region_input,
+            "{failed}"
+        );
+        assert!(failed.contains("9 is above the maximum 8"));
+        assert!(failed.contains("id=\"error-name\""));
+        let unknown = failed.find("no parameter &quot;nope&quot;").unwrap();
+        assert!(unknown < failed.find("id=\"create\"").unwrap(), "{failed}");
     }
 
     #[test]
