@@ -76,7 +76,10 @@ async fn the_ci_example_creates_uses_and_deletes_a_workspace() {
     // The curl walk-through: create, stream the build's logs, delete.
     let out = tokio::process::Command::new("bash")
         .arg("examples/api.sh")
-        .env("PARAMETERS", format!("{{\"home_base\": \"{}\"}}", homes.path().display()))
+        .env(
+            "PARAMETERS",
+            format!("{{\"home_base\": \"{}\"}}", homes.path().display()),
+        )
         .env("HANGAR_URL", &app.url)
         .env("HANGAR_SESSION_TOKEN", &token)
         .output()

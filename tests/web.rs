@@ -383,6 +383,10 @@ async fn web_ui_in_a_real_browser() {
     let saved = std::fs::read(file.path()).unwrap();
     assert!(saved.len() > 1000, "a {}-byte screenshot", saved.len());
     assert_eq!(&saved[..8], b"\x89PNG\r\n\x1a\n");
+    // HANGAR_WEB_SCREENSHOT=path keeps a copy, to look at the page as a person would.
+    if let Ok(keep) = std::env::var("HANGAR_WEB_SCREENSHOT") {
+        std::fs::write(keep, &saved).unwrap();
+    }
 
     // Stop posts the form; the page refreshes itself while the build runs.
     b.eval("document.getElementById('stop').click()")
