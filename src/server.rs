@@ -52,6 +52,7 @@ pub async fn serve(
         job_updates: job_updates.clone(),
         agent_conns: Default::default(),
     };
+    private_dir(&config.data_dir)?;
     let runner = Runner::new(db, &config, job_updates);
     let recovered = runner.recover_leftovers().await?;
     if recovered > 0 {
@@ -105,6 +106,16 @@ pub async fn serve(
     let _ = reaper.await;
     state.db.close().await;
     Ok(())
+}
+
+/// The data dir holds the database (terraform state with agent tokens), work dirs and
+/// the admin password: only this user may enter it.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making the data dir {} private", dir.display()))
 }
 
 /// Makes a new server ready to use: an owner `admin` whose generated password is written

@@ -556,3 +556,21 @@ async fn the_audit_log_records_changes_for_owners_only() {
     );
     app.stop().await;
 }
+
+/// The data dir holds terraform state (with agent tokens) and work dirs: the server makes
+/// it private to its user even when it was created open.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut data = std::path::PathBuf::new();
+    let app = spawn_app_with(|c| {
+        data = c.data_dir.join("open");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        c.data_dir = data.clone();
+    })
+    .await;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    app.stop().await;
+}
