@@ -34,6 +34,17 @@ pub struct PreviewResource {
     pub lifetime: Lifetime,
 }
 
+/// What every job body works with; `timings` travel beside it because they change.
+#[derive(Clone, Copy)]
+struct JobCtx<'a> {
+    runner: &'a Runner,
+    /// terraform with the server's environment; each run adds the provider contract.
+    base: &'a Terraform,
+    job: &'a Job,
+    logs: &'a LogSender,
+    cancel: &'a CancellationToken,
+}
+
 pub async fn execute(
     runner: &Runner,
     job: &Job,
@@ -45,14 +56,17 @@ pub async fn execute(
         Ok(tf) => tf.clone(),
         Err(e) => return Ok(JobResult::failed("terraform_missing", e.clone())),
     };
+    let cx = JobCtx {
+        runner,
+        base: &terraform,
+        job,
+        logs,
+        cancel,
+    };
     match job.kind {
-        JobKind::TemplateVersionImport => {
-            import(runner, &terraform, job, logs, cancel, timings).await
-        }
-        JobKind::WorkspaceBuild => build(runner, &terraform, job, logs, cancel, timings).await,
-        JobKind::TemplateVersionDryRun => {
-            dry_run(runner, &terraform, job, logs, cancel, timings).await
-        }
+        JobKind::TemplateVersionImport => import(cx, timings).await,
+        JobKind::WorkspaceBuild => build(cx, timings).await,
+        JobKind::TemplateVersionDryRun => dry_run(cx, timings).await,
     }
 }
 
@@ -195,17 +209,19 @@ impl Subject {
 
 /// A work dir ready for terraform: extracted, rendered, prior state written, init done.
 /// `Err` is how the job ends when that fails (a bad template, a failed init).
-#[allow(clippy::too_many_arguments)]
 async fn open(
-    runner: &Runner,
-    base: &Terraform,
-    job: &Job,
+    cx: JobCtx<'_>,
     subject: &Subject,
     prior_state: Option<&[u8]>,
-    logs: &LogSender,
-    cancel: &CancellationToken,
     timings: &mut serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<Result<(workdir::Workdir, Terraform), JobResult>> {
+    let JobCtx {
+        runner,
+        base,
+        job,
+        logs,
+        cancel,
+    } = cx;
     let dir = match workdir::prepare(
         &runner.work_root(),
         &job.id,
@@ -258,13 +274,16 @@ async fn timed<T>(
 }
 
 async fn import(
-    runner: &Runner,
-    base: &Terraform,
-    job: &Job,
-    logs: &LogSender,
-    cancel: &CancellationToken,
+    cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<JobResult> {
+    let JobCtx {
+        runner,
+        base,
+        job,
+        logs,
+        cancel,
+    } = cx;
     let input: ImportInput =
         serde_json::from_str(&job.input).context("reading the import job's input")?;
     let db = &runner.db;
@@ -278,11 +297,10 @@ async fn import(
         .iter()
         .map(|p| (p.name.clone(), placeholder(p)))
         .collect();
-    let (dir, start_tf) =
-        match open(runner, base, job, &subject, None, logs, cancel, timings).await? {
-            Ok(opened) => opened,
-            Err(done) => return Ok(done),
-        };
+    let (dir, start_tf) = match open(cx, &subject, None, timings).await? {
+        Ok(opened) => opened,
+        Err(done) => return Ok(done),
+    };
     let stop_tf = subject.terraform(runner, base, Transition::Stop);
     let redact = Redactor::default();
     let mut out = sink(logs);
@@ -428,13 +446,16 @@ pub struct DryRunInput {
 /// Plans a start of the version for a would-be workspace, applying nothing: the result
 /// lists the resources a create with these parameters would make.
 async fn dry_run(
-    runner: &Runner,
-    base: &Terraform,
-    job: &Job,
-    logs: &LogSender,
-    cancel: &CancellationToken,
+    cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<JobResult> {
+    let JobCtx {
+        runner,
+        job,
+        logs,
+        cancel,
+        ..
+    } = cx;
     let input: DryRunInput =
         serde_json::from_str(&job.input).context("reading the dry run's input")?;
     let mut subject = Subject::load(
@@ -445,7 +466,7 @@ async fn dry_run(
     )
     .await?;
     subject.params = input.parameters;
-    let (dir, tf) = match open(runner, base, job, &subject, None, logs, cancel, timings).await? {
+    let (dir, tf) = match open(cx, &subject, None, timings).await? {
         Ok(opened) => opened,
         Err(done) => return Ok(done),
     };
@@ -545,13 +566,16 @@ fn evaluated_parameter(v: &serde_json::Value) -> Option<Parameter> {
 }
 
 async fn build(
-    runner: &Runner,
-    base: &Terraform,
-    job: &Job,
-    logs: &LogSender,
-    cancel: &CancellationToken,
+    cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
 ) -> anyhow::Result<JobResult> {
+    let JobCtx {
+        runner,
+        job,
+        logs,
+        cancel,
+        ..
+    } = cx;
     let db = &runner.db;
     let b = db
         .get_build_by_job(&job.id)
@@ -584,18 +608,7 @@ async fn build(
         .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
         .unwrap_or_default();
     let prior_state = db.previous_state(&ws.id, b.number).await?;
-    let (dir, tf) = match open(
-        runner,
-        base,
-        job,
-        &subject,
-        prior_state.as_deref(),
-        logs,
-        cancel,
-        timings,
-    )
-    .await?
-    {
+    let (dir, tf) = match open(cx, &subject, prior_state.as_deref(), timings).await? {
         Ok(opened) => opened,
         Err(done) => return Ok(done),
     };
