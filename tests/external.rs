@@ -121,6 +121,14 @@ async fn external_workspace_from_create_to_delete() {
         Some(StatusCode::NOT_FOUND)
     );
 
+    // Until a machine is attached, show says how to attach one.
+    let out = app.cli(&["show", "ext"]).await;
+    assert!(
+        stdout(&out).contains("agent-instructions ext.main"),
+        "{}",
+        stdout(&out)
+    );
+
     // Start/stop are refused with the reason.
     let out = app.cli(&["stop", "ext", "-y"]).await;
     assert!(

@@ -642,6 +642,12 @@ pub fn render_show(ws: &WorkspaceView) -> String {
             a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle
         ));
         push_apps(&mut out, "  ", a);
+        if a.status != "connected" && ws.status == crate::model::WorkspaceStatus::Running {
+            out.push_str(&format!(
+                "  attach your machine: `hangar external-workspaces agent-instructions {}.{}`\n",
+                ws.name, a.agent.name
+            ));
+        }
     }
     if ws.daily_cost > 0 {
         out.push_str(&format!("\ndaily cost: {}\n", ws.daily_cost));
