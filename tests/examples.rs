@@ -7,23 +7,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ci_example_creates_uses_and_deletes_a_workspace() {
     let app = spawn_app().await;
-    let dir = tempfile::tempdir().unwrap();
-    hangar::cli::templates::write_builtin("local", dir.path()).unwrap();
-    let v = app
-        .client
-        .push_template(
-            "local",
-            hangar::model::archive::pack_dir(dir.path()).unwrap(),
-            None,
-            "",
-            true,
-        )
-        .await
-        .unwrap();
-    app.client
-        .follow_job(&v.job.unwrap().id, |_| {})
-        .await
-        .unwrap();
+    push_builtin(&app, "local").await;
     let token = app.client.create_token("ci", Some(3600)).await.unwrap().key;
     let homes = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new("bash")

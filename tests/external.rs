@@ -9,33 +9,6 @@ use common::*;
 use hangar::api::workspaces::AgentInstructions;
 use reqwest::StatusCode;
 
-async fn push_builtin(app: &TestApp, id: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    hangar::cli::templates::write_builtin(id, dir.path()).unwrap();
-    let v = app
-        .client
-        .push_template(
-            id,
-            hangar::model::archive::pack_dir(dir.path()).unwrap(),
-            None,
-            "",
-            true,
-        )
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&v.job.unwrap().id, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        job.status,
-        hangar::model::JobStatus::Succeeded,
-        "{:?}",
-        job.error
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn external_workspace_from_create_to_delete() {
     let app = spawn_app().await;

@@ -36,27 +36,7 @@ async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread")]
 async fn local_agent_connects_reports_and_goes_away() {
     let app = spawn_app().await;
-    let dir = tempfile::tempdir().unwrap();
-    hangar::cli::templates::write_builtin("local", dir.path()).unwrap();
-    let v = app
-        .client
-        .push_template(
-            "local",
-            hangar::model::archive::pack_dir(dir.path()).unwrap(),
-            None,
-            "",
-            true,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        app.client
-            .follow_job(&v.job.unwrap().id, |_| {})
-            .await
-            .unwrap()
-            .status,
-        JobStatus::Succeeded
-    );
+    push_builtin(&app, "local").await;
     let homes = tempfile::tempdir().unwrap();
     let ws = app
         .client

@@ -16,8 +16,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
-
 /// One agent on an ephemeral host, a persistent disk beside it, metadata with a secret,
 /// and parameters for the create form (defaults, so the API's creates need none).
 const WEB_TF: &str = r#"
@@ -82,23 +80,7 @@ resource "terraform_data" "slow" {
 "#;
 
 async fn push(app: &TestApp, name: &str, main_tf: &str) {
-    let dir = template_dir(&[("main.tf", &format!("{PROVIDER}{main_tf}"))]);
-    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
-    let v = app
-        .client
-        .push_template(name, archive, None, "", true)
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&v.job.as_ref().unwrap().id, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        job.status,
-        JobStatus::Succeeded,
-        "import of {name}: {job:?}"
-    );
+    push_files(app, name, &[("main.tf", &format!("{PROVIDER}{main_tf}"))]).await;
 }
 
 async fn create(app: &TestApp, name: &str, template: &str) -> String {

@@ -9,34 +9,6 @@ use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceVie
 use hangar::model::{JobStatus, Transition, WorkspaceStatus};
 use reqwest::StatusCode;
 
-const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
-
-async fn push(
-    app: &TestApp,
-    name: &str,
-    files: &[(&str, &str)],
-) -> hangar::api::templates::VersionView {
-    let dir = template_dir(files);
-    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
-    let v = app
-        .client
-        .push_template(name, archive, None, "", true)
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&v.job.as_ref().unwrap().id, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        job.status,
-        JobStatus::Succeeded,
-        "import of {name} failed: {:?}",
-        job.error
-    );
-    app.client.template_version(name, &v.name).await.unwrap()
-}
-
 async fn wait_build(app: &TestApp, ws: &str) -> WorkspaceView {
     let w = app.client.workspace(ws).await.unwrap();
     app.client
@@ -46,24 +18,10 @@ async fn wait_build(app: &TestApp, ws: &str) -> WorkspaceView {
     app.client.workspace(ws).await.unwrap()
 }
 
-fn local_template() -> Vec<(String, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    hangar::cli::templates::write_builtin("local", dir.path()).unwrap();
-    vec![(
-        "main.tf".into(),
-        std::fs::read_to_string(dir.path().join("main.tf")).unwrap(),
-    )]
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn local_workspace_lifecycle_through_the_cli() {
     let app = spawn_app().await;
-    let files = local_template();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let v = push(&app, "local", &files).await;
+    let v = push_builtin(&app, "local").await;
     assert_eq!(v.resources.len(), 2, "{:?}", v.resources);
     let kinds: Vec<(String, String)> = v
         .resources
@@ -227,7 +185,7 @@ resource "terraform_data" "disk" {
 #[tokio::test(flavor = "multi_thread")]
 async fn parameters_are_checked_and_nothing_half_made_is_left() {
     let app = spawn_app().await;
-    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+    push_files(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
 
     // Without a terminal a missing parameter names itself and how to pass it.
     let out = app.cli(&["create", "--template=p", "ws"]).await;
@@ -316,7 +274,7 @@ async fn parameters_are_checked_and_nothing_half_made_is_left() {
     );
 
     // A new version with a new parameter: update asks only for it (given here by flag).
-    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}\ndata \"hangar_parameter\" \"shell\" {{\n  name = \"shell\"\n}}\n"))]).await;
+    push_files(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}\ndata \"hangar_parameter\" \"shell\" {{\n  name = \"shell\"\n}}\n"))]).await;
     let ws = app.client.workspace("ws").await.unwrap();
     assert!(ws.outdated);
     let out = app.cli(&["update", "ws", "--parameter", "shell=zsh"]).await;
@@ -346,7 +304,7 @@ async fn failing_builds_keep_logs_and_state_and_can_be_deleted() {
     let tf = format!(
         "{PROVIDER}resource \"terraform_data\" \"ok\" {{}}\nresource \"terraform_data\" \"bad\" {{\n  count = data.hangar_workspace.me.start_count\n  depends_on = [terraform_data.ok]\n  provisioner \"local-exec\" {{\n    command = \"echo the-disk-is-full >&2; exit 3\"\n  }}\n}}\n"
     );
-    push(&app, "bad", &[("main.tf", &tf)]).await;
+    push_files(&app, "bad", &[("main.tf", &tf)]).await;
     let out = app.cli(&["create", "--template=bad", "ws", "-y"]).await;
     assert!(!out.status.success(), "a failed build exits non-zero");
     assert!(stderr(&out).contains("failed"), "{}", stderr(&out));
@@ -384,7 +342,7 @@ async fn one_build_at_a_time_and_cancel() {
     // A marker in the environment finds this test's provisioner processes, and only them.
     let marker = format!("cancel-marker-{}", uuid::Uuid::new_v4().simple());
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 30\"\n    environment = {{ HANGAR_TEST_MARKER = \"{marker}\" }}\n  }}\n}}\n");
-    push(&app, "slow", &[("main.tf", &tf)]).await;
+    push_files(&app, "slow", &[("main.tf", &tf)]).await;
     let ws = app
         .client
         .create_workspace(&CreateWorkspaceRequest {
@@ -457,7 +415,7 @@ async fn terraform_never_sees_the_servers_secrets() {
     std::env::set_var("HANGAR_TEST_CANARY_SECRET", "canary-5f3a");
     let app = spawn_app().await;
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"env\" {{\n  provisioner \"local-exec\" {{\n    command = \"env | sort\"\n  }}\n}}\n");
-    push(&app, "env", &[("main.tf", &tf)]).await;
+    push_files(&app, "env", &[("main.tf", &tf)]).await;
     app.client
         .create_workspace(&CreateWorkspaceRequest {
             name: "ws".into(),
@@ -493,7 +451,7 @@ async fn terraform_never_sees_the_servers_secrets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn members_see_only_their_own_workspaces() {
     let app = spawn_app().await;
-    push(
+    push_files(
         &app,
         "t",
         &[(
@@ -586,7 +544,7 @@ async fn concurrent_claims_take_each_job_once() {
 async fn build_logs_stream_as_server_sent_events() {
     let app = spawn_app().await;
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  provisioner \"local-exec\" {{\n    command = \"echo streaming-works\"\n  }}\n}}\n");
-    push(&app, "t", &[("main.tf", &tf)]).await;
+    push_files(&app, "t", &[("main.tf", &tf)]).await;
     let ws = app
         .client
         .create_workspace(&CreateWorkspaceRequest {
@@ -734,7 +692,7 @@ const TERA_TF: &str = "resource \"terraform_data\" \"greeting\" {\n  input = \"h
 #[tokio::test(flavor = "multi_thread")]
 async fn multi_host_template_is_classified_and_state_carries_over() {
     let app = spawn_app().await;
-    let v = push(
+    let v = push_files(
         &app,
         "multi",
         &[
@@ -885,12 +843,7 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
 #[tokio::test(flavor = "multi_thread")]
 async fn orphan_delete_leaves_resources_and_templates_in_use_stay() {
     let app = spawn_app().await;
-    let files = local_template();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    push(&app, "local", &files).await;
+    push_builtin(&app, "local").await;
     let homes = tempfile::tempdir().unwrap();
     let base = format!("home_base={}", homes.path().display());
     for name in ["keep", "pinned"] {
@@ -1011,7 +964,7 @@ async fn a_version_whose_import_failed_cannot_be_used() {
 async fn a_build_over_its_time_limit_is_stopped_and_says_so() {
     let app = spawn_app_with(|c| c.job_timeout = Duration::from_secs(3)).await;
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 60\"\n  }}\n}}\n");
-    push(&app, "slow", &[("main.tf", &tf)]).await;
+    push_files(&app, "slow", &[("main.tf", &tf)]).await;
     app.client
         .create_workspace(&CreateWorkspaceRequest {
             name: "ws".into(),
@@ -1042,7 +995,7 @@ async fn a_build_over_its_time_limit_is_stopped_and_says_so() {
 async fn create_prompts_on_a_terminal_and_re_asks_on_invalid_input() {
     use tokio::io::AsyncWriteExt;
     let app = spawn_app().await;
-    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+    push_files(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
     let command = format!("{} create --template=p", hangar_bin().display());
     let mut child = tokio::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
@@ -1083,7 +1036,7 @@ async fn create_prompts_on_a_terminal_and_re_asks_on_invalid_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_plans_and_creates_nothing() {
     let app = spawn_app().await;
-    push(
+    push_files(
         &app,
         "multi",
         &[
@@ -1118,7 +1071,7 @@ async fn dry_run_plans_and_creates_nothing() {
         "a dry run creates no workspace"
     );
     // Parameters are checked before anything is queued.
-    push(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
+    push_files(&app, "p", &[("main.tf", &format!("{PROVIDER}{PARAMS_TF}"))]).await;
     let err = app
         .client
         .dry_run("p", "v1", [("size".to_string(), "99".to_string())].into())
@@ -1152,7 +1105,7 @@ data "hangar_parameter" "disk" {
 output "disk" { value = data.hangar_parameter.disk.value }
 "#;
     let tera = "data \"hangar_parameter\" \"{{ template.name }}_flavor\" {\n  name    = \"flavor\"\n  default = \"plain\"\n  option {\n    name  = \"Plain\"\n    value = \"plain\"\n  }\n  option {\n    name  = \"Fancy\"\n    value = \"fancy\"\n  }\n}\n";
-    let v = push(
+    let v = push_files(
         &app,
         "hidden",
         &[
@@ -1209,7 +1162,7 @@ output "disk" { value = data.hangar_parameter.disk.value }
 async fn concurrent_builds_all_finish() {
     let app = spawn_app().await;
     let tf = format!("{PROVIDER}resource \"terraform_data\" \"x\" {{\n  count = data.hangar_workspace.me.start_count\n  input = data.hangar_workspace.me.name\n}}\nresource \"terraform_data\" \"home\" {{}}\n");
-    push(&app, "t", &[("main.tf", &tf)]).await;
+    push_files(&app, "t", &[("main.tf", &tf)]).await;
     let creates = (0..8).map(|i| {
         let client = app.client.clone();
         async move {

@@ -176,3 +176,45 @@ pub fn template_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// Terraform's `required_providers` for Hangar's provider, and `data.hangar_workspace.me`:
+/// the head of most test templates.
+pub const PROVIDER: &str = "terraform {\n  required_providers {\n    hangar = { source = \"hangar/hangar\" }\n  }\n}\ndata \"hangar_workspace\" \"me\" {}\n";
+
+/// Pushes a template made of `files` and waits for its import, which must succeed.
+pub async fn push_files(
+    app: &TestApp,
+    name: &str,
+    files: &[(&str, &str)],
+) -> hangar::api::templates::VersionView {
+    let dir = template_dir(files);
+    push_dir(app, name, dir.path()).await
+}
+
+/// Pushes a built-in template (`local`, `external`) and waits for its import.
+pub async fn push_builtin(app: &TestApp, id: &str) -> hangar::api::templates::VersionView {
+    let dir = tempfile::tempdir().unwrap();
+    hangar::cli::templates::write_builtin(id, dir.path()).unwrap();
+    push_dir(app, id, dir.path()).await
+}
+
+async fn push_dir(app: &TestApp, name: &str, dir: &Path) -> hangar::api::templates::VersionView {
+    let archive = hangar::model::archive::pack_dir(dir).unwrap();
+    let v = app
+        .client
+        .push_template(name, archive, None, "", true)
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&v.job.as_ref().unwrap().id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        job.status,
+        hangar::model::JobStatus::Succeeded,
+        "import of {name} failed: {:?}",
+        job.error
+    );
+    app.client.template_version(name, &v.name).await.unwrap()
+}
