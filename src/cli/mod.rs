@@ -209,15 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Provider(ProviderCommand::Install { dir }) => {
-            let binary = std::env::current_exe()?;
-            crate::provider::mirror::install(&dir, &binary)?;
-            let dir = dir.canonicalize()?;
-            println!(
-                "Installed Hangar's provider into the filesystem mirror {}.",
-                dir.display()
-            );
-            println!("Point terraform at it with TF_CLI_CONFIG_FILE=<file> containing:\n");
-            print!("{}", crate::provider::mirror::cli_config(&dir, None));
+            print!("{}", crate::provider::install_command(&dir)?);
             Ok(ExitCode::SUCCESS)
         }
     }
