@@ -29,6 +29,21 @@ pub struct ScriptContext {
     pub reporter: Reporter,
 }
 
+/// The interpreter of a `#!` line and its one optional argument (Linux passes everything
+/// after the interpreter as a single argument).
+fn shebang(script: &str) -> (&str, Option<&str>) {
+    let line = script
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("#!")
+        .trim();
+    match line.split_once(char::is_whitespace) {
+        Some((interpreter, arg)) => (interpreter, Some(arg.trim()).filter(|a| !a.is_empty())),
+        None => (line, None),
+    }
+}
+
 impl ScriptContext {
     pub fn new(manifest: &Manifest, dir: PathBuf, reporter: Reporter) -> ScriptContext {
         let mut env = vec![
@@ -65,7 +80,13 @@ impl ScriptContext {
             f.as_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o700))?;
             let path = f.into_temp_path();
-            (Command::new(&*path), Some(path))
+            // Run the interpreter on the file rather than exec the file itself: exec of a
+            // file just written fails with ETXTBSY when another thread forks while the
+            // write handle is still open, and this agent runs scripts concurrently.
+            let (interpreter, arg) = shebang(script);
+            let mut c = Command::new(interpreter);
+            c.args(arg).arg(&*path);
+            (c, Some(path))
         } else {
             let mut c = Command::new("sh");
             c.arg("-c").arg(script);
@@ -369,4 +390,20 @@ pub async fn run_cron(ctx: &ScriptContext, scripts: &[super::protocol::ScriptSpe
         })
     });
     futures::future::join_all(runs).await;
+}
+
+#[cfg(test)]
+mod shebang_tests {
+    #[test]
+    fn reads_interpreter_and_its_one_argument() {
+        assert_eq!(super::shebang("#!/bin/sh\necho hi"), ("/bin/sh", None));
+        assert_eq!(
+            super::shebang("#!/usr/bin/env bash\n"),
+            ("/usr/bin/env", Some("bash"))
+        );
+        assert_eq!(
+            super::shebang("#! /bin/bash -e -u\n"),
+            ("/bin/bash", Some("-e -u"))
+        );
+    }
 }
