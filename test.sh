@@ -9,7 +9,8 @@ source scripts/prereqs.sh
 ensure_prereqs postgres chromium
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
-cleanup() { stop_postgres "$pg_dir"; rm -rf "$pg_dir"; }
+# Runs on every exit, failures included; it must not stop half-way itself.
+cleanup() { set +e; stop_postgres "$pg_dir"; rm -rf "$pg_dir"; }
 trap cleanup EXIT
 start_postgres "$pg_dir"
 export HANGAR_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"

@@ -12,7 +12,9 @@ apt_install() {
 }
 
 pg_bin_dir() {
-  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  # `return 0`, not a bare `return`: inside a trap a bare return reports the status of
+  # the command that fired the trap, and the EXIT trap calls this to stop PostgreSQL.
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return 0; fi
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
