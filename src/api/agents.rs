@@ -17,7 +17,7 @@ use super::{ApiError, ApiResult, AppState};
 use crate::agent::protocol::{AgentMessage, AgentSpec, Manifest, ServerMessage};
 use crate::db::agents::{AgentLog, AgentMetadataRow, AgentWithWorkspace};
 use crate::db::Database;
-use crate::model::agent::{agent_healthy, agent_status, AgentStatus, Contact, Lifecycle};
+use crate::model::agent::AgentStatus;
 use crate::model::{now_ms, secret::hash_token};
 
 /// Limits on what one agent message may store, so a chatty script cannot fill the disk
@@ -86,19 +86,13 @@ impl FromRequestParts<AppState> for AgentAuth {
     }
 }
 
-fn parse_spec(manifest: &str) -> AgentSpec {
-    // A manifest the runner wrote is valid JSON; if it ever is not, an agent with no
-    // scripts is more useful than an agent that cannot connect.
-    serde_json::from_str(manifest).unwrap_or_default()
-}
-
 /// `GET /workspaceagents/me`
 pub async fn manifest(
     State(state): State<AppState>,
     AgentAuth(a): AgentAuth,
 ) -> ApiResult<Json<Manifest>> {
     Ok(Json(Manifest {
-        spec: parse_spec(&a.agent.manifest),
+        spec: a.agent.spec(),
         agent_id: a.agent.id,
         agent_name: a.agent.name,
         workspace_id: a.workspace_id,
@@ -170,7 +164,7 @@ async fn serve_agent(
     a: AgentWithWorkspace,
 ) -> anyhow::Result<()> {
     let id = a.agent.id.clone();
-    let spec = parse_spec(&a.agent.manifest);
+    let spec = a.agent.spec();
     state.db.agent_connected(&id, now_ms()).await?;
     tracing::info!(agent_id = %id, agent = %a.agent.name, workspace = %a.workspace_name, "agent connected");
     let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
@@ -304,19 +298,8 @@ pub struct AgentView {
 
 /// The view of an agent at `now` (the workspaces API uses it for `list` and `show`).
 pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
-    let spec = parse_spec(&a.agent.manifest);
     let ag = &a.agent;
-    let status = agent_status(
-        &Contact {
-            created_at: ag.created_at,
-            first_connected_at: ag.first_connected_at,
-            last_connected_at: ag.last_connected_at,
-            disconnected_at: ag.disconnected_at,
-        },
-        now,
-        spec.connection_timeout,
-    );
-    let lifecycle = ag.lifecycle.parse().unwrap_or(Lifecycle::Created);
+    let (status, healthy) = ag.health(now);
     AgentView {
         id: ag.id.clone(),
         name: ag.name.clone(),
@@ -330,12 +313,12 @@ pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
         hostname: ag.hostname.clone(),
         lifecycle: ag.lifecycle.clone(),
         status,
-        healthy: agent_healthy(status, lifecycle),
+        healthy,
         first_connected_at: ag.first_connected_at,
         last_connected_at: ag.last_connected_at,
         disconnected_at: ag.disconnected_at,
         created_at: ag.created_at,
-        troubleshooting_url: spec.troubleshooting_url,
+        troubleshooting_url: ag.spec().troubleshooting_url,
     }
 }
 
@@ -421,7 +404,7 @@ pub async fn metadata_views(
     state: &AppState,
     agent: &crate::db::agents::Agent,
 ) -> ApiResult<Vec<MetadataView>> {
-    let mut spec = parse_spec(&agent.manifest);
+    let mut spec = agent.spec();
     let rows = state.db.list_agent_metadata(&agent.id).await?;
     spec.metadata
         .sort_by(|x, y| x.order.cmp(&y.order).then(x.key.cmp(&y.key)));

@@ -550,25 +550,13 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
 }
 
 pub fn agent_view(agent: Agent) -> AgentView {
-    use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
-    let spec: crate::agent::protocol::AgentSpec =
-        serde_json::from_str(&agent.manifest).unwrap_or_default();
-    let contact = Contact {
-        created_at: agent.created_at,
-        first_connected_at: agent.first_connected_at,
-        last_connected_at: agent.last_connected_at,
-        disconnected_at: agent.disconnected_at,
-    };
-    let status = agent_status(&contact, now_ms(), spec.connection_timeout);
-    let healthy = agent_healthy(
-        status,
-        agent.lifecycle.parse().unwrap_or(Lifecycle::Created),
-    );
+    let (status, healthy) = agent.health(now_ms());
+    let apps = agent.spec().apps;
     AgentView {
         agent,
         status: status.as_str().to_string(),
         healthy,
-        apps: spec.apps,
+        apps,
     }
 }
 

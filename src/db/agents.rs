@@ -26,6 +26,31 @@ pub struct Agent {
     pub created_at: i64,
 }
 
+impl Agent {
+    /// What the runner recorded for this agent (a manifest that does not parse yields an
+    /// agent with no scripts, which is more useful than one that cannot connect).
+    pub fn spec(&self) -> crate::agent::protocol::AgentSpec {
+        serde_json::from_str(&self.manifest).unwrap_or_default()
+    }
+
+    /// Its connection status at `now` and whether it is healthy (connected and ready):
+    /// the one place both are derived from the row.
+    pub fn health(&self, now: i64) -> (crate::model::agent::AgentStatus, bool) {
+        use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
+        let contact = Contact {
+            created_at: self.created_at,
+            first_connected_at: self.first_connected_at,
+            last_connected_at: self.last_connected_at,
+            disconnected_at: self.disconnected_at,
+        };
+        let status = agent_status(&contact, now, self.spec().connection_timeout);
+        (
+            status,
+            agent_healthy(status, self.lifecycle.parse().unwrap_or(Lifecycle::Created)),
+        )
+    }
+}
+
 pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at";
 
 pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
