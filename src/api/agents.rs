@@ -299,7 +299,8 @@ pub struct AgentView {
 /// The view of an agent at `now` (the workspaces API uses it for `list` and `show`).
 pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
     let ag = &a.agent;
-    let (status, healthy) = ag.health(now);
+    let spec = ag.spec();
+    let (status, healthy) = ag.health(&spec, now);
     AgentView {
         id: ag.id.clone(),
         name: ag.name.clone(),
@@ -318,7 +319,7 @@ pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
         last_connected_at: ag.last_connected_at,
         disconnected_at: ag.disconnected_at,
         created_at: ag.created_at,
-        troubleshooting_url: ag.spec().troubleshooting_url,
+        troubleshooting_url: spec.troubleshooting_url,
     }
 }
 

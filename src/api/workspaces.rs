@@ -550,8 +550,9 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
 }
 
 pub fn agent_view(agent: Agent) -> AgentView {
-    let (status, healthy) = agent.health(now_ms());
-    let apps = agent.spec().apps;
+    let spec = agent.spec();
+    let (status, healthy) = agent.health(&spec, now_ms());
+    let apps = spec.apps;
     AgentView {
         agent,
         status: status.as_str().to_string(),

@@ -33,9 +33,13 @@ impl Agent {
         serde_json::from_str(&self.manifest).unwrap_or_default()
     }
 
-    /// Its connection status at `now` and whether it is healthy (connected and ready):
+    /// Its connection status at `now` (`spec` is `self.spec()`, parsed once by the caller) and whether it is healthy (connected and ready):
     /// the one place both are derived from the row.
-    pub fn health(&self, now: i64) -> (crate::model::agent::AgentStatus, bool) {
+    pub fn health(
+        &self,
+        spec: &crate::agent::protocol::AgentSpec,
+        now: i64,
+    ) -> (crate::model::agent::AgentStatus, bool) {
         use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
         let contact = Contact {
             created_at: self.created_at,
@@ -43,7 +47,7 @@ impl Agent {
             last_connected_at: self.last_connected_at,
             disconnected_at: self.disconnected_at,
         };
-        let status = agent_status(&contact, now, self.spec().connection_timeout);
+        let status = agent_status(&contact, now, spec.connection_timeout);
         (
             status,
             agent_healthy(status, self.lifecycle.parse().unwrap_or(Lifecycle::Created)),

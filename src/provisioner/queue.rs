@@ -246,13 +246,7 @@ impl Runner {
         let missing: Vec<JobLog> = super::terraform::read_output_files(dir)
             .into_iter()
             .filter(|l| !stored.contains(&l.text))
-            .map(|l| JobLog {
-                id: 0,
-                at: l.at_ms,
-                stage: l.stage.as_str().into(),
-                level: l.level.as_str().into(),
-                text: l.text,
-            })
+            .map(JobLog::from)
             .collect();
         self.db.insert_job_logs(&job.id, &missing).await?;
         Ok(())
@@ -337,16 +331,7 @@ fn log_writer(
         // pile up and go in the next batch, so a chatty run costs few transactions and a
         // finished one waits for nothing.
         while rx.recv_many(&mut batch, 1024).await > 0 {
-            let rows: Vec<JobLog> = batch
-                .drain(..)
-                .map(|l| JobLog {
-                    id: 0,
-                    at: l.at_ms,
-                    stage: l.stage.as_str().into(),
-                    level: l.level.as_str().into(),
-                    text: l.text,
-                })
-                .collect();
+            let rows: Vec<JobLog> = batch.drain(..).map(JobLog::from).collect();
             if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
                 tracing::error!(error = %e, "storing job logs");
             }
@@ -372,5 +357,18 @@ impl LogSender {
             text: text.into(),
             at_ms: now_ms(),
         });
+    }
+}
+
+/// A terraform line as it is stored (the id is the database's to give).
+impl From<LogLine> for JobLog {
+    fn from(l: LogLine) -> JobLog {
+        JobLog {
+            id: 0,
+            at: l.at_ms,
+            stage: l.stage.as_str().into(),
+            level: l.level.as_str().into(),
+            text: l.text,
+        }
     }
 }
