@@ -22,6 +22,13 @@ const MAX_TAR_STREAM_BYTES: u64 = 2 * MAX_UNPACKED_BYTES;
 /// How many symlinks one path may pass through before we call it a loop (Linux uses 40).
 const MAX_LINK_HOPS: usize = 40;
 
+/// Limits on an archive's shape: a template is a few dozen files a few levels deep, and
+/// the checks below (links, prefixes) cost more per entry the deeper and longer its path.
+/// Without them a 10 KB archive with one 2,000-component path took 97 s of CPU.
+pub const MAX_ENTRIES: usize = 10_000;
+pub const MAX_PATH_COMPONENTS: usize = 64;
+pub const MAX_PATH_BYTES: usize = 1024;
+
 /// Directory names that never belong in a template: provider binaries, local state, VCS.
 const SKIPPED_DIRS: &[&str] = &[".terraform", ".git"];
 
@@ -33,6 +40,12 @@ pub enum ArchiveError {
     Empty,
     #[error("archive entry {path:?} has an absolute path; archive the template directory's contents with relative paths (`tar -cf t.tar -C DIR .`)")]
     AbsolutePath { path: String },
+    #[error("the archive has more than {limit} entries; a template is a Terraform module, not a project tree: push only the module's directory")]
+    TooManyEntries { limit: usize },
+    #[error("archive entry {path:?} is too deep or too long (at most {MAX_PATH_COMPONENTS} directories and {MAX_PATH_BYTES} bytes); flatten the template's layout")]
+    PathTooLong { path: String },
+    #[error("archive entry {path:?} appears twice; an archive must list each path once (`tar -cf t.tar -C DIR .`)")]
+    Duplicate { path: String },
     #[error("archive entry {path:?} contains a `..` component, which could write outside the template directory; remove it from the archive")]
     ParentDir { path: String },
     #[error("archive entry {path:?} is a link to {target:?}, which points outside the template directory; replace the link with the file itself")]
@@ -367,6 +380,28 @@ fn check_not_through_link(links: &HashMap<String, String>, path: &str) -> Result
     Ok(())
 }
 
+/// Each path names one thing: a file may not replace a directory (its own or one its
+/// earlier children implied) or stand where a later entry needs a directory.
+fn check_unique(
+    seen: &mut HashMap<String, bool>,
+    path: &str,
+    is_dir: bool,
+) -> Result<(), ArchiveError> {
+    let duplicate = || ArchiveError::Duplicate {
+        path: path.to_string(),
+    };
+    for (i, _) in path.match_indices('/') {
+        if !*seen.entry(path[..i].to_string()).or_insert(true) {
+            return Err(duplicate());
+        }
+    }
+    match seen.insert(path.to_string(), is_dir) {
+        Some(true) if is_dir => Ok(()),
+        Some(_) => Err(duplicate()),
+        None => Ok(()),
+    }
+}
+
 fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
     if bytes.is_empty() {
         return Err(ArchiveError::Empty);
@@ -384,11 +419,24 @@ fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
     let mut links: HashMap<String, String> = HashMap::new();
     let mut hardlinks: Vec<(String, String)> = Vec::new();
     let mut any_entry = false;
+    let mut entries = 0usize;
     let mut paths: Vec<String> = Vec::new();
+    let mut seen = HashMap::new();
     for entry in archive.entries().map_err(not_tar)? {
         let entry = entry.map_err(not_tar)?;
         any_entry = true;
+        entries += 1;
+        if entries > MAX_ENTRIES {
+            return Err(ArchiveError::TooManyEntries { limit: MAX_ENTRIES });
+        }
         let raw_path = entry.path().map_err(not_tar)?.into_owned();
+        let raw_len = raw_path.as_os_str().len();
+        if raw_len > MAX_PATH_BYTES || raw_path.components().count() > MAX_PATH_COMPONENTS {
+            let shown: String = raw_path.to_string_lossy().chars().take(80).collect();
+            return Err(ArchiveError::PathTooLong {
+                path: format!("{shown}…"),
+            });
+        }
         let path = normalize(&raw_path)?;
         if path.is_empty() {
             // `./` itself, as `tar -C dir .` writes it.
@@ -396,6 +444,7 @@ fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
         }
         // A path whose parent is a symlink would be written wherever that link points.
         check_not_through_link(&links, &path)?;
+        check_unique(&mut seen, &path, entry.header().entry_type().is_dir())?;
         paths.push(path.clone());
         let kind = entry.header().entry_type();
         use tar::EntryType as E;
@@ -471,11 +520,18 @@ fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
 }
 
 fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveError> {
-    Ok(entry
+    let target = entry
         .link_name()
         .map_err(not_tar)?
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default())
+        .unwrap_or_default();
+    if target.len() > MAX_PATH_BYTES || target.split('/').count() > MAX_PATH_COMPONENTS {
+        let shown: String = target.chars().take(80).collect();
+        return Err(ArchiveError::PathTooLong {
+            path: format!("{shown}…"),
+        });
+    }
+    Ok(target)
 }
 
 fn special(path: String, kind: &str) -> ArchiveError {
@@ -715,6 +771,121 @@ mod tests {
         assert!(matches!(err, ArchiveError::NoTerraform { .. }), "{err}");
         let err = validate(&Tar::new().file("tpl/main.tf", b"").bytes()).unwrap_err();
         assert!(err.to_string().contains("tpl/main.tf"), "{err}");
+    }
+
+    /// A GNU long-name entry: the path lives in its own record, so it has no 100-byte cap.
+    fn long_named(entries: &[(String, tar::EntryType, Option<String>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, target) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            match target {
+                Some(t) => b.append_link(&mut h, path, t).unwrap(),
+                None => b.append_data(&mut h, path, std::io::empty()).unwrap(),
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn pathological_shapes_are_refused_quickly() {
+        let deep = vec!["d"; 2000].join("/");
+        let started = std::time::Instant::now();
+        let bytes = long_named(&[(format!("{deep}/main.tf"), tar::EntryType::Regular, None)]);
+        assert!(matches!(
+            validate(&bytes),
+            Err(ArchiveError::PathTooLong { .. })
+        ));
+        let link = long_named(&[
+            ("main.tf".into(), tar::EntryType::Regular, None),
+            ("l".into(), tar::EntryType::Symlink, Some(deep.clone())),
+        ]);
+        assert!(matches!(
+            validate(&link),
+            Err(ArchiveError::PathTooLong { .. })
+        ));
+        let many: Vec<_> = (0..=MAX_ENTRIES)
+            .map(|i| (format!("f{i}.tf"), tar::EntryType::Regular, None))
+            .collect();
+        let err = validate(&long_named(&many)).unwrap_err();
+        assert!(matches!(err, ArchiveError::TooManyEntries { .. }), "{err}");
+        // Refusals are cheap: the old walk spent 97 s of CPU on the first archive.
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        let ok = vec!["d"; MAX_PATH_COMPONENTS - 1].join("/");
+        validate(&long_named(&[
+            ("main.tf".into(), tar::EntryType::Regular, None),
+            (format!("{ok}/x.tf"), tar::EntryType::Regular, None),
+        ]))
+        .unwrap();
+    }
+
+    fn arb_entry() -> impl proptest::strategy::Strategy<Value = (String, u8, String, Vec<u8>)> {
+        use proptest::prelude::*;
+        let part = prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("".to_string()),
+            Just("main.tf".to_string()),
+            "[a-c]{1,2}",
+        ];
+        let path = proptest::collection::vec(part.clone(), 1..5).prop_map(|p| p.join("/"));
+        let abs = prop_oneof![Just(String::new()), Just("/".to_string())];
+        let target = proptest::collection::vec(part, 1..5).prop_map(|p| p.join("/"));
+        (
+            (abs.clone(), path).prop_map(|(a, p)| a + &p),
+            0u8..6,
+            (abs, target).prop_map(|(a, t)| a + &t),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4_000))]
+        /// Whatever the entries, extraction never writes outside its destination, and
+        /// what validation accepts, extraction writes.
+        #[test]
+        fn extraction_stays_inside_dest(entries in proptest::collection::vec(arb_entry(), 1..6)) {
+            let mut b = tar::Builder::new(Vec::new());
+            for (path, kind, target, body) in &entries {
+                let kind = [
+                    tar::EntryType::Regular,
+                    tar::EntryType::Directory,
+                    tar::EntryType::Symlink,
+                    tar::EntryType::Link,
+                    tar::EntryType::Fifo,
+                    tar::EntryType::Char,
+                ][*kind as usize];
+                let mut h = Tar::raw_header(&path.chars().take(99).collect::<String>(), kind, body.len() as u64);
+                if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+                    h.set_size(0);
+                    let _ = h.set_link_name_literal(target.chars().take(99).collect::<String>());
+                    h.set_cksum();
+                    b.append(&h, std::io::empty()).unwrap();
+                } else if kind == tar::EntryType::Regular {
+                    b.append(&h, &body[..]).unwrap();
+                } else {
+                    h.set_size(0);
+                    h.set_cksum();
+                    b.append(&h, std::io::empty()).unwrap();
+                }
+            }
+            let bytes = b.into_inner().unwrap();
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("dest");
+            std::fs::create_dir(&dest).unwrap();
+            let valid = validate(&bytes).is_ok();
+            let extracted = extract(&bytes, &dest).is_ok();
+            proptest::prop_assert!(!valid || extracted, "validate accepted what extract refused");
+            proptest::prop_assert!(valid || !extracted);
+            // Nothing beside `dest` in the root: no entry escaped.
+            let outside: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+            proptest::prop_assert_eq!(outside.len(), 1);
+            if !valid {
+                proptest::prop_assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+            }
+        }
     }
 
     #[test]

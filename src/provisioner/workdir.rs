@@ -177,8 +177,13 @@ fn find_templates(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), WorkdirError
 
 fn render_one(name: &str, source: &str, context: &tera::Context) -> Result<String, WorkdirError> {
     let mut tera = tera::Tera::default();
-    // HCL, not HTML: `"` and `<` must come out as written.
-    tera.autoescape_on(vec![]);
+    // Every `{{ … }}` is escaped for an HCL quoted string unless the template writes
+    // `| safe`: parameter values come from members, and a raw `"` would let one close the
+    // string and add a `local-exec` that runs on this machine.
+    tera.autoescape_on(vec![""]);
+    tera.set_escape_fn(escape_hcl_string);
+    // Templates must not read the server's environment (database URLs, secrets).
+    tera.register_function("get_env", refuse_get_env);
     tera.add_raw_template(name, source)
         .and_then(|()| tera.render(name, context))
         .map_err(|e| {
@@ -189,6 +194,38 @@ fn render_one(name: &str, source: &str, context: &tera::Context) -> Result<Strin
                 message,
             }
         })
+}
+
+/// `s` made safe inside an HCL quoted string (`"…"`) or heredoc: quotes, backslashes
+/// and control characters escaped, and the `${`/`%{` that would start an interpolation or
+/// directive doubled into their literal forms.
+pub fn escape_hcl_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn refuse_get_env(
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    Err(tera::Error::msg(
+        "get_env is not available to templates: pass values as parameters instead",
+    ))
 }
 
 /// tera's top-level message is often just "Failed to render 'x'"; the cause is below it.
@@ -344,6 +381,57 @@ mod tests {
         let path = p.to_path_buf();
         drop(wd);
         assert!(!path.exists());
+    }
+
+    /// What `x = "<rendered>"` means to HCL, or why it does not parse.
+    fn hcl_string_value(rendered: &str) -> Result<String, String> {
+        let body: hcl::Body =
+            hcl::from_str(&format!("x = \"{rendered}\"\n")).map_err(|e| e.to_string())?;
+        let attrs: Vec<_> = body.attributes().collect();
+        if body.blocks().count() != 0 || attrs.len() != 1 {
+            return Err(format!("more than one attribute: {body:?}"));
+        }
+        match attrs[0].expr() {
+            hcl::Expression::String(s) => Ok(s.clone()),
+            other => Err(format!("not a plain string: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn parameter_values_cannot_escape_their_hcl_string() {
+        let root = tempfile::tempdir().unwrap();
+        let evil = "x\"\n}\nresource \"terraform_data\" \"pwn\" {\n  provisioner \"local-exec\" {\n    command = \"touch /tmp/pwned\"\n  }\n}\n# ${path.cwd} %{ if true }\\";
+        let bytes = archive(&[(
+            "main.tf.tera",
+            "output \"v\" {\n  value = \"{{ parameters.v }}\"\n}\n# raw: {{ parameters.n | safe }}\n",
+        )]);
+        let mut ctx = ctx();
+        ctx["parameters"] = json!({"v": evil, "n": "3"});
+        let wd = prepare(root.path(), "job1", &bytes, &ctx, None).unwrap();
+        let tf = std::fs::read_to_string(wd.path().join("main.tf")).unwrap();
+        let body: hcl::Body = hcl::from_str(&tf).unwrap();
+        assert_eq!(body.blocks().count(), 1, "{tf}");
+        assert!(tf.ends_with("# raw: 3\n"), "{tf}");
+        let line = tf.lines().nth(1).unwrap();
+        let rendered = line.trim().strip_prefix("value = \"").unwrap();
+        assert_eq!(hcl_string_value(rendered.strip_suffix('"').unwrap()).unwrap(), evil);
+    }
+
+    #[test]
+    fn templates_cannot_read_the_servers_environment() {
+        let root = tempfile::tempdir().unwrap();
+        let bytes = archive(&[("main.tf.tera", "# {{ get_env(name=\"PATH\") }}\n")]);
+        let err = prepare(root.path(), "job1", &bytes, &ctx(), None).unwrap_err();
+        assert!(err.to_string().contains("get_env is not available"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// Whatever a member types, the escaped text inside quotes reads back as exactly it.
+        #[test]
+        fn escaped_strings_read_back_unchanged(s in "(\\PC|[\"\\\\$%{}\n\r\t\u{0}-\u{1f}\u{7f}])*") {
+            proptest::prop_assert_eq!(hcl_string_value(&escape_hcl_string(&s)), Ok(s));
+        }
     }
 
     #[test]
