@@ -11,6 +11,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod db;
+pub mod isolate;
 pub mod model;
 pub mod provider;
 pub mod provisioner;

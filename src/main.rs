@@ -11,5 +11,8 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
+    if std::env::var_os(hangar::isolate::CHILD_ENV).is_some() {
+        return hangar::isolate::child_main();
+    }
     hangar::cli::main()
 }

@@ -11,7 +11,7 @@ use super::auth::Auth;
 use super::{ApiError, ApiResult, AppState};
 use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
-use crate::model::parameter::{parse_static, Parameter};
+use crate::model::parameter::Parameter;
 use crate::model::{archive, new_id, now_ms, JobKind, Name, Role};
 
 /// Uploads larger than this are refused before reading the archive; the archive's own
@@ -206,10 +206,21 @@ pub async fn push(
         }
         other => ApiError::BadRequest(other.to_string()),
     };
-    archive::validate(&body).map_err(bad_archive)?;
-    let files = archive::read_files(&body).map_err(bad_archive)?;
-    let parameters = parse_static(&files)
-        .map_err(|e| ApiError::BadRequest(format!("the template's HCL does not parse: {e}")))?;
+    // Checks every entry and reads the .tf files: CPU-bound work for the blocking pool,
+    // not the threads that serve requests.
+    let files = {
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || archive::read_files(&body))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(bad_archive)?
+    };
+    let parameters = crate::isolate::parse_parameters(&state.config.hangar_binary, &files)
+        .await
+        .map_err(|e| match e {
+            crate::isolate::ParseError::Spawn(_) => ApiError::Internal(e.into()),
+            e => ApiError::BadRequest(format!("the template's HCL does not parse: {e}")),
+        })?;
 
     let now = now_ms();
     let template = match state

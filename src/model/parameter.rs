@@ -202,27 +202,39 @@ pub struct HclError {
 pub fn parse_static(files: &[(String, String)]) -> Result<Vec<Parameter>, HclError> {
     let mut found = Vec::new();
     for (file, text) in files {
-        // `.tf.tera` files are rendered per workspace; before rendering they are not HCL.
-        if !file.ends_with(".tf") {
+        found.extend(parameters_in(file, text)?);
+    }
+    sort_parameters(&mut found);
+    Ok(found)
+}
+
+/// The parameters one file declares (none for `.tf.tera` files: before rendering they
+/// are not HCL).
+pub fn parameters_in(file: &str, text: &str) -> Result<Vec<Parameter>, HclError> {
+    if !file.ends_with(".tf") {
+        return Ok(Vec::new());
+    }
+    let body: hcl::Body = hcl::parse(text).map_err(|e| HclError {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut found = Vec::new();
+    for block in body.blocks() {
+        let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+        if block.identifier() != "data" || labels.len() != 2 {
             continue;
         }
-        let body: hcl::Body = hcl::parse(text).map_err(|e| HclError {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-        for block in body.blocks() {
-            let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
-            if block.identifier() != "data" || labels.len() != 2 {
-                continue;
-            }
-            if labels[0] != "hangar_parameter" && labels[0] != "coder_parameter" {
-                continue;
-            }
-            found.push(parameter_from_block(block, labels[1]));
+        if labels[0] != "hangar_parameter" && labels[0] != "coder_parameter" {
+            continue;
         }
+        found.push(parameter_from_block(block, labels[1]));
     }
-    found.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
     Ok(found)
+}
+
+/// The order forms and prompts show parameters in: `order`, then name.
+pub fn sort_parameters(params: &mut [Parameter]) {
+    params.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
 }
 
 fn parameter_from_block(block: &hcl::Block, label: &str) -> Parameter {

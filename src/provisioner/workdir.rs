@@ -220,9 +220,7 @@ pub fn escape_hcl_string(s: &str) -> String {
     out
 }
 
-fn refuse_get_env(
-    _: &std::collections::HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
+fn refuse_get_env(_: &std::collections::HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
     Err(tera::Error::msg(
         "get_env is not available to templates: pass values as parameters instead",
     ))
@@ -414,7 +412,10 @@ mod tests {
         assert!(tf.ends_with("# raw: 3\n"), "{tf}");
         let line = tf.lines().nth(1).unwrap();
         let rendered = line.trim().strip_prefix("value = \"").unwrap();
-        assert_eq!(hcl_string_value(rendered.strip_suffix('"').unwrap()).unwrap(), evil);
+        assert_eq!(
+            hcl_string_value(rendered.strip_suffix('"').unwrap()).unwrap(),
+            evil
+        );
     }
 
     #[test]
@@ -422,7 +423,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let bytes = archive(&[("main.tf.tera", "# {{ get_env(name=\"PATH\") }}\n")]);
         let err = prepare(root.path(), "job1", &bytes, &ctx(), None).unwrap_err();
-        assert!(err.to_string().contains("get_env is not available"), "{err}");
+        assert!(
+            err.to_string().contains("get_env is not available"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

@@ -1,0 +1,157 @@
+//! What a security review found, each reproduced against a real server: members injecting
+//! HCL through parameters, hostile HCL and archives, and routes that skipped checks.
+
+mod common;
+
+use common::*;
+use hangar::api::workspaces::CreateWorkspaceRequest;
+use hangar::client::ClientError;
+use hangar::model::{Role, WorkspaceStatus};
+use reqwest::StatusCode;
+
+fn status_of(e: &ClientError) -> Option<StatusCode> {
+    match e {
+        ClientError::Api { status, .. } => Some(*status),
+        _ => None,
+    }
+}
+
+/// A parameter rendered into a `.tf.tera` string: a member's value that tries to close
+/// the string and add a `local-exec` stays a string, and nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_parameter_cannot_inject_hcl() {
+    let app = spawn_app().await;
+    let marker = app.data_dir.path().join("pwned");
+    let tf = format!(
+        "{PROVIDER}data \"hangar_parameter\" \"note\" {{\n  name    = \"note\"\n  default = \"hi\"\n  mutable = true\n}}\n"
+    );
+    let tera = "resource \"terraform_data\" \"note\" {\n  input = \"{{ parameters.note }}\"\n}\noutput \"note\" {\n  value = terraform_data.note.output\n}\n";
+    push_files(&app, "notes", &[("main.tf", &tf), ("note.tf.tera", tera)]).await;
+    let evil = format!(
+        "x\"\n}}\nresource \"terraform_data\" \"pwn\" {{\n  provisioner \"local-exec\" {{\n    command = \"touch {}\"\n  }}\n}}\n# ${{path.cwd}}",
+        marker.display()
+    );
+    let member = app.user("mallory", Role::Member).await;
+    member
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "w".into(),
+            template: "notes".into(),
+            parameters: [("note".to_string(), evil.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ws = member.workspace("w").await.unwrap();
+    member
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let ws = member.workspace("w").await.unwrap();
+    assert_eq!(
+        ws.status,
+        WorkspaceStatus::Running,
+        "{:?}",
+        ws.latest_build.job.error
+    );
+    assert!(!marker.exists(), "the member's value ran a command");
+    let addresses: Vec<&str> = ws
+        .resources
+        .iter()
+        .map(|r| r.resource.address.as_str())
+        .collect();
+    assert_eq!(addresses, ["terraform_data.note"]);
+    app.stop().await;
+}
+
+fn nested(depth: usize) -> String {
+    format!(
+        "locals {{\n  x = {}1{}\n}}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+/// 2 KB of nested lists aborted the whole server at push; now it is a 400 naming the file,
+/// and the server keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_hcl_is_a_400_not_a_crash() {
+    let app = spawn_app().await;
+    let bombs = [
+        ("lists.tf", nested(100_000)),
+        (
+            "ops.tf",
+            format!("locals {{\n  x = {}1\n}}\n", "a ? 1 : ".repeat(200_000)),
+        ),
+    ];
+    for (file, text) in &bombs {
+        let dir = template_dir(&[("main.tf", PROVIDER), (file, text)]);
+        let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+        let err = app
+            .client
+            .push_template("bomb", archive, None, "", true)
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(StatusCode::BAD_REQUEST), "{err}");
+        assert!(err.to_string().contains(file), "{err}");
+    }
+    // Deep but sane nesting still parses, and the server is alive.
+    push_files(
+        &app,
+        "fine",
+        &[("main.tf", PROVIDER), ("deep.tf", &nested(200))],
+    )
+    .await;
+    assert_eq!(app.client.templates().await.unwrap().len(), 1);
+    app.stop().await;
+}
+
+mod isolated_parser {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// HCL-ish text: real constructs nested to random depths, mixed with noise.
+    fn hclish() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("1".to_string()),
+            Just("\"s\"".to_string()),
+            Just("var.x".to_string()),
+            "[a-z]{1,3}",
+            "\\PC{0,4}",
+        ];
+        leaf.prop_recursive(64, 512, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(", "))),
+                inner.clone().prop_map(|e| format!("({e})")),
+                inner.clone().prop_map(|e| format!("!{e}")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} + {b}")),
+                (inner.clone(), inner.clone(), inner.clone())
+                    .prop_map(|(a, b, c)| format!("{a} ? {b} : {c}")),
+                inner.clone().prop_map(|e| format!("\"${{{e}}}\"")),
+                inner.prop_map(|e| format!("{{ k = {e} }}")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Whatever the text, the parser answers (parameters or an error naming the file)
+        /// and never takes the caller down.
+        #[test]
+        fn answers_every_input(expr in hclish(), depth in 0usize..3000, junk in "\\PC{0,40}") {
+            let text = format!(
+                "data \"hangar_parameter\" \"p\" {{\n  name = \"p\"\n  default = \"d\"\n}}\nlocals {{\n  a = {expr}\n  b = {}1{}\n}}\n{junk}\n",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            );
+            let files = vec![("main.tf".to_string(), text)];
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let got = rt.block_on(hangar::isolate::parse_parameters(&hangar_bin(), &files));
+            match got {
+                Ok(params) => prop_assert_eq!(params.len(), 1),
+                Err(hangar::isolate::ParseError::Spawn(e)) => prop_assert!(false, "spawn: {}", e),
+                Err(e) => prop_assert!(e.to_string().starts_with("main.tf"), "{}", e),
+            }
+        }
+    }
+}
