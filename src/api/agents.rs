@@ -28,6 +28,7 @@ const MAX_METADATA_VALUE_BYTES: usize = 4 * 1024;
 const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
 /// The agent a request comes from, authenticated by its token.
+#[derive(Clone)]
 pub struct AgentAuth(pub AgentWithWorkspace);
 
 /// Why a known agent's token no longer works, or None while it does: only the agent of
@@ -59,6 +60,9 @@ impl FromRequestParts<AppState> for AgentAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(agent) = parts.extensions.get::<AgentAuth>() {
+            return Ok(agent.clone());
+        }
         // The token itself goes no further than this hash: it is never logged or stored.
         let hash = bearer(parts).map(|t| hash_token(&t)).ok_or_else(|| {
             ApiError::Unauthorized(
@@ -326,7 +330,7 @@ pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
 /// The agent `id` if `auth` may see it: its workspace's owner, owners and template-admins.
 async fn visible_agent(state: &AppState, auth: &Auth, id: &str) -> ApiResult<AgentWithWorkspace> {
     match state.db.get_agent_with_workspace(id).await? {
-        Some(a) if a.owner_id == auth.user.id || auth.user.role.sees_all_workspaces() => Ok(a),
+        Some(a) if super::authz::may_see_workspace(&auth.user, &a.owner_id) => Ok(a),
         // Someone else's agent is reported as missing, not forbidden: ids do not leak.
         _ => Err(ApiError::NotFound(format!("no workspace agent {id}"))),
     }

@@ -7,28 +7,16 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::db::users::User;
-use crate::model::{now_ms, secret::hash_token, Role};
+use crate::model::{now_ms, secret::hash_token};
 
 pub const SESSION_HEADER: &str = "Hangar-Session-Token";
 pub const SESSION_COOKIE: &str = "hangar_session";
 
 /// The authenticated user of a request.
+#[derive(Clone)]
 pub struct Auth {
     pub user: User,
     pub token_id: String,
-}
-
-impl Auth {
-    pub fn require_role(&self, allowed: impl Fn(Role) -> bool, what: &str) -> Result<(), ApiError> {
-        if allowed(self.user.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{what} needs the owner or template-admin role; you are {} ({})",
-                self.user.username, self.user.role
-            )))
-        }
-    }
 }
 
 /// The bearer secret of a request, from whichever place the client put it.
@@ -67,6 +55,10 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The route's gate authenticated this request already.
+        if let Some(auth) = parts.extensions.get::<Auth>() {
+            return Ok(auth.clone());
+        }
         let secret = bearer(parts).ok_or_else(|| {
             ApiError::Unauthorized(
                 "not logged in: run `hangar login <url>` or set HANGAR_SESSION_TOKEN".into(),

@@ -122,13 +122,11 @@ pub async fn find_workspace(
     let owner_user = if owner == "me" || owner == auth.user.username {
         auth.user.clone()
     } else {
-        if !auth.user.role.sees_all_workspaces() {
-            return Err(not_found());
-        }
         state
             .db
             .get_user_by_name(owner)
             .await?
+            .filter(|u| super::authz::may_see_workspace(&auth.user, &u.id))
             .ok_or_else(not_found)?
     };
     let ws = state
@@ -479,7 +477,7 @@ async fn visible_build(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Bui
         .get_workspace(&b.build.workspace_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("build without workspace"))?;
-    if ws.owner_id != auth.user.id && !auth.user.role.sees_all_workspaces() {
+    if !super::authz::may_see_workspace(&auth.user, &ws.owner_id) {
         return Err(ApiError::NotFound(format!("no build {id:?}")));
     }
     Ok(b)
