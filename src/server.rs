@@ -84,6 +84,11 @@ pub async fn serve(
     };
     let app = api::router(state.clone())
         .merge(crate::web::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::guard::same_origin,
+        ))
+        .layer(axum::middleware::from_fn(api::guard::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     // Upgraded agent sockets are not requests the graceful shutdown waits for: close them
     // ourselves, so agents notice at once and reconnect to the next server.

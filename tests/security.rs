@@ -155,3 +155,46 @@ mod isolated_parser {
         }
     }
 }
+
+/// A page on another origin cannot make a logged-in admin's browser push a template: a
+/// state-changing request with the session cookie must come from this server's pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_sessions_refuse_cross_site_requests() {
+    let app = spawn_app().await;
+    let token = app.client.token().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let push = |origin: Option<&str>| {
+        let mut req = http
+            .post(format!("{}/api/v2/templates/evil/versions", app.url))
+            .header("cookie", format!("hangar_session={token}"))
+            .header("content-type", "text/plain")
+            .body("not a tar");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let cross = push(Some("http://127.0.0.1.nip.example")).await.unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = cross.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("cross-site"),
+        "{body}"
+    );
+    assert_eq!(push(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // From our own page it reaches the handler, which judges the upload itself.
+    let ours = push(Some(&app.url)).await.unwrap();
+    assert_eq!(ours.status(), StatusCode::BAD_REQUEST);
+    assert!(app.client.templates().await.unwrap().is_empty());
+
+    // Every response carries the browser protections.
+    let page = http.get(format!("{}/login", app.url)).send().await.unwrap();
+    let h = page.headers();
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    app.stop().await;
+}

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod error;
+pub mod guard;
 pub mod jobs;
 pub mod templates;
 pub mod tokens;

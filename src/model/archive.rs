@@ -472,7 +472,18 @@ fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
             }
             E::Link => {
                 // Hard link targets are archive paths, checked once every symlink is known.
+                // tar makes the link while it extracts, so its target must be a regular
+                // file already written (a directory cannot be hard-linked).
                 let target = link_target(&entry)?;
+                check_link(&links, &path, &[], &target)?;
+                let earlier_file = normalize(Path::new(&target))
+                    .is_ok_and(|t| files.iter().any(|f: &ArchiveFile| f.path == t));
+                if !earlier_file {
+                    return Err(special(
+                        path,
+                        &format!("hard link to {target:?}, which is not a file listed before it"),
+                    ));
+                }
                 hardlinks.push((path, target));
             }
             E::Char => return Err(special(path, "character device")),

@@ -26,12 +26,27 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
+        .route("/static/app.js", get(app_js))
         .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
         .route("/@:owner/:name/favorite", post(favorite))
         .route("/@:owner/:name/builds", post(build))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
+}
+
+async fn app_js() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("app.js"),
+    )
+        .into_response()
 }
 
 /// A page's failure: not logged in sends the browser to the login form; anything else
