@@ -51,6 +51,7 @@ pub async fn serve(
         jobs_available: Arc::new(tokio::sync::Notify::new()),
         job_updates: job_updates.clone(),
         agent_conns: Default::default(),
+        login_limits: Default::default(),
     };
     private_dir(&config.data_dir)?;
     let runner = Runner::new(db, &config, job_updates);
@@ -97,10 +98,13 @@ pub async fn serve(
         shutdown.await;
         conns.shutdown.cancel();
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
     state.agent_conns.close_all().await;
     // Running builds are interrupted like a cancel: terraform stops cleanly and the state
     // it wrote is kept, so nothing it made is forgotten.

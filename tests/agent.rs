@@ -883,3 +883,39 @@ async fn the_agent_explains_missing_configuration() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HANGAR_AGENT_TOKEN is not set"));
 }
+
+/// A startup script that prints without end stores at most the agent's log cap, and the
+/// log says where it stopped.
+#[tokio::test]
+async fn an_agents_stored_log_is_capped_and_says_so() {
+    let f = fixture().await;
+    let home = tempfile::tempdir().unwrap();
+    // 3 MiB in 1 KiB lines, three times the cap.
+    let spec = serde_json::json!({
+        "dir": home.path(),
+        "startup_script": "#!/bin/sh\nhead -c 3145728 /dev/zero | tr '\\0' x | fold -w 1023\necho done-printing",
+    });
+    let a = f.started_workspace("chatty", spec).await;
+    let agent = AgentProcess::spawn(&f.server.url, &a.token);
+    wait_healthy(&f, &a.agent_id, &agent).await;
+    let notice = eventually(Duration::from_secs(30), "the log-limit notice", || async {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = f.owner.agent_logs(&a.agent_id, after).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page);
+        }
+        all.iter()
+            .any(|l| l.text.contains("reached its limit"))
+            .then_some(all)
+    })
+    .await;
+    let bytes: usize = notice.iter().map(|l| l.text.len()).sum();
+    assert!(bytes <= 1024 * 1024 + 1024, "{bytes} bytes stored");
+    assert!(bytes > 1000 * 1024, "{bytes} bytes stored");
+    assert!(!notice.iter().any(|l| l.text.contains("done-printing")));
+    let mut f = f;
+    f.server.stop().await;
+}

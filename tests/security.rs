@@ -198,3 +198,25 @@ async fn cookie_sessions_refuse_cross_site_requests() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     app.stop().await;
 }
+
+/// Guessing a password is slowed to a few tries a minute per account, with a 429 that
+/// says when to come back; the account's owner on another address is not locked out of
+/// other accounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_are_rate_limited() {
+    let app = spawn_app().await;
+    app.user("alice", Role::Member).await;
+    let anon = app.anon();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let err = anon.login("owner", "not-the-password").await.unwrap_err();
+        statuses.push(status_of(&err).unwrap());
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS);
+    let err = anon.login("owner", PASSWORD).await.unwrap_err();
+    assert!(err.to_string().contains("try again in"), "{err}");
+    // Another account still logs in.
+    anon.login("alice", PASSWORD).await.unwrap();
+    app.stop().await;
+}

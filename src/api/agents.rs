@@ -26,6 +26,9 @@ const MAX_LOG_LINES_PER_MESSAGE: usize = 1000;
 const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 const MAX_METADATA_VALUE_BYTES: usize = 4 * 1024;
 const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Log text stored per agent over its whole life, as Coder keeps: a startup script that
+/// prints forever must not fill the server's disk.
+pub const MAX_AGENT_LOG_BYTES: i64 = 1024 * 1024;
 
 /// The agent a request comes from, authenticated by its token.
 #[derive(Clone)]
@@ -256,7 +259,8 @@ pub async fn handle_message(
                 l.text = truncate(std::mem::take(&mut l.text), MAX_LOG_LINE_BYTES);
                 l.source = truncate(std::mem::take(&mut l.source), 255);
             }
-            db.insert_agent_logs(agent_id, &logs).await?;
+            db.insert_agent_logs(agent_id, &logs, MAX_AGENT_LOG_BYTES)
+                .await?;
             Ok(None)
         }
         AgentMessage::Metadata { mut results } => {

@@ -8,6 +8,7 @@ pub mod authz;
 pub mod error;
 pub mod guard;
 pub mod jobs;
+pub mod login_limits;
 pub mod templates;
 pub mod tokens;
 pub mod users;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub job_updates: tokio::sync::broadcast::Sender<String>,
     /// Open agent WebSockets, closed on shutdown.
     pub agent_conns: agents::AgentConnections,
+    pub login_limits: Arc<login_limits::LoginLimits>,
 }
 
 /// One API route: where, and who may call it (see `authz`).

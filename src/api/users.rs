@@ -1,6 +1,6 @@
 //! `/api/v2/users…`: the first user, login, logout, and user management.
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,16 @@ pub struct LoginResponse {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FirstUserStatus {
     pub exists: bool,
+}
+
+/// argon2 is built to cost ~50 ms of CPU: on the async threads, a burst of logins would
+/// stall every other request, so it runs on the blocking pool.
+async fn blocking_argon2<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(anyhow::Error::from)?)
 }
 
 /// Session lifetime: long enough for a working week; API tokens choose their own.
@@ -84,7 +94,11 @@ pub async fn create_first_user(
     Json(req): Json<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let user = validated_user(&req, Role::Owner)?;
-    let hash = hash_password(&req.password)?;
+    let hash = blocking_argon2({
+        let password = req.password.clone();
+        move || hash_password(&password)
+    })
+    .await??;
     if !state.db.insert_first_user(&user, &hash).await? {
         return Err(ApiError::Conflict(
             "the first user already exists: log in with `hangar login <url>`".into(),
@@ -125,22 +139,37 @@ async fn issue_session(state: &AppState, user: &User) -> ApiResult<String> {
 
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
-    Ok((StatusCode::CREATED, Json(login_user(&state, &req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(login_user(&state, &req, from.ip()).await?),
+    ))
 }
 
 /// Checks the password and issues a session token (the API and the web login both use it).
-pub async fn login_user(state: &AppState, req: &LoginRequest) -> ApiResult<LoginResponse> {
+pub async fn login_user(
+    state: &AppState,
+    req: &LoginRequest,
+    from: std::net::IpAddr,
+) -> ApiResult<LoginResponse> {
+    state.login_limits.attempt(&req.login, from)?;
     let wrong = || ApiError::Unauthorized("incorrect login or password".into());
-    let Some(found) = state.db.find_user_for_login(req.login.trim()).await? else {
-        // Spend the same time as a real check so timing does not reveal which users exist.
-        let _ = verify_password(&req.password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWg");
+    let found = state.db.find_user_for_login(req.login.trim()).await?;
+    // Without a user, spend the same time as a real check so timing does not reveal
+    // which users exist.
+    let hash = found.as_ref().map(|f| f.password_hash.clone()).unwrap_or_else(|| {
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWg".into()
+    });
+    let matches = blocking_argon2({
+        let password = req.password.clone();
+        move || verify_password(&password, &hash)
+    })
+    .await?;
+    let Some(found) = found.filter(|_| matches) else {
         return Err(wrong());
     };
-    if !verify_password(&req.password, &found.password_hash) {
-        return Err(wrong());
-    }
     if found.user.suspended {
         return Err(ApiError::Unauthorized(format!(
             "user {} is suspended: ask an owner to activate it",
@@ -179,7 +208,11 @@ pub async fn create(
     Json(req): Json<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let user = validated_user(&req, req.role.unwrap_or(Role::Member))?;
-    let hash = hash_password(&req.password)?;
+    let hash = blocking_argon2({
+        let password = req.password.clone();
+        move || hash_password(&password)
+    })
+    .await??;
     match state.db.insert_user(&user, &hash).await {
         Ok(()) => {}
         Err(e) if crate::db::is_unique_violation(&e) => {

@@ -266,28 +266,67 @@ impl Database {
         Ok(())
     }
 
+    /// Stores an agent's log lines until the agent has `cap` bytes of log text; the line
+    /// that crosses the cap is replaced by one saying so, and later lines are dropped.
+    /// Returns how many lines were stored.
     pub async fn insert_agent_logs(
         &self,
         agent_id: &str,
         logs: &[crate::agent::protocol::LogLine],
-    ) -> Result<(), sqlx::Error> {
+        cap: i64,
+    ) -> Result<usize, sqlx::Error> {
         if logs.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let mut tx = self.pool().begin().await?;
-        for log in logs {
-            sqlx::query(
-                "INSERT INTO agent_logs (agent_id, at, source, level, text) VALUES ($1, $2, $3, $4, $5)",
-            )
+        let stored: i64 = sqlx::query("SELECT log_bytes FROM workspace_agents WHERE id = $1")
             .bind(agent_id)
-            .bind(log.at)
-            .bind(&log.source)
-            .bind(&log.level)
-            .bind(&log.text)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get::<i64, _>(0))
+            .unwrap_or(cap);
+        let mut total = stored;
+        let mut rows: Vec<(i64, &str, &str, std::borrow::Cow<'_, str>)> = Vec::new();
+        for l in logs {
+            if total >= cap {
+                break;
+            }
+            let len = l.text.len() as i64;
+            if total + len > cap {
+                let notice = format!(
+                    "hangar: this agent's log reached its limit of {} KiB; later lines are not stored (the agent still runs)",
+                    cap / 1024
+                );
+                rows.push((l.at, "hangar", "warn", notice.into()));
+                total = cap;
+                break;
+            }
+            total += len;
+            rows.push((l.at, &l.source, &l.level, l.text.as_str().into()));
+        }
+        for chunk in rows.chunks(100) {
+            let sql = format!(
+                "INSERT INTO agent_logs (agent_id, at, source, level, text) VALUES {}",
+                super::placeholder_rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (at, source, level, text) in chunk {
+                q = q
+                    .bind(agent_id)
+                    .bind(*at)
+                    .bind(*source)
+                    .bind(*level)
+                    .bind(text.as_ref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE workspace_agents SET log_bytes = $1 WHERE id = $2")
+            .bind(total)
+            .bind(agent_id)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(rows.len())
     }
 
     /// Log lines after `after_id`, oldest first, at most `limit`.

@@ -188,18 +188,23 @@ impl Database {
         if logs.is_empty() {
             return Ok(());
         }
+        // Many rows per statement: a chatty build stores thousands of lines.
         let mut tx = self.pool().begin().await?;
-        for log in logs {
-            sqlx::query(
-                "INSERT INTO job_logs (job_id, at, stage, level, text) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(job_id)
-            .bind(log.at)
-            .bind(&log.stage)
-            .bind(&log.level)
-            .bind(&log.text)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in logs.chunks(100) {
+            let sql = format!(
+                "INSERT INTO job_logs (job_id, at, stage, level, text) VALUES {}",
+                super::placeholder_rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for log in chunk {
+                q = q
+                    .bind(job_id)
+                    .bind(log.at)
+                    .bind(&log.stage)
+                    .bind(&log.level)
+                    .bind(&log.text);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await
     }

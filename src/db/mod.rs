@@ -120,3 +120,16 @@ pub(crate) fn parse_text<T: FromStr<Err = String>>(
     v.parse()
         .map_err(|e: String| sqlx::Error::Decode(format!("{column}: {e}").into()))
 }
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: one INSERT for many rows.
+pub fn placeholder_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -327,11 +327,12 @@ fn log_writer(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LogLine>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::new();
+        let mut cap = LogCap::default();
         // Waits for one line and takes all that are queued: while an insert runs, lines
         // pile up and go in the next batch, so a chatty run costs few transactions and a
         // finished one waits for nothing.
         while rx.recv_many(&mut batch, 1024).await > 0 {
-            let rows: Vec<JobLog> = batch.drain(..).map(JobLog::from).collect();
+            let rows: Vec<JobLog> = batch.drain(..).filter_map(|l| cap.admit(l)).collect();
             if let Err(e) = db.insert_job_logs(&job_id, &rows).await {
                 tracing::error!(error = %e, "storing job logs");
             }
@@ -339,6 +340,59 @@ fn log_writer(
         }
     });
     (LogSender(tx), handle)
+}
+
+/// Log text one job may store. A template whose `local-exec` prints without end must not
+/// fill the database; errors past the cap are still kept (they say why a build failed),
+/// up to a small reserve of their own.
+pub const MAX_JOB_LOG_BYTES: usize = 8 * 1024 * 1024;
+const ERROR_RESERVE_BYTES: usize = 1024 * 1024;
+/// One stored line is at most this long; the rest is cut with a mark.
+pub const MAX_JOB_LOG_LINE_BYTES: usize = 64 * 1024;
+
+#[derive(Default)]
+struct LogCap {
+    stored: usize,
+    errors: usize,
+    announced: bool,
+}
+
+impl LogCap {
+    /// The line as it is stored, or None once the job has logged its share.
+    fn admit(&mut self, mut line: LogLine) -> Option<JobLog> {
+        if line.text.len() > MAX_JOB_LOG_LINE_BYTES {
+            let mut end = MAX_JOB_LOG_LINE_BYTES;
+            while !line.text.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.text.truncate(end);
+            line.text.push_str(" … [line cut]");
+        }
+        let len = line.text.len();
+        if self.stored + len <= MAX_JOB_LOG_BYTES {
+            self.stored += len;
+            return Some(line.into());
+        }
+        let is_error = line.level == super::terraform::LogLevel::Error;
+        if is_error && self.errors + len <= ERROR_RESERVE_BYTES {
+            self.errors += len;
+            return Some(line.into());
+        }
+        if self.announced {
+            return None;
+        }
+        self.announced = true;
+        Some(JobLog {
+            id: 0,
+            at: line.at_ms,
+            stage: line.stage.as_str().into(),
+            level: "warn".into(),
+            text: format!(
+                "hangar: this build's log reached its limit of {} MiB; later lines are not stored (errors still are)",
+                MAX_JOB_LOG_BYTES / 1024 / 1024
+            ),
+        })
+    }
 }
 
 #[derive(Clone)]

@@ -116,12 +116,16 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> PageResult {
+async fn login(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
     let req = users::LoginRequest {
         login: form.login,
         password: form.password,
     };
-    let session = match users::login_user(&state, &req).await {
+    let session = match users::login_user(&state, &req, from.ip()).await {
         Ok(s) => s,
         Err(ApiError::Unauthorized(message)) => {
             let page = LoginPage {

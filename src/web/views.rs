@@ -778,7 +778,7 @@ mod tests {
             "0.42",
             "df: not found",
             "value=\"delete\"",
-            "confirm(",
+            "data-confirm=\"Delete owner/dev?",
             "action=\"/@owner/dev/favorite\"",
             "Unfavorite",
         ] {
