@@ -89,6 +89,7 @@ pub async fn serve(
             state.clone(),
             api::guard::same_origin,
         ))
+        .layer(axum::middleware::from_fn(api::guard::json_errors))
         .layer(axum::middleware::from_fn(api::guard::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     // Upgraded agent sockets are not requests the graceful shutdown waits for: close them

@@ -220,3 +220,72 @@ async fn failed_logins_are_rate_limited() {
     anon.login("alice", PASSWORD).await.unwrap();
     app.stop().await;
 }
+
+/// The smaller findings: oversized and NUL parameter values, overflowing token lifetimes,
+/// plain-text rejections, Coder's ways of sending a token, secrets in `Debug`.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_values_are_clear_400s_and_coder_clients_authenticate() {
+    let app = spawn_app().await;
+    let tf = format!(
+        "{PROVIDER}data \"hangar_parameter\" \"note\" {{\n  name    = \"note\"\n  default = \"hi\"\n}}\n"
+    );
+    push_files(&app, "notes", &[("main.tf", &tf)]).await;
+    for (value, says) in [
+        ("a\0b".to_string(), "NUL"),
+        ("x".repeat(65 * 1024), "limited to 64 KiB"),
+    ] {
+        let err = app
+            .client
+            .create_workspace(&CreateWorkspaceRequest {
+                name: "w".into(),
+                template: "notes".into(),
+                parameters: [("note".to_string(), value)].into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status_of(&err), Some(StatusCode::BAD_REQUEST), "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let token = app.client.token().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v2{path}", app.url);
+    let resp = http
+        .post(api("/users/me/keys/tokens"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "ci", "lifetime_seconds": i64::MAX / 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A body that is not the expected JSON gets the same JSON error shape as any other.
+    let resp = http
+        .post(api("/workspaces"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+    for (name, value) in [
+        ("authorization", format!("bearer {token}")),
+        ("Coder-Session-Token", token.clone()),
+    ] {
+        let resp = http
+            .get(api("/users/me"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{name}");
+    }
+    let login = hangar::api::users::LoginRequest {
+        login: "owner".into(),
+        password: "hunter2-hunter2".into(),
+    };
+    assert!(!format!("{login:?}").contains("hunter2"));
+    app.stop().await;
+}

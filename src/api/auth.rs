@@ -10,6 +10,8 @@ use crate::db::users::User;
 use crate::model::{now_ms, secret::hash_token};
 
 pub const SESSION_HEADER: &str = "Hangar-Session-Token";
+/// What Coder's CLI and SDK send: their clients work against Hangar unchanged.
+pub const CODER_SESSION_HEADER: &str = "Coder-Session-Token";
 pub const SESSION_COOKIE: &str = "hangar_session";
 
 /// The authenticated user of a request.
@@ -26,12 +28,17 @@ pub fn bearer(parts: &Parts) -> Option<String> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
+        // The scheme is case-insensitive (RFC 9110): Coder's clients send `bearer` too.
+        if let Some((scheme, t)) = v.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(t.trim().to_string());
+            }
         }
     }
-    if let Some(v) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(v.trim().to_string());
+    for name in [SESSION_HEADER, CODER_SESSION_HEADER] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(v.trim().to_string());
+        }
     }
     let cookies = headers
         .get(axum::http::header::COOKIE)

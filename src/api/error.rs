@@ -87,10 +87,14 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = match self {
             ApiError::Internal(err) => {
-                tracing::error!(error = format!("{err:#}"), "internal error");
+                // The chain (queries, paths) is for the operator's log; the caller gets an
+                // id to quote.
+                let id = crate::model::new_id();
+                tracing::error!(error_id = %id, error = format!("{err:#}"), "internal error");
                 ErrorBody {
-                    message: "internal server error".into(),
-                    detail: format!("{err:#}"),
+                    message: format!(
+                        "internal server error (id {id}): the server's log has the details"
+                    ),
                     ..Default::default()
                 }
             }

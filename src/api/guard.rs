@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{SESSION_COOKIE, SESSION_HEADER};
+use super::auth::{CODER_SESSION_HEADER, SESSION_COOKIE, SESSION_HEADER};
 use super::{ApiError, AppState};
 
 /// Scripts only from this server (no inline script), nothing framed, forms post here only.
@@ -39,8 +39,9 @@ pub fn check_origin(
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let header_token =
-        headers.contains_key(header::AUTHORIZATION) || headers.contains_key(SESSION_HEADER);
+    let header_token = headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key(SESSION_HEADER)
+        || headers.contains_key(CODER_SESSION_HEADER);
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -77,6 +78,40 @@ fn authority(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     Some(&rest[..end]).filter(|a| !a.is_empty())
+}
+
+/// axum's own rejections (a body that is not the expected JSON, a bad path or query, a
+/// wrong method) answer plain text; API clients get every error as an `ErrorBody`.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !api
+        || !plain
+        || !(response.status().is_client_error() || response.status().is_server_error())
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = match String::from_utf8_lossy(&text).trim() {
+        "" => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string(),
+        t => t.to_string(),
+    };
+    let body = super::ErrorBody {
+        message,
+        ..Default::default()
+    };
+    (parts.status, axum::Json(body)).into_response()
 }
 
 pub async fn security_headers(request: Request, next: Next) -> Response {

@@ -19,12 +19,25 @@ pub struct CreateTokenRequest {
     pub lifetime_seconds: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct CreatedToken {
     /// Shown once: only its hash is stored.
     pub key: String,
     pub token: ApiToken,
 }
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("key", &"***")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// Ten years: long enough for any CI token, short enough that `now + lifetime` in
+/// milliseconds never overflows (it did, and the token arrived expired).
+pub const MAX_LIFETIME_SECONDS: i64 = 10 * 365 * 86_400;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -33,10 +46,13 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     if let Some(secs) = req.lifetime_seconds {
-        if secs <= 0 {
+        if !(1..=MAX_LIFETIME_SECONDS).contains(&secs) {
             return Err(ApiError::invalid(
                 "lifetime",
-                "must be positive, e.g. 24h or 30d",
+                format!(
+                    "must be between 1 second and {} days, e.g. 24h or 30d",
+                    MAX_LIFETIME_SECONDS / 86_400
+                ),
             ));
         }
     }

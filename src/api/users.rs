@@ -12,7 +12,7 @@ use crate::db::users::User;
 use crate::model::secret::{generate_token, hash_password, hash_token, verify_password};
 use crate::model::{new_id, now_ms, Name, Role};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct CreateUserRequest {
     pub username: String,
     pub email: String,
@@ -23,17 +23,48 @@ pub struct CreateUserRequest {
     pub role: Option<Role>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct LoginRequest {
     /// Username or email.
     pub login: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct LoginResponse {
     pub session_token: String,
     pub user: User,
+}
+
+// Passwords and session tokens print as *** (a request logged by accident leaks nothing).
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("password", &"***")
+            .field("full_name", &self.full_name)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("login", &self.login)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("session_token", &"***")
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -62,6 +62,10 @@ pub struct Validation {
     pub monotonic: Option<String>,
 }
 
+/// The largest parameter value accepted: values travel through the environment and the
+/// database, and no template needs more.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Parameter {
     pub name: String,
@@ -102,6 +106,18 @@ impl Parameter {
                 _ => format!("parameter {name:?}: {rule}"),
             })
         };
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(format!(
+                "parameter {name:?}: the value is {} bytes; values are limited to {} KiB",
+                value.len(),
+                MAX_VALUE_BYTES / 1024
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!(
+                "parameter {name:?}: the value contains a NUL byte, which no template can use"
+            ));
+        }
         let number = match self.kind {
             ParamType::Number => match value.trim().parse::<f64>() {
                 Ok(n) => Some(n),

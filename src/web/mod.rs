@@ -65,8 +65,9 @@ impl IntoResponse for WebError {
         let message = match self.0 {
             ApiError::Unauthorized(_) => return Redirect::to("/login").into_response(),
             ApiError::Internal(err) => {
-                tracing::error!(error = format!("{err:#}"), "internal error");
-                format!("internal server error: {err:#}")
+                let id = crate::model::new_id();
+                tracing::error!(error_id = %id, error = format!("{err:#}"), "internal error");
+                format!("internal server error (id {id}): the server's log has the details")
             }
             other => other.to_string(),
         };
