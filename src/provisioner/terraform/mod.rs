@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use env::{allow_listed, TerraformEnv};
 pub use init_cache::{InitCache, InitOutcome};
-pub use output::{parse_line, strip_ansi, Diagnostic, LogLevel, LogLine, Redactor, Stage};
+pub use output::{parse_line, strip_ansi, Diagnostic, LogLevel, LogLine, Stage};
 pub use process::{read_output_files, OUTPUT_PREFIX};
 
 use output::{join_errors, now_ms, parse_diagnostic};
@@ -207,7 +207,7 @@ impl Terraform {
     }
 
     /// Runs `terraform <args>` in `dir`, streaming every output line (parsed if it is a
-    /// `-json` line, redacted always) to `sink`. Errors carry terraform's diagnostics.
+    /// `-json` line) to `sink`. Errors carry terraform's diagnostics.
     pub async fn run(
         &self,
         dir: &Path,
@@ -215,9 +215,8 @@ impl Terraform {
         args: &[&str],
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
-        self.exec(dir, stage, args, Stdout::Lines, sink, cancel, redact)
+        self.exec(dir, stage, args, Stdout::Lines, sink, cancel)
             .await
     }
 
@@ -227,7 +226,6 @@ impl Terraform {
         dir: &Path,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
         self.run(
             dir,
@@ -235,7 +233,6 @@ impl Terraform {
             &["init", "-input=false", "-json"],
             sink,
             cancel,
-            redact,
         )
         .await
     }
@@ -252,12 +249,11 @@ impl Terraform {
         key: &str,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<InitOutcome, TerraformError> {
         if cache.restore(key, dir)? {
             return Ok(InitOutcome::CacheHit);
         }
-        let out = self.init(dir, sink, cancel, redact).await?;
+        let out = self.init(dir, sink, cancel).await?;
         cache.publish(key, dir)?;
         Ok(InitOutcome::Ran(out))
     }
@@ -268,7 +264,6 @@ impl Terraform {
         dir: &Path,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<Vec<Diagnostic>, TerraformError> {
         // validate exits 1 on invalid configuration but still prints its JSON document;
         // that document is the better error, so read it either way.
@@ -280,7 +275,6 @@ impl Terraform {
                 Stdout::CaptureAnyExit,
                 sink,
                 cancel,
-                redact,
             )
             .await?;
         let stdout = out.stdout;
@@ -291,7 +285,7 @@ impl Terraform {
             })?;
         let diags: Vec<Diagnostic> = doc["diagnostics"]
             .as_array()
-            .map(|a| a.iter().map(|d| parse_diagnostic(d, redact)).collect())
+            .map(|a| a.iter().map(parse_diagnostic).collect())
             .unwrap_or_default();
         // validate prints one document rather than lines; its diagnostics are the log.
         for d in &diags {
@@ -321,18 +315,9 @@ impl Terraform {
         dir: &Path,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<String, TerraformError> {
         let out = self
-            .exec(
-                dir,
-                Stage::Graph,
-                &["graph"],
-                Stdout::Capture,
-                sink,
-                cancel,
-                redact,
-            )
+            .exec(dir, Stage::Graph, &["graph"], Stdout::Capture, sink, cancel)
             .await?;
         Ok(out.stdout)
     }
@@ -346,15 +331,13 @@ impl Terraform {
         destroy: bool,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<Plan, TerraformError> {
         let out_arg = format!("-out={PLAN_FILE}");
         let mut args = vec!["plan", "-input=false", "-json", out_arg.as_str()];
         if destroy {
             args.push("-destroy");
         }
-        self.run(dir, Stage::Plan, &args, sink, cancel, redact)
-            .await?;
+        self.run(dir, Stage::Plan, &args, sink, cancel).await?;
         let shown = self
             .exec(
                 dir,
@@ -363,7 +346,6 @@ impl Terraform {
                 Stdout::Capture,
                 sink,
                 cancel,
-                redact,
             )
             .await?;
         let json = serde_json::from_str(&shown.stdout).map_err(|e| TerraformError::Output {
@@ -383,14 +365,12 @@ impl Terraform {
         destroy: bool,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
         let mut args = vec!["apply", "-auto-approve", "-input=false", "-json"];
         if destroy {
             args.push("-destroy");
         }
-        self.run(dir, Stage::Apply, &args, sink, cancel, redact)
-            .await
+        self.run(dir, Stage::Apply, &args, sink, cancel).await
     }
 
     /// Applies a plan saved by `plan_json`, without planning again.
@@ -400,7 +380,6 @@ impl Terraform {
         plan: &Plan,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
         let file = plan.file.to_string_lossy();
         self.run(
@@ -409,7 +388,6 @@ impl Terraform {
             &["apply", "-auto-approve", "-input=false", "-json", &file],
             sink,
             cancel,
-            redact,
         )
         .await
     }

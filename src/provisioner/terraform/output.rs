@@ -80,7 +80,7 @@ impl LogLevel {
     }
 }
 
-/// One line of build output, already redacted.
+/// One line of build output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogLine {
     pub stage: Stage,
@@ -113,50 +113,6 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Replaces known secret strings (parameter values marked secret, agent tokens, the
-/// session token the provider uses) with `***` before any line is stored or streamed.
-#[derive(Clone, Default)]
-pub struct Redactor {
-    /// Longest first, so a secret containing another is masked whole.
-    secrets: Vec<String>,
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
-    }
-}
-
-impl Redactor {
-    pub fn new<S: Into<String>>(secrets: impl IntoIterator<Item = S>) -> Self {
-        let mut r = Redactor::default();
-        for s in secrets {
-            r.add(s);
-        }
-        r
-    }
-
-    pub fn add(&mut self, secret: impl Into<String>) {
-        let secret = secret.into();
-        // An empty string would "match" between every character.
-        if secret.is_empty() || self.secrets.contains(&secret) {
-            return;
-        }
-        self.secrets.push(secret);
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), "***"));
-            }
-        }
-        out
-    }
-}
-
 pub(super) fn join_errors(diags: &[Diagnostic]) -> String {
     diags
         .iter()
@@ -175,7 +131,7 @@ pub(super) fn now_ms() -> i64 {
 
 /// Turns one stdout line into a log line: a `-json` line by its `@level`/`@message` (and
 /// diagnostic detail with file:line), anything else verbatim at info level.
-pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Option<Diagnostic>) {
+pub fn parse_line(stage: Stage, raw: &str) -> (LogLine, Option<Diagnostic>) {
     let at_ms = now_ms();
     let parsed: Option<serde_json::Value> = raw
         .trim_start()
@@ -187,7 +143,7 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
             LogLine {
                 stage,
                 level: LogLevel::Info,
-                text: redact.redact(strip_ansi(raw).trim_end()).into_owned(),
+                text: strip_ansi(raw).trim_end().to_string(),
                 at_ms,
             },
             None,
@@ -197,7 +153,7 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
     let mut text = v["@message"].as_str().unwrap_or_default().to_string();
     let mut diag = None;
     if v["type"] == "diagnostic" {
-        let d = parse_diagnostic(&v["diagnostic"], redact);
+        let d = parse_diagnostic(&v["diagnostic"]);
         if !d.detail.is_empty() {
             text.push_str(": ");
             text.push_str(&d.detail);
@@ -211,7 +167,7 @@ pub fn parse_line(stage: Stage, raw: &str, redact: &Redactor) -> (LogLine, Optio
         LogLine {
             stage,
             level,
-            text: redact.redact(&text).into_owned(),
+            text,
             at_ms,
         },
         diag,
@@ -243,7 +199,7 @@ pub fn strip_ansi(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-pub(super) fn parse_diagnostic(d: &serde_json::Value, redact: &Redactor) -> Diagnostic {
+pub(super) fn parse_diagnostic(d: &serde_json::Value) -> Diagnostic {
     let range = &d["range"];
     let location = range["filename"].as_str().map(|file| {
         let start = range["start"]["line"].as_u64().unwrap_or(0);
@@ -256,12 +212,8 @@ pub(super) fn parse_diagnostic(d: &serde_json::Value, redact: &Redactor) -> Diag
     });
     Diagnostic {
         severity: LogLevel::from_terraform(d["severity"].as_str().unwrap_or("error")),
-        summary: redact
-            .redact(d["summary"].as_str().unwrap_or_default())
-            .into_owned(),
-        detail: redact
-            .redact(d["detail"].as_str().unwrap_or_default())
-            .into_owned(),
+        summary: d["summary"].as_str().unwrap_or_default().to_string(),
+        detail: d["detail"].as_str().unwrap_or_default().to_string(),
         location,
     }
 }
@@ -279,30 +231,21 @@ mod tests {
     }
 
     #[test]
-    fn redactor_masks_longest_first() {
-        let r = Redactor::new(["abc", "abcdef", ""]);
-        assert_eq!(r.redact("x abcdef y abc z"), "x *** y *** z");
-        assert!(matches!(r.redact("clean"), Cow::Borrowed(_)));
-    }
-
-    #[test]
     fn parses_json_lines_and_diagnostics() {
-        let r = Redactor::new(["hunter2"]);
         let raw = r#"{"@level":"error","@message":"Error: Reference to undeclared input variable","diagnostic":{"severity":"error","summary":"Reference to undeclared input variable","detail":"An input variable with the name \"hunter2\" has not been declared.","range":{"filename":"main.tf","start":{"line":2,"column":11},"end":{"line":2,"column":19}}},"type":"diagnostic"}"#;
-        let (line, diag) = parse_line(Stage::Plan, raw, &r);
+        let (line, diag) = parse_line(Stage::Plan, raw);
         assert_eq!(line.level, LogLevel::Error);
         assert!(line.text.contains("(main.tf:2)"), "{}", line.text);
-        assert!(!line.text.contains("hunter2"), "{}", line.text);
         let diag = diag.unwrap();
         assert_eq!(diag.location.as_deref(), Some("main.tf:2"));
         assert!(diag
             .to_string()
             .starts_with("main.tf:2: Reference to undeclared"));
 
-        let (line, diag) = parse_line(Stage::Init, "plain text hunter2", &r);
+        let (line, diag) = parse_line(Stage::Init, "plain text");
         assert_eq!(
             (line.level, line.text.as_str()),
-            (LogLevel::Info, "plain text ***")
+            (LogLevel::Info, "plain text")
         );
         assert!(diag.is_none());
     }

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::output::{join_errors, now_ms, parse_line, strip_ansi, Redactor};
+use super::output::{join_errors, now_ms, parse_line, strip_ansi};
 use super::{Diagnostic, LogLevel, LogLine, RunOutput, Stage, Terraform, TerraformError};
 
 /// Output lines after the process exits are drained for at most this long: a background
@@ -51,7 +51,6 @@ impl Terraform {
         stdout_mode: Stdout,
         sink: &mut (dyn FnMut(LogLine) + Send),
         cancel: &CancellationToken,
-        redact: &Redactor,
     ) -> Result<RunOutput, TerraformError> {
         let started = Instant::now();
         // Terraform writes to files in the work dir, which the runner tails, not to pipes:
@@ -124,9 +123,9 @@ impl Terraform {
         let mut state = LineState::default();
         let mut handle = |is_stdout: bool, raw: String, state: &mut LineState| {
             let (line, diag) = if is_stdout {
-                parse_line(stage, &raw, redact)
+                parse_line(stage, &raw)
             } else {
-                let text = redact.redact(strip_ansi(&raw).trim_end()).into_owned();
+                let text = strip_ansi(&raw).trim_end().to_string();
                 state.stderr_tail.push(text.clone());
                 if state.stderr_tail.len() > STDERR_TAIL {
                     state.stderr_tail.remove(0);
@@ -225,7 +224,7 @@ impl Terraform {
                 message = state.stderr_tail.join("\n");
             }
             if message.is_empty() && !stdout.is_empty() {
-                message = redact.redact(stdout.trim()).into_owned();
+                message = stdout.trim().to_string();
             }
             if message.is_empty() {
                 message = "terraform printed no error; see the build logs".into();
@@ -289,13 +288,12 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
         })
         .collect();
     files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let redact = Redactor::default();
     let mut lines = Vec::new();
     for (_, path, stage, is_stdout) in files {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         for raw in text.lines().filter(|l| !l.trim().is_empty()) {
             lines.push(if is_stdout {
-                parse_line(stage, raw, &redact).0
+                parse_line(stage, raw).0
             } else {
                 LogLine {
                     stage,
