@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{self, Graph};
 use super::queue::{JobResult, LogSender, Runner};
-use super::terraform::{InitCache, LogLevel, LogLine, Redactor, Stage, Terraform, TerraformError};
+use super::terraform::{InitCache, LogLevel, LogLine, Stage, Terraform, TerraformError};
 use super::workdir;
 use crate::api::templates::ImportInput;
 use crate::db::agents::Agent;
@@ -235,8 +235,8 @@ async fn open(
     let tf = subject.terraform(runner, base, subject.transition);
     let cache = InitCache::new(runner.data_dir.join("init-cache"));
     let key = InitCache::key_for_dir(dir.path(), &tf)?;
-    let (redact, mut out) = (Redactor::default(), sink(logs));
-    let init = tf.init_cached(dir.path(), &cache, &key, &mut out, cancel, &redact);
+    let mut out = sink(logs);
+    let init = tf.init_cached(dir.path(), &cache, &key, &mut out, cancel);
     if let Err(e) = timed(timings, "init_ms", init).await {
         return Ok(Err(terraform_failure(e)));
     }
@@ -302,7 +302,6 @@ async fn import(
         Err(done) => return Ok(done),
     };
     let stop_tf = subject.terraform(runner, base, Transition::Stop);
-    let redact = Redactor::default();
     let mut out = sink(logs);
     // Four more terraform runs, once per version; the first failure ends the import with
     // terraform's own error. `validate` names the file and line of a bad configuration
@@ -311,25 +310,25 @@ async fn import(
         timed(
             timings,
             "validate_ms",
-            start_tf.validate(dir.path(), &mut out, cancel, &redact),
+            start_tf.validate(dir.path(), &mut out, cancel),
         )
         .await?;
         let graph = timed(
             timings,
             "graph_ms",
-            start_tf.graph(dir.path(), &mut out, cancel, &redact),
+            start_tf.graph(dir.path(), &mut out, cancel),
         )
         .await?;
         let start_plan = timed(
             timings,
             "plan_ms",
-            start_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+            start_tf.plan_json(dir.path(), false, &mut out, cancel),
         )
         .await?;
         let stop_plan = timed(
             timings,
             "plan_ms",
-            stop_tf.plan_json(dir.path(), false, &mut out, cancel, &redact),
+            stop_tf.plan_json(dir.path(), false, &mut out, cancel),
         )
         .await?;
         Ok::<_, TerraformError>((graph, start_plan, stop_plan))
@@ -470,8 +469,8 @@ async fn dry_run(
         Ok(opened) => opened,
         Err(done) => return Ok(done),
     };
-    let (redact, mut out) = (Redactor::default(), sink(logs));
-    let plan = tf.plan_json(dir.path(), false, &mut out, cancel, &redact);
+    let mut out = sink(logs);
+    let plan = tf.plan_json(dir.path(), false, &mut out, cancel);
     let plan = match timed(timings, "plan_ms", plan).await {
         Ok(plan) => plan,
         Err(e) => return Ok(terraform_failure(e)),
@@ -612,12 +611,12 @@ async fn build(
         Ok(opened) => opened,
         Err(done) => return Ok(done),
     };
-    let (redact, mut out) = (Redactor::default(), sink(logs));
+    let mut out = sink(logs);
     let destroy = b.transition == Transition::Delete;
     let applied = timed(
         timings,
         "apply_ms",
-        tf.apply(dir.path(), destroy, &mut out, cancel, &redact),
+        tf.apply(dir.path(), destroy, &mut out, cancel),
     )
     .await;
     // Whatever terraform managed to do, its state is kept: nothing it created is forgotten.
