@@ -219,34 +219,4 @@ pub(super) fn parse_diagnostic(d: &serde_json::Value) -> Diagnostic {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_colours() {
-        let coloured =
-            "\u{1b}[31m\u{1b}[31m╷\u{1b}[0m\u{1b}[0m \u{1b}[1m\u{1b}[31mError: \u{1b}[0mboom";
-        assert_eq!(strip_ansi(coloured), "╷ Error: boom");
-        assert!(matches!(strip_ansi("plain"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn parses_json_lines_and_diagnostics() {
-        let raw = r#"{"@level":"error","@message":"Error: Reference to undeclared input variable","diagnostic":{"severity":"error","summary":"Reference to undeclared input variable","detail":"An input variable with the name \"hunter2\" has not been declared.","range":{"filename":"main.tf","start":{"line":2,"column":11},"end":{"line":2,"column":19}}},"type":"diagnostic"}"#;
-        let (line, diag) = parse_line(Stage::Plan, raw);
-        assert_eq!(line.level, LogLevel::Error);
-        assert!(line.text.contains("(main.tf:2)"), "{}", line.text);
-        let diag = diag.unwrap();
-        assert_eq!(diag.location.as_deref(), Some("main.tf:2"));
-        assert!(diag
-            .to_string()
-            .starts_with("main.tf:2: Reference to undeclared"));
-
-        let (line, diag) = parse_line(Stage::Init, "plain text");
-        assert_eq!(
-            (line.level, line.text.as_str()),
-            (LogLevel::Info, "plain text")
-        );
-        assert!(diag.is_none());
-    }
-}
+mod tests;
