@@ -17,6 +17,61 @@ fn ok(out: &Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn version_whoami_and_completion() {
+    let app = spawn_app().await;
+    let out = app.cli(&["version"]).await;
+    assert_eq!(ok(&out), format!("hangar {}\n", env!("CARGO_PKG_VERSION")));
+
+    let text = ok(&app.cli(&["whoami"]).await);
+    assert_eq!(
+        text,
+        format!(
+            "Logged in to {} as owner (owner@example.com), role owner.\n",
+            app.url
+        )
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&app.cli(&["whoami", "-o", "json"]).await)).unwrap();
+    assert_eq!(json["username"], "owner");
+    assert_eq!(json["role"], "owner");
+    assert_eq!(json["url"], app.url.as_str());
+    let mia = app.user("mia", hangar::model::Role::Member).await;
+    let text = ok(&app.cli_as(mia.token(), &["whoami"], None).await);
+    assert!(
+        text.contains("as mia (mia@example.com), role member"),
+        "{text}"
+    );
+    let out = app.cli_as(None, &["whoami"], None).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
+
+    // Completion scripts name the commands; bash's parses.
+    let bash = ok(&app.cli(&["completion", "bash"]).await);
+    assert!(bash.contains("complete -F _hangar"), "{bash}");
+    for command in ["whoami", "completion", "templates", "versions"] {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hangar.bash");
+    std::fs::write(&file, &bash).unwrap();
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p hangar", file.display()))
+        .output()
+        .await
+        .unwrap();
+    assert!(stdout(&out).contains("_hangar"), "{}", stderr(&out));
+    let zsh = ok(&app.cli(&["completion", "zsh"]).await);
+    assert!(zsh.starts_with("#compdef hangar"), "{zsh}");
+    let fish = ok(&app.cli(&["completion", "--shell", "fish"]).await);
+    assert!(fish.contains("complete -c hangar"), "{fish}");
+    assert!(fish.contains("whoami"), "{fish}");
+    let out = app.cli(&["completion", "tcsh"]).await;
+    assert!(!out.status.success());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn token_lifetimes_are_durations_and_bad_ones_are_refused() {
     let app = spawn_app().await;
     for (lifetime, why) in [

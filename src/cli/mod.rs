@@ -102,6 +102,27 @@ pub enum Command {
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Print this CLI's version.
+    Version,
+    /// Who you are logged in as, with which role, on which server.
+    Whoami {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
+    /// Print a shell completion script: `source <(hangar completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell; from $SHELL when omitted.
+        #[arg(value_enum, conflicts_with = "shell_flag")]
+        shell: Option<clap_complete::Shell>,
+        #[arg(
+            short = 's',
+            long = "shell",
+            id = "shell_flag",
+            value_enum,
+            value_name = "SHELL"
+        )]
+        shell_flag: Option<clap_complete::Shell>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +231,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Provider(ProviderCommand::Install { dir }) => {
             print!("{}", crate::provider::install_command(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("hangar {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami { output } => users::whoami(output).await,
+        Command::Completion { shell, shell_flag } => {
+            let shell = match shell.or(shell_flag).or_else(clap_complete::Shell::from_env) {
+                Some(s) => s,
+                None => anyhow::bail!(
+                    "which shell? `hangar completion bash` (or zsh, fish, elvish, powershell)"
+                ),
+            };
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hangar", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }
