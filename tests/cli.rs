@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 use common::*;
 
@@ -14,6 +14,71 @@ fn ok(out: &Output) -> String {
         stderr(out)
     );
     stdout(out)
+}
+
+/// A template with no resources: its builds are quick.
+async fn empty_template(app: &TestApp, name: &str) {
+    push_files(app, name, &[("main.tf", PROVIDER)]).await;
+}
+
+/// `hangar … | head -c1`: a reader that went away ends the CLI quietly (SIGPIPE, or
+/// success), never with a panic. The pipe's read end is closed before the CLI starts, so
+/// every write fails, whatever the timing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let app = spawn_app().await;
+    empty_template(&app, "t").await;
+    let commands: &[&[&str]] = &[
+        &["list", "-o", "json"],
+        &["templates", "list"],
+        &["templates", "versions", "list", "t"],
+        &["version"],
+        &["completion", "bash"],
+        &["--help"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tokio::process::Command::new(hangar_bin())
+            .args(*args)
+            .env("HANGAR_URL", &app.url)
+            .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+            .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            // Not `output()`: tokio's would replace stdout with a pipe of its own.
+            .spawn()
+            .unwrap()
+            .wait_with_output()
+            .await
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}\n{err}",
+            out.status
+        );
+        assert!(err.is_empty(), "{args:?} wrote to stderr: {err}");
+    }
+    // A real pipeline, as the user typed it: the first byte arrives, nothing else is said.
+    let out = tokio::process::Command::new("bash")
+        .args([
+            "-c",
+            r#"set -o pipefail; "$0" completion bash | head -c1; echo " status=$?""#,
+            hangar_bin().to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text == "_ status=0\n" || text == "_ status=141\n",
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -135,7 +135,14 @@ pub enum ProviderCommand {
 }
 
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a print to a closed pipe (`hangar list | head -1`) would
+    // panic; the CLI dies quietly of it instead, as every Unix tool does. The server and
+    // the agent keep ignoring it: they write to the pipes of children that may be gone.
+    set_sigpipe(true);
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Server(_) | Command::Agent) {
+        set_sigpipe(false);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -149,6 +156,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGPIPE's default action (terminate) when `default`, else ignored (Rust's setting).
+fn set_sigpipe(default: bool) {
+    let action = if default {
+        libc::SIG_DFL
+    } else {
+        libc::SIG_IGN
+    };
+    // SAFETY: setting a signal's disposition to a constant action, before other threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, action);
     }
 }
 
