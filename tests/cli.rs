@@ -2,9 +2,24 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Output, Stdio};
 
 use common::*;
+
+/// Runs the built `hangar` as the owner in `cwd`, with `stdin` (not a terminal).
+async fn hangar_in(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(hangar_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
 
 fn ok(out: &Output) -> String {
     assert!(
@@ -78,6 +93,48 @@ async fn a_closed_stdout_ends_the_cli_quietly() {
         stderr(&out)
     );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    app.stop().await;
+}
+
+/// Messages name things plainly: no `"quoted"` debug strings, no `Name("…")`.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_messages_show_plain_names() {
+    let app = spawn_app().await;
+    push_files(
+        &app,
+        "p",
+        &[(
+            "main.tf",
+            &format!("{PROVIDER}data \"hangar_parameter\" \"size\" {{\n  name = \"size\"\n  type = \"number\"\n}}\n"),
+        )],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["create", "w", "--template", "p", "--parameter", "size"],
+            "--parameter size must look like name=value",
+        ),
+        (
+            &["create", "w", "--template", "p"],
+            "parameter size is required and there is no terminal",
+        ),
+        (
+            &["templates", "init", "--id", "nope", "x"],
+            "no built-in template nope; choose one of:",
+        ),
+        (
+            &["tokens", "create", "--name", "t", "--lifetime", "3w"],
+            "duration 3w: unknown unit \"w\"",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = hangar_in(&app, dir.path(), args).await;
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("Name("), "{args:?}: {err}");
+    }
     app.stop().await;
 }
 

@@ -147,7 +147,7 @@ pub fn prompt(question: &str, secret: bool) -> anyhow::Result<String> {
         eprintln!();
     }
     if read? == 0 {
-        anyhow::bail!("no answer (end of input) to {:?}", question.trim());
+        anyhow::bail!("no answer (end of input) to \"{}\"", question.trim());
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

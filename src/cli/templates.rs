@@ -174,7 +174,7 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                     .await?
                     .active_version
                     .ok_or_else(|| {
-                        anyhow::anyhow!("template {name:?} has no active version: pass --version")
+                        anyhow::anyhow!("template {name} has no active version: pass --version")
                     })?,
             };
             let bytes = client.template_archive(&name, &version).await?;
@@ -255,7 +255,7 @@ pub fn builtin_ids() -> Vec<String> {
 pub fn write_builtin(id: &str, dir: &Path) -> anyhow::Result<()> {
     let Some(src) = BUILTIN.get_dir(id) else {
         anyhow::bail!(
-            "no built-in template {id:?}; choose one of: {}",
+            "no built-in template {id}; choose one of: {}",
             builtin_ids().join(", ")
         );
     };

@@ -69,7 +69,7 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("{what} {p:?} must look like name=value"))
+                .ok_or_else(|| anyhow::anyhow!("{what} {p} must look like name=value"))
         })
         .collect()
 }
@@ -116,7 +116,7 @@ fn prompt_missing(
         }
         if !std::io::stdin().is_terminal() {
             anyhow::bail!(
-                "parameter {:?} is required and there is no terminal to ask on: pass --parameter {}=<value> (or --rich-parameter-file){}",
+                "parameter {} is required and there is no terminal to ask on: pass --parameter {}=<value> (or --rich-parameter-file){}",
                 p.name,
                 p.name,
                 if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) }
@@ -172,7 +172,7 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         Some(v) => client.template_version(&args.template, v).await?,
         None => {
             let t = client.template(&args.template).await?;
-            let active = t.active_version.ok_or_else(|| anyhow::anyhow!("template {:?} has no active version yet: see `hangar templates versions list {}`", t.name, t.name))?;
+            let active = t.active_version.ok_or_else(|| anyhow::anyhow!("template {} has no active version yet: see `hangar templates versions list {}`", t.name, t.name))?;
             client.template_version(&args.template, &active).await?
         }
     };
