@@ -36,6 +36,21 @@ async fn empty_template(app: &TestApp, name: &str) {
     push_files(app, name, &[("main.tf", PROVIDER)]).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_push_accepts_coders_yes_flag() {
+    let app = spawn_app().await;
+    let dir = template_dir(&[("main.tf", PROVIDER)]);
+    let d = dir.path().to_str().unwrap();
+    for (flag, name) in [("-y", "short"), ("--yes", "long")] {
+        let out = app.cli(&["templates", "push", name, "-d", d, flag]).await;
+        let text = ok(&out);
+        assert!(text.contains(&format!("Imported {name}@")), "{text}");
+        let t = app.client.template(name).await.unwrap();
+        assert!(t.active_version.is_some(), "{flag}: pushed and activated");
+    }
+    app.stop().await;
+}
+
 /// `hangar … | head -c1`: a reader that went away ends the CLI quietly (SIGPIPE, or
 /// success), never with a panic. The pipe's read end is closed before the CLI starts, so
 /// every write fails, whatever the timing.

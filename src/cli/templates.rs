@@ -34,6 +34,9 @@ pub enum TemplatesCommand {
         /// Return once uploaded instead of following the import.
         #[arg(long)]
         no_wait: bool,
+        /// Skip confirmations (as Coder's `--yes`); push asks none, so scripts may pass it.
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// List templates.
     List {
@@ -88,6 +91,7 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
             version,
             activate,
             no_wait,
+            yes: _,
         } => {
             return push(
                 &client,
