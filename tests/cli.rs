@@ -154,6 +154,71 @@ async fn cli_messages_show_plain_names() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn templates_versions_promote_makes_a_version_active() {
+    let app = spawn_app().await;
+    let dir = template_dir(&[("main.tf", PROVIDER)]);
+    let d = dir.path().to_str().unwrap();
+    ok(&app
+        .cli(&["templates", "push", "t", "-d", d, "--version", "one"])
+        .await);
+    ok(&app
+        .cli(&[
+            "templates",
+            "push",
+            "t",
+            "-d",
+            d,
+            "--version",
+            "two",
+            "--activate=false",
+        ])
+        .await);
+    let active = || async { app.client.template("t").await.unwrap().active_version };
+    assert_eq!(active().await.as_deref(), Some("one"));
+
+    let text = ok(&app
+        .cli(&["templates", "versions", "promote", "t", "two"])
+        .await);
+    assert!(
+        text.contains("t@two is now the active version of t"),
+        "{text}"
+    );
+    assert_eq!(active().await.as_deref(), Some("two"));
+    let listed = ok(&app.cli(&["templates", "versions", "list", "t"]).await);
+    let two = listed.lines().find(|l| l.starts_with("two ")).unwrap();
+    assert!(two.contains("active"), "{listed}");
+
+    // Coder's flags work too.
+    ok(&app
+        .cli(&[
+            "templates",
+            "versions",
+            "promote",
+            "--template",
+            "t",
+            "--template-version",
+            "one",
+        ])
+        .await);
+    assert_eq!(active().await.as_deref(), Some("one"));
+
+    let out = app
+        .cli(&["templates", "versions", "promote", "t", "nine"])
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nine"), "{}", stderr(&out));
+    assert_eq!(active().await.as_deref(), Some("one"));
+    let out = app.cli(&["templates", "versions", "promote", "t"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("promote TEMPLATE VERSION"),
+        "{}",
+        stderr(&out)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn version_whoami_and_completion() {
     let app = spawn_app().await;
     let out = app.cli(&["version"]).await;

@@ -75,6 +75,16 @@ pub enum VersionsCommand {
         #[arg(short, long, value_enum, default_value_t)]
         output: Format,
     },
+    /// Make a version the template's active one: new workspaces and `hangar update` use it.
+    Promote {
+        /// TEMPLATE VERSION; either may be given as a flag instead, as in Coder.
+        #[arg(value_name = "TEMPLATE VERSION", num_args = 0..=2)]
+        args: Vec<String>,
+        #[arg(short = 't', long = "template", value_name = "TEMPLATE")]
+        template: Option<String>,
+        #[arg(long = "template-version", value_name = "VERSION")]
+        template_version: Option<String>,
+    },
 }
 
 pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
@@ -169,6 +179,27 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+        }
+        TemplatesCommand::Versions(VersionsCommand::Promote {
+            args,
+            template,
+            template_version,
+        }) => {
+            let mut args = args.into_iter();
+            let (Some(name), Some(version), None) = (
+                template.or_else(|| args.next()),
+                template_version.or_else(|| args.next()),
+                args.next(),
+            ) else {
+                anyhow::bail!(
+                    "name a template and one of its versions: `hangar templates versions promote TEMPLATE VERSION` (see `hangar templates versions list TEMPLATE`)"
+                );
+            };
+            let t = client.activate_template_version(&name, &version).await?;
+            println!(
+                "{}@{version} is now the active version of {}: new workspaces use it, and `hangar update` moves existing ones to it.",
+                t.name, t.name
+            );
         }
         TemplatesCommand::Pull { name, dir, version } => {
             let version = match version {
