@@ -330,3 +330,69 @@ async fn token_lifetimes_are_durations_and_bad_ones_are_refused() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_init_suggests_an_unused_name_and_the_push_command() {
+    let app = spawn_app().await;
+    empty_template(&app, "local").await;
+    let cwd = tempfile::tempdir().unwrap();
+
+    // `local` is taken on the server: the suggestion is local-2, in ./local-2.
+    let text = ok(&hangar_in(&app, cwd.path(), &["templates", "init"]).await);
+    assert!(
+        text.contains("Wrote the local template to ./local-2."),
+        "{text}"
+    );
+    assert!(
+        text.contains("  hangar templates push local-2 -d ./local-2\n"),
+        "{text}"
+    );
+    assert!(cwd.path().join("local-2/main.tf").is_file());
+
+    // The printed command works as it is, and makes a new template.
+    let out = hangar_in(
+        &app,
+        cwd.path(),
+        &["templates", "push", "local-2", "-d", "./local-2"],
+    )
+    .await;
+    ok(&out);
+    assert!(app.client.template("local-2").await.is_ok());
+
+    // local-2 is taken now; ./local-3 is free.
+    let text = ok(&hangar_in(&app, cwd.path(), &["templates", "init"]).await);
+    assert!(
+        text.contains("hangar templates push local-3 -d ./local-3"),
+        "{text}"
+    );
+
+    // A named directory gives the name, made valid.
+    let text = ok(&hangar_in(
+        &app,
+        cwd.path(),
+        &["templates", "init", "--id", "external", "My_Agent"],
+    )
+    .await);
+    assert!(
+        text.contains("hangar templates push my-agent -d ./My_Agent"),
+        "{text}"
+    );
+    assert!(cwd.path().join("My_Agent/main.tf").is_file());
+
+    // A directory with files in it is refused, with a free one suggested.
+    let out = hangar_in(&app, cwd.path(), &["templates", "init", "My_Agent"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("My_Agent is not empty: choose a new directory, e.g. `hangar templates init --id local ./my-agent`"),
+        "{}",
+        stderr(&out)
+    );
+    // ./local-3 is there from above.
+    let out = hangar_in(&app, cwd.path(), &["templates", "init", "local-2"]).await;
+    assert!(
+        stderr(&out).contains("local-2 is not empty: choose a new directory, e.g. `hangar templates init --id local ./local-4`"),
+        "{}",
+        stderr(&out)
+    );
+    app.stop().await;
+}
