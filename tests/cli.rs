@@ -4,6 +4,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -21,6 +22,35 @@ async fn hangar_in(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the built `hangar` as the owner on a pseudo-terminal (util-linux `script`), typing
+/// `answer` once it has had time to ask. Returns what the terminal showed.
+async fn hangar_on_terminal(app: &TestApp, args: &str, answer: &str) -> (bool, String) {
+    use tokio::io::AsyncWriteExt;
+    let command = format!("{} {args}", hangar_bin().display());
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the CLI on a pseudo-terminal");
+    let mut input = child.stdin.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    input.write_all(answer.as_bytes()).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the CLI finished")
+        .unwrap();
+    drop(input);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -34,6 +64,13 @@ fn ok(out: &Output) -> String {
 /// A template with no resources: its builds are quick.
 async fn empty_template(app: &TestApp, name: &str) {
     push_files(app, name, &[("main.tf", PROVIDER)]).await;
+}
+
+async fn workspace(app: &TestApp, name: &str, template: &str) {
+    let out = app
+        .cli(&["create", name, "--template", template, "-y"])
+        .await;
+    ok(&out);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,6 +307,46 @@ async fn version_whoami_and_completion() {
     assert!(fish.contains("whoami"), "{fish}");
     let out = app.cli(&["completion", "tcsh"]).await;
     assert!(!out.status.success());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_asks_on_a_terminal_and_needs_yes_without_one() {
+    let app = spawn_app().await;
+    empty_template(&app, "t").await;
+    workspace(&app, "dev", "t").await;
+    let exists = || async { app.client.workspace("dev").await.is_ok() };
+
+    // No terminal, no --yes: refused, and nothing is deleted.
+    let out = app.cli(&["delete", "dev"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no terminal to ask on; pass --yes (-y)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(exists().await);
+
+    // A terminal asks; anything but the name or y keeps it.
+    let (success, screen) = hangar_on_terminal(&app, "delete dev", "no\n").await;
+    assert!(!success, "{screen}");
+    assert!(
+        screen.contains("Type its name (dev) or y to confirm"),
+        "{screen}"
+    );
+    assert!(screen.contains("Not deleted."), "{screen}");
+    assert!(exists().await);
+
+    // Typing its name deletes it.
+    let (success, screen) = hangar_on_terminal(&app, "delete dev", "dev\n").await;
+    assert!(success, "{screen}");
+    assert!(screen.contains("Workspace dev deleted."), "{screen}");
+    assert!(!exists().await);
+
+    // --yes needs neither.
+    workspace(&app, "ci", "t").await;
+    let text = ok(&app.cli(&["delete", "ci", "--yes"]).await);
+    assert!(text.contains("Workspace ci deleted."), "{text}");
     app.stop().await;
 }
 

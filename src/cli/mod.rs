@@ -61,7 +61,7 @@ pub enum Command {
     Restart(workspaces::NameArgs),
     /// Move a workspace to its template's active version.
     Update(workspaces::NameArgs),
-    /// Delete a workspace and every resource it has.
+    /// Delete a workspace and every resource it has (asks first; `--yes` without a terminal).
     Delete {
         #[command(flatten)]
         args: workspaces::NameArgs,

@@ -347,23 +347,9 @@ pub async fn transition(
     orphan: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
-    if transition == Transition::Delete && !args.yes && std::io::stdin().is_terminal() {
-        let answer = output::prompt(
-            &format!(
-                "Delete workspace {}{}? [y/N] ",
-                args.name,
-                if orphan {
-                    " (orphan: resources are left in place)"
-                } else {
-                    ""
-                }
-            ),
-            false,
-        )?;
-        if !answer.eq_ignore_ascii_case("y") && !answer.eq_ignore_ascii_case("yes") {
-            println!("Not deleted.");
-            return Ok(ExitCode::FAILURE);
-        }
+    if transition == Transition::Delete && !args.yes && !confirm_delete(&args.name, orphan)? {
+        println!("Not deleted.");
+        return Ok(ExitCode::FAILURE);
     }
     // As Coder does: starting a running workspace (or stopping a stopped one) is a no-op,
     // not a rebuild that would replace its agent's token under it.
@@ -407,6 +393,33 @@ pub async fn transition(
         };
     }
     finish(&client, &args.name, &build).await
+}
+
+/// Asks on the terminal before a delete: the workspace's name or y confirms. Without a
+/// terminal there is no one to ask, so a delete needs `--yes`.
+fn confirm_delete(name: &str, orphan: bool) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "refusing to delete workspace {name} without confirmation: there is no terminal to ask on; pass --yes (-y) to delete it"
+        );
+    }
+    let bare = name.rsplit('/').next().unwrap_or(name);
+    let answer = output::prompt(
+        &format!(
+            "Delete workspace {name}{} and every resource it has? Type its name ({bare}) or y to confirm [y/N]: ",
+            if orphan {
+                " (orphan: its resources are left in place, only forgotten)"
+            } else {
+                ""
+            }
+        ),
+        false,
+    )?;
+    let answer = answer.trim();
+    Ok(answer == bare
+        || answer == name
+        || answer.eq_ignore_ascii_case("y")
+        || answer.eq_ignore_ascii_case("yes"))
 }
 
 fn verb(t: Transition) -> &'static str {
