@@ -4,9 +4,11 @@ mod common;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
+use hangar::api::workspaces::CreateWorkspaceRequest;
+use hangar::model::WorkspaceStatus;
 
 /// Runs the built `hangar` as the owner in `cwd`, with `stdin` (not a terminal).
 async fn hangar_in(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
@@ -252,6 +254,54 @@ async fn templates_versions_promote_makes_a_version_active() {
         "{}",
         stderr(&out)
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_build_and_says_when_nothing_runs() {
+    let app = spawn_app().await;
+    let tf = format!("{PROVIDER}resource \"terraform_data\" \"slow\" {{\n  count = data.hangar_workspace.me.start_count\n  provisioner \"local-exec\" {{\n    command = \"sleep 60\"\n  }}\n}}\n");
+    push_files(&app, "slow", &[("main.tf", &tf)]).await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Wait until terraform runs the provisioner.
+    let start = Instant::now();
+    loop {
+        let logs = app
+            .client
+            .job_logs(&ws.latest_build.job.id, 0, false)
+            .await
+            .unwrap()
+            .logs;
+        if logs.iter().any(|l| l.text.contains("local-exec")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{logs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let text = ok(&app.cli(&["cancel", "ws"]).await);
+    assert!(text.contains("Canceling build #1 (start) of ws"), "{text}");
+    assert!(text.contains("Build #1 canceled"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(45), "{text}");
+    let w = app.client.workspace("ws").await.unwrap();
+    assert_eq!(w.status, WorkspaceStatus::Canceled);
+
+    let text = ok(&app.cli(&["cancel", "ws"]).await);
+    assert!(
+        text.contains("Nothing to cancel: workspace ws has no build pending or running"),
+        "{text}"
+    );
+    let out = app.cli(&["cancel", "nope"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
     app.stop().await;
 }
 

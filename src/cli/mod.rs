@@ -69,6 +69,8 @@ pub enum Command {
         #[arg(long)]
         orphan: bool,
     },
+    /// Cancel a workspace's pending or running build.
+    Cancel { name: String },
     /// Show a build's logs.
     Logs {
         name: String,
@@ -199,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build,
             follow,
         } => workspaces::logs(&name, build, follow).await,
+        Command::Cancel { name } => workspaces::cancel(&name).await,
         Command::Builds { name, output } => workspaces::builds(&name, output).await,
         Command::Favorite { name } => {
             session::client()?.set_favorite(&name, true).await?;

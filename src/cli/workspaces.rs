@@ -422,6 +422,41 @@ fn confirm_delete(name: &str, orphan: bool) -> anyhow::Result<bool> {
         || answer.eq_ignore_ascii_case("yes"))
 }
 
+/// `hangar cancel`: cancels the workspace's latest build while it is pending or running.
+pub async fn cancel(name: &str) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let ws = client.workspace(name).await?;
+    let b = &ws.latest_build;
+    if b.job.status.is_final() {
+        println!(
+            "Nothing to cancel: workspace {} has no build pending or running (its latest, build #{} ({}), {}).",
+            ws.name, b.number, b.transition, b.job.status
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let canceled = match client.cancel_build(&b.id).await {
+        Ok(c) => c,
+        // It finished between our look and the cancel.
+        Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {
+            println!("Nothing to cancel: {e}.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "Canceling build #{} ({}) of {}…",
+        canceled.number, canceled.transition, ws.name
+    );
+    // Terraform is interrupted and stops cleanly; wait for the job to end.
+    let job = client.follow_job(&canceled.job.id, |_| {}).await?;
+    let ws = client.workspace(name).await?;
+    println!(
+        "Build #{} {}; workspace {} is {}.",
+        canceled.number, job.status, ws.name, ws.status
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verb(t: Transition) -> &'static str {
     match t {
         Transition::Start => "Starting",
