@@ -523,3 +523,111 @@ async fn templates_init_suggests_an_unused_name_and_the_push_command() {
     );
     app.stop().await;
 }
+
+/// The init script keeps the agent binary in ${XDG_CACHE_HOME}/hangar, named by its
+/// checksum, and runs it from there: no new copy in $TMPDIR per start. When the server
+/// sends an ETag, a second start is a cache hit (the same file, not a new download).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_init_script_caches_the_agent_binary() {
+    assert!(which::which("curl").is_ok(), "this test needs curl");
+    let app = spawn_app().await;
+    push_builtin(&app, "external").await;
+    ok(&app
+        .cli(&[
+            "external-workspaces",
+            "create",
+            "ext",
+            "--template=external",
+            "-y",
+        ])
+        .await);
+    let i = app.client.agent_instructions("ext", None).await.unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (os, arch) = hangar::agent::protocol::this_platform();
+    let name = format!("hangar-{os}-{arch}");
+    let dir = cache.path().join("hangar");
+
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("init.log");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut inodes = Vec::new();
+    for round in 0..2 {
+        let mut agent = tokio::process::Command::new("sh")
+            .args(["-c", &i.init_script])
+            .env("HANGAR_AGENT_TOKEN", &i.auth_token)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("TMPDIR", tmp.path())
+            .env_remove("HANGAR_URL")
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = agent.id().unwrap();
+        let start = Instant::now();
+        let exe = loop {
+            // The shell execs the agent: then its pid runs the cached binary.
+            if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+                if exe.starts_with(&dir) {
+                    break exe;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "round {round}: the agent was not started from the cache\n{}",
+                log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let current = std::fs::read_to_string(dir.join(format!("{name}.current"))).unwrap();
+        assert_eq!(exe, dir.join(format!("{name}-{}", current.trim())));
+        assert_eq!(
+            std::fs::read(&exe).unwrap(),
+            std::fs::read(hangar_bin()).unwrap(),
+            "the cached binary is the server's"
+        );
+        // The cached binary is a working agent.
+        let start = Instant::now();
+        while round == 0 && !app.client.workspace("ext").await.unwrap().healthy {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the agent did not become healthy\n{}",
+                log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        use std::os::unix::fs::MetadataExt;
+        inodes.push(std::fs::metadata(&exe).unwrap().ino());
+        // SAFETY: signalling the process group of our own child.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        let _ = agent.wait().await;
+    }
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("hangar-agent.")),
+        "nothing was downloaded into $TMPDIR"
+    );
+    let binaries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&name) && !n.ends_with(".etag") && !n.ends_with(".current"))
+        .collect();
+    assert_eq!(
+        binaries.len(),
+        1,
+        "one binary, however many starts: {binaries:?}"
+    );
+    let etag = dir.join(format!("{}.etag", binaries[0]));
+    if etag.exists() {
+        // The server sent an ETag: the second start reused the file.
+        assert_eq!(inodes[0], inodes[1], "a cache hit keeps the file");
+    }
+    app.stop().await;
+}
