@@ -1,6 +1,11 @@
 //! The init script: a POSIX sh script that downloads the agent binary from the server and
 //! execs `hangar agent`. The server serves it at `GET /api/v2/init-script/{os}/{arch}`,
 //! and the build runner hands it to the provider (`HANGAR_AGENT_SCRIPT_<os>_<arch>`).
+//!
+//! The binary is cached in `${XDG_CACHE_HOME:-$HOME/.cache}/hangar/`, named by its
+//! checksum, and revalidated with the ETag the server sent for it (`curl --etag-compare`):
+//! a `304 Not Modified` reuses it. That needs `GET /api/v2/bin/{file}` to send an `ETag`
+//! and answer a matching `If-None-Match` with 304; without one every start downloads.
 
 /// The architectures `hangar_agent.arch` accepts (the provider validates the same list).
 pub const ARCHES: &[&str] = &["amd64", "arm64", "armv7"];
@@ -95,6 +100,15 @@ mod tests {
             Err(InitScriptError::Unsupported { .. })
         ));
         assert!(render("http://x", "linux", "mips").is_err());
+    }
+
+    #[test]
+    fn the_script_revalidates_a_cached_binary_by_etag() {
+        let s = render("http://x", "linux", "arm64").unwrap();
+        assert!(s.contains("NAME=hangar-linux-arm64"));
+        assert!(s.contains(r#"CACHE_DIR="$HOME/.cache/hangar""#));
+        assert!(s.contains(r#"--etag-compare "$CACHED.etag" --etag-save "$DOWNLOAD.etag""#));
+        assert!(s.contains(r#"[ "$STATUS" = 304 ]"#));
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub enum Command {
     Restart(workspaces::NameArgs),
     /// Move a workspace to its template's active version.
     Update(workspaces::NameArgs),
-    /// Delete a workspace and every resource it has.
+    /// Delete a workspace and every resource it has (asks first; `--yes` without a terminal).
     Delete {
         #[command(flatten)]
         args: workspaces::NameArgs,
@@ -69,6 +69,8 @@ pub enum Command {
         #[arg(long)]
         orphan: bool,
     },
+    /// Cancel a workspace's pending or running build.
+    Cancel { name: String },
     /// Show a build's logs.
     Logs {
         name: String,
@@ -102,6 +104,27 @@ pub enum Command {
     /// Hangar's Terraform provider.
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Print this CLI's version.
+    Version,
+    /// Who you are logged in as, with which role, on which server.
+    Whoami {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
+    /// Print a shell completion script: `source <(hangar completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell; from $SHELL when omitted.
+        #[arg(value_enum, conflicts_with = "shell_flag")]
+        shell: Option<clap_complete::Shell>,
+        #[arg(
+            short = 's',
+            long = "shell",
+            id = "shell_flag",
+            value_enum,
+            value_name = "SHELL"
+        )]
+        shell_flag: Option<clap_complete::Shell>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,7 +137,14 @@ pub enum ProviderCommand {
 }
 
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a print to a closed pipe (`hangar list | head -1`) would
+    // panic; the CLI dies quietly of it instead, as every Unix tool does. The server and
+    // the agent keep ignoring it: they write to the pipes of children that may be gone.
+    set_sigpipe(true);
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Server(_) | Command::Agent) {
+        set_sigpipe(false);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -128,6 +158,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGPIPE's default action (terminate) when `default`, else ignored (Rust's setting).
+fn set_sigpipe(default: bool) {
+    let action = if default {
+        libc::SIG_DFL
+    } else {
+        libc::SIG_IGN
+    };
+    // SAFETY: setting a signal's disposition to a constant action, before other threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, action);
     }
 }
 
@@ -158,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build,
             follow,
         } => workspaces::logs(&name, build, follow).await,
+        Command::Cancel { name } => workspaces::cancel(&name).await,
         Command::Builds { name, output } => workspaces::builds(&name, output).await,
         Command::Favorite { name } => {
             session::client()?.set_favorite(&name, true).await?;
@@ -210,6 +254,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Provider(ProviderCommand::Install { dir }) => {
             print!("{}", crate::provider::install_command(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("hangar {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami { output } => users::whoami(output).await,
+        Command::Completion { shell, shell_flag } => {
+            let shell = match shell.or(shell_flag).or_else(clap_complete::Shell::from_env) {
+                Some(s) => s,
+                None => anyhow::bail!(
+                    "which shell? `hangar completion bash` (or zsh, fish, elvish, powershell)"
+                ),
+            };
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hangar", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -34,6 +34,9 @@ pub enum TemplatesCommand {
         /// Return once uploaded instead of following the import.
         #[arg(long)]
         no_wait: bool,
+        /// Skip confirmations (as Coder's `--yes`); push asks none, so scripts may pass it.
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// List templates.
     List {
@@ -56,9 +59,12 @@ pub enum TemplatesCommand {
         #[arg(short = 'y', long)]
         yes: bool,
     },
-    /// Copy a built-in starter template into a directory.
+    /// Copy a built-in starter template into a directory (a new one named after an unused
+    /// template name when omitted), and print the command that pushes it.
     Init {
-        dir: PathBuf,
+        /// Where to write it; must be empty or new.
+        dir: Option<PathBuf>,
+        /// The built-in template to start from.
         #[arg(long, default_value = "local")]
         id: String,
     },
@@ -72,11 +78,21 @@ pub enum VersionsCommand {
         #[arg(short, long, value_enum, default_value_t)]
         output: Format,
     },
+    /// Make a version the template's active one: new workspaces and `hangar update` use it.
+    Promote {
+        /// TEMPLATE VERSION; either may be given as a flag instead, as in Coder.
+        #[arg(value_name = "TEMPLATE VERSION", num_args = 0..=2)]
+        args: Vec<String>,
+        #[arg(short = 't', long = "template", value_name = "TEMPLATE")]
+        template: Option<String>,
+        #[arg(long = "template-version", value_name = "VERSION")]
+        template_version: Option<String>,
+    },
 }
 
 pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
     if let TemplatesCommand::Init { dir, id } = &cmd {
-        init(dir, id)?;
+        init(dir.as_deref(), id).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let client = session::client()?;
@@ -88,6 +104,7 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
             version,
             activate,
             no_wait,
+            yes: _,
         } => {
             return push(
                 &client,
@@ -166,6 +183,27 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        TemplatesCommand::Versions(VersionsCommand::Promote {
+            args,
+            template,
+            template_version,
+        }) => {
+            let mut args = args.into_iter();
+            let (Some(name), Some(version), None) = (
+                template.or_else(|| args.next()),
+                template_version.or_else(|| args.next()),
+                args.next(),
+            ) else {
+                anyhow::bail!(
+                    "name a template and one of its versions: `hangar templates versions promote TEMPLATE VERSION` (see `hangar templates versions list TEMPLATE`)"
+                );
+            };
+            let t = client.activate_template_version(&name, &version).await?;
+            println!(
+                "{}@{version} is now the active version of {}: new workspaces use it, and `hangar update` moves existing ones to it.",
+                t.name, t.name
+            );
+        }
         TemplatesCommand::Pull { name, dir, version } => {
             let version = match version {
                 Some(v) => v,
@@ -174,7 +212,7 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                     .await?
                     .active_version
                     .ok_or_else(|| {
-                        anyhow::anyhow!("template {name:?} has no active version: pass --version")
+                        anyhow::anyhow!("template {name} has no active version: pass --version")
                     })?,
             };
             let bytes = client.template_archive(&name, &version).await?;
@@ -255,7 +293,7 @@ pub fn builtin_ids() -> Vec<String> {
 pub fn write_builtin(id: &str, dir: &Path) -> anyhow::Result<()> {
     let Some(src) = BUILTIN.get_dir(id) else {
         anyhow::bail!(
-            "no built-in template {id:?}; choose one of: {}",
+            "no built-in template {id}; choose one of: {}",
             builtin_ids().join(", ")
         );
     };
@@ -272,15 +310,134 @@ pub fn write_builtin(id: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init(dir: &Path, id: &str) -> anyhow::Result<()> {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        anyhow::bail!("{} is not empty: choose a new directory", dir.display());
+/// Writes the built-in template `id` into `dir` (or a new directory named after a template
+/// name nobody uses yet) and prints the push command, with a name that creates a new
+/// template rather than a new version of an existing one.
+async fn init(dir: Option<&Path>, id: &str) -> anyhow::Result<()> {
+    if BUILTIN.get_dir(id).is_none() {
+        anyhow::bail!(
+            "no built-in template {id}; choose one of: {}",
+            builtin_ids().join(", ")
+        );
     }
-    write_builtin(id, dir)?;
-    println!(
-        "Wrote the {id} template to {}. Push it with `hangar templates push {id} -d {}`.",
-        dir.display(),
-        dir.display()
-    );
+    // The server's template names, when logged in: the suggestion should not be one.
+    // Init works offline: a server that is away (or slow) only loses that check.
+    let taken: Vec<String> = match session::client() {
+        Ok(client) => tokio::time::timeout(std::time::Duration::from_secs(3), client.templates())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|ts| ts.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let (dir, name) = match dir {
+        Some(dir) => {
+            let base = dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = suggest_name(&base, id, |n| taken.iter().any(|t| t == n));
+            (dir.to_path_buf(), name)
+        }
+        None => {
+            let name = suggest_name(id, id, |n| {
+                taken.iter().any(|t| t == n) || Path::new(n).exists()
+            });
+            (PathBuf::from(&name), name)
+        }
+    };
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        let free = suggest_name(&name, id, |n| {
+            taken.iter().any(|t| t == n) || Path::new(n).exists()
+        });
+        anyhow::bail!(
+            "{} is not empty: choose a new directory, e.g. `hangar templates init --id {id} ./{free}`",
+            dir.display()
+        );
+    }
+    write_builtin(id, &dir)?;
+    let shown = if dir.is_relative() && !dir.starts_with(".") && !dir.starts_with("..") {
+        format!("./{}", dir.display())
+    } else {
+        dir.display().to_string()
+    };
+    println!("Wrote the {id} template to {shown}. Edit it, then push it as a new template named {name}:\n");
+    println!("  hangar templates push {name} -d {}", sh_word(&shown));
     Ok(())
+}
+
+/// A valid template name from `base` (lowercase letters, digits, hyphens; at most 32
+/// characters; `fallback` when nothing is left), with -2, -3, … added while `taken`.
+fn suggest_name(base: &str, fallback: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut name: String = base
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    let mut name: String = name.trim_matches('-').chars().take(28).collect();
+    name = name.trim_end_matches('-').to_string();
+    if name.is_empty() {
+        name = fallback.to_string();
+    }
+    if !taken(&name) {
+        return name;
+    }
+    // local-2 is taken: local-3, not local-2-2.
+    let stem = match name.rsplit_once('-') {
+        Some((stem, n)) if !stem.is_empty() && n.parse::<u32>().is_ok() => stem.to_string(),
+        _ => name,
+    };
+    (2..)
+        .map(|n| format!("{stem}-{n}"))
+        .find(|n| !taken(n))
+        .expect("some suffix is free")
+}
+
+/// `s` as one shell word: as is when it is plain, single-quoted otherwise.
+fn sh_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        s.to_string()
+    } else {
+        crate::agent::init_script::sh_quote(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest_name;
+
+    #[test]
+    fn suggested_names_are_valid_and_free() {
+        let none = |_: &str| false;
+        assert_eq!(suggest_name("local", "local", none), "local");
+        assert_eq!(suggest_name("My_Template", "local", none), "my-template");
+        assert_eq!(suggest_name("__", "local", none), "local");
+        assert_eq!(
+            suggest_name("local", "local", |n| n == "local" || n == "local-2"),
+            "local-3"
+        );
+        assert_eq!(
+            suggest_name("local-2", "local", |n| n == "local-2"),
+            "local-3"
+        );
+        assert_eq!(suggest_name("v-1", "local", |n| n == "v-1"), "v-2");
+        let long = suggest_name(&"a".repeat(40), "local", |n| n.len() == 28);
+        assert_eq!(long, format!("{}-2", "a".repeat(28)));
+        assert!(crate::model::Name::parse(&long).is_ok());
+    }
 }

@@ -13,9 +13,9 @@ pub enum TokensCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// How long it lives, e.g. 30m, 12h, 30d; forever when omitted.
-        #[arg(long)]
-        lifetime: Option<String>,
+        /// How long it lives, e.g. 30m, 12h, 30d (at most 100 years); forever when omitted.
+        #[arg(long, value_parser = parse_lifetime)]
+        lifetime: Option<i64>,
     },
     /// List your tokens.
     List {
@@ -27,15 +27,16 @@ pub enum TokensCommand {
     Remove { name: String },
 }
 
+/// `--lifetime`, checked by clap so a bad one is refused before anything is sent.
+fn parse_lifetime(s: &str) -> Result<i64, String> {
+    output::parse_duration(s).map_err(|e| e.to_string())
+}
+
 pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
     match cmd {
         TokensCommand::Create { name, lifetime } => {
-            let secs = lifetime
-                .as_deref()
-                .map(super::output::parse_duration)
-                .transpose()?;
-            let created = client.create_token(&name, secs).await?;
+            let created = client.create_token(&name, lifetime).await?;
             // The one time the secret is shown: stdout alone, so `$(hangar tokens create …)` works.
             println!("{}", created.key);
         }
@@ -44,6 +45,7 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
             match output {
                 Format::Json => output::json(&tokens)?,
                 Format::Table => {
+                    let now = crate::model::now_ms();
                     let rows: Vec<Vec<String>> = tokens
                         .iter()
                         .map(|t| {
@@ -54,18 +56,16 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                                     .map(output::ago)
                                     .unwrap_or_else(|| "never".into()),
                                 t.expires_at
-                                    .map(|e| {
-                                        if e <= crate::model::now_ms() {
-                                            "expired".to_string()
-                                        } else {
-                                            format!("in {}s", (e - crate::model::now_ms()) / 1000)
-                                        }
-                                    })
-                                    .unwrap_or_else(|| "never".into()),
+                                    .map(|e| output::format_duration((e - t.created_at) / 1000))
+                                    .unwrap_or_else(|| "forever".into()),
+                                expires(t.expires_at, now),
                             ]
                         })
                         .collect();
-                    output::table(&["NAME", "CREATED", "LAST USED", "EXPIRES"], &rows);
+                    output::table(
+                        &["NAME", "CREATED", "LAST USED", "LIFETIME", "EXPIRES"],
+                        &rows,
+                    );
                 }
             }
         }
@@ -75,4 +75,28 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "in 29d 23h", "expired 3d ago", "never".
+fn expires(expires_at: Option<i64>, now: i64) -> String {
+    match expires_at {
+        None => "never".into(),
+        Some(e) if e <= now => format!("expired {}", output::ago(e)),
+        Some(e) => format!("in {}", output::format_duration((e - now) / 1000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn expiry_is_a_duration() {
+        let now = 1_000_000_000_000;
+        assert_eq!(super::expires(None, now), "never");
+        assert_eq!(
+            super::expires(Some(now + (30 * 86400 - 1) * 1000), now),
+            "in 29d 23h"
+        );
+        assert_eq!(super::expires(Some(now + 6 * 86400 * 1000), now), "in 6d");
+        assert!(super::expires(Some(now - 1000), now).starts_with("expired "));
+    }
 }

@@ -101,6 +101,28 @@ pub async fn logout() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `hangar whoami`: the session's user, role and server.
+pub async fn whoami(format: Format) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let me = client.me().await?;
+    match format {
+        Format::Json => output::json(&serde_json::json!({
+            "url": client.url(),
+            "username": me.username,
+            "email": me.email,
+            "role": me.role,
+        }))?,
+        Format::Table => println!(
+            "Logged in to {} as {} ({}), role {}.",
+            client.url(),
+            me.username,
+            me.email,
+            me.role
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user.

@@ -69,7 +69,7 @@ fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, 
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("{what} {p:?} must look like name=value"))
+                .ok_or_else(|| anyhow::anyhow!("{what} {p} must look like name=value"))
         })
         .collect()
 }
@@ -116,7 +116,7 @@ fn prompt_missing(
         }
         if !std::io::stdin().is_terminal() {
             anyhow::bail!(
-                "parameter {:?} is required and there is no terminal to ask on: pass --parameter {}=<value> (or --rich-parameter-file){}",
+                "parameter {} is required and there is no terminal to ask on: pass --parameter {}=<value> (or --rich-parameter-file){}",
                 p.name,
                 p.name,
                 if p.description.is_empty() { String::new() } else { format!(" — {}", p.description) }
@@ -172,7 +172,7 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         Some(v) => client.template_version(&args.template, v).await?,
         None => {
             let t = client.template(&args.template).await?;
-            let active = t.active_version.ok_or_else(|| anyhow::anyhow!("template {:?} has no active version yet: see `hangar templates versions list {}`", t.name, t.name))?;
+            let active = t.active_version.ok_or_else(|| anyhow::anyhow!("template {} has no active version yet: see `hangar templates versions list {}`", t.name, t.name))?;
             client.template_version(&args.template, &active).await?
         }
     };
@@ -347,23 +347,9 @@ pub async fn transition(
     orphan: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
-    if transition == Transition::Delete && !args.yes && std::io::stdin().is_terminal() {
-        let answer = output::prompt(
-            &format!(
-                "Delete workspace {}{}? [y/N] ",
-                args.name,
-                if orphan {
-                    " (orphan: resources are left in place)"
-                } else {
-                    ""
-                }
-            ),
-            false,
-        )?;
-        if !answer.eq_ignore_ascii_case("y") && !answer.eq_ignore_ascii_case("yes") {
-            println!("Not deleted.");
-            return Ok(ExitCode::FAILURE);
-        }
+    if transition == Transition::Delete && !args.yes && !confirm_delete(&args.name, orphan)? {
+        println!("Not deleted.");
+        return Ok(ExitCode::FAILURE);
     }
     // As Coder does: starting a running workspace (or stopping a stopped one) is a no-op,
     // not a rebuild that would replace its agent's token under it.
@@ -407,6 +393,68 @@ pub async fn transition(
         };
     }
     finish(&client, &args.name, &build).await
+}
+
+/// Asks on the terminal before a delete: the workspace's name or y confirms. Without a
+/// terminal there is no one to ask, so a delete needs `--yes`.
+fn confirm_delete(name: &str, orphan: bool) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "refusing to delete workspace {name} without confirmation: there is no terminal to ask on; pass --yes (-y) to delete it"
+        );
+    }
+    let bare = name.rsplit('/').next().unwrap_or(name);
+    let answer = output::prompt(
+        &format!(
+            "Delete workspace {name}{} and every resource it has? Type its name ({bare}) or y to confirm [y/N]: ",
+            if orphan {
+                " (orphan: its resources are left in place, only forgotten)"
+            } else {
+                ""
+            }
+        ),
+        false,
+    )?;
+    let answer = answer.trim();
+    Ok(answer == bare
+        || answer == name
+        || answer.eq_ignore_ascii_case("y")
+        || answer.eq_ignore_ascii_case("yes"))
+}
+
+/// `hangar cancel`: cancels the workspace's latest build while it is pending or running.
+pub async fn cancel(name: &str) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let ws = client.workspace(name).await?;
+    let b = &ws.latest_build;
+    if b.job.status.is_final() {
+        println!(
+            "Nothing to cancel: workspace {} has no build pending or running (its latest, build #{} ({}), {}).",
+            ws.name, b.number, b.transition, b.job.status
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let canceled = match client.cancel_build(&b.id).await {
+        Ok(c) => c,
+        // It finished between our look and the cancel.
+        Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {
+            println!("Nothing to cancel: {e}.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "Canceling build #{} ({}) of {}…",
+        canceled.number, canceled.transition, ws.name
+    );
+    // Terraform is interrupted and stops cleanly; wait for the job to end.
+    let job = client.follow_job(&canceled.job.id, |_| {}).await?;
+    let ws = client.workspace(name).await?;
+    println!(
+        "Build #{} {}; workspace {} is {}.",
+        canceled.number, job.status, ws.name, ws.status
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verb(t: Transition) -> &'static str {
