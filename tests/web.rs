@@ -608,13 +608,26 @@ async fn pages_show_members_their_own_and_render_errors() {
     assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 1);
 
     // The favorite toggle: the owner's post marks it; a member cannot see it to mark it.
+    // Forms are posted as a browser posts them from our pages: with our Origin.
     let post_as = |path: &str, token: &str, form: &[(&str, &str)]| {
         http.post(format!("{}{path}", app.url))
             .header("cookie", format!("hangar_session={token}"))
+            .header("origin", &app.url)
             .form(form)
             .send()
     };
     let owner_token = app.client.token().unwrap();
+    // The same post from another site's page is refused before it does anything.
+    let forged = http
+        .post(format!("{}/@owner/dev/favorite", app.url))
+        .header("cookie", format!("hangar_session={owner_token}"))
+        .header("origin", "http://evil.example")
+        .form(&[("favorite", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(!app.client.workspace("dev").await.unwrap().favorite);
     let fav = post_as("/@owner/dev/favorite", owner_token, &[("favorite", "true")])
         .await
         .unwrap();
