@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest};
 use hangar::client::Client;
 use hangar::model::Transition;
+use hangar::wire::workspaces::{BuildRequest, CreateWorkspaceRequest};
 
 const RUNS: usize = 7;
 
@@ -52,7 +52,7 @@ fn bare_terraform(module: &Path, mirror_rc: &Path, home_base: &Path) -> Duration
     took
 }
 
-async fn wait(client: &Client, job: &str) -> hangar::db::jobs::Job {
+async fn wait(client: &Client, job: &str) -> hangar::wire::jobs::Job {
     let job = client.follow_job(job, |_| {}).await.unwrap();
     assert_eq!(
         job.status,
@@ -63,9 +63,9 @@ async fn wait(client: &Client, job: &str) -> hangar::db::jobs::Job {
     job
 }
 
-fn terraform_ms(job: &hangar::db::jobs::Job) -> f64 {
-    let t: serde_json::Value = serde_json::from_str(&job.timings).unwrap_or_default();
-    t["init_ms"].as_f64().unwrap_or(0.0) + t["apply_ms"].as_f64().unwrap_or(0.0)
+fn terraform_ms(job: &hangar::wire::jobs::Job) -> f64 {
+    let stage = |name: &str| job.timings.get(name).copied().unwrap_or(0) as f64;
+    stage("init_ms") + stage("apply_ms")
 }
 
 #[tokio::main]
@@ -77,7 +77,7 @@ async fn main() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = hangar::server::Config::new(data.path().to_path_buf(), url.clone());
+    let mut config = hangar::config::Config::new(data.path().to_path_buf(), url.clone());
     config.hangar_binary = env!("CARGO_BIN_EXE_hangar").into();
     tokio::spawn(hangar::server::serve(
         listener,
@@ -87,7 +87,7 @@ async fn main() {
     ));
     let anon = Client::new(&url, None);
     let login = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "bench".into(),
             email: "b@example.com".into(),
             password: "benchmark-password".into(),

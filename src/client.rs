@@ -7,20 +7,18 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::agent::protocol::Manifest;
-use crate::api::agents::{AgentView, MetadataView};
-use crate::api::jobs::LogsPage;
-use crate::api::templates::{ActivateRequest, TemplateView, VersionView};
-use crate::api::tokens::{CreateTokenRequest, CreatedToken};
-use crate::api::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse};
-use crate::api::workspaces::{
-    BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest, WorkspaceView,
+use crate::wire::agent::Manifest;
+use crate::wire::agents::{AgentLog, AgentView, MetadataView};
+use crate::wire::audit::AuditEntry;
+use crate::wire::jobs::{Job, JobLog, LogsPage};
+use crate::wire::templates::{ActivateRequest, DryRunRequest, TemplateView, VersionView};
+use crate::wire::tokens::{CreateTokenRequest, CreatedToken, Token};
+use crate::wire::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse, User};
+use crate::wire::workspaces::{
+    AgentInstructions, BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest,
+    WorkspaceView,
 };
-use crate::api::ErrorBody;
-use crate::db::agents::AgentLog;
-use crate::db::jobs::Job;
-use crate::db::tokens::ApiToken;
-use crate::db::users::User;
+use crate::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -242,7 +240,7 @@ impl Client {
         .await
     }
 
-    pub async fn tokens(&self) -> ClientResult<Vec<ApiToken>> {
+    pub async fn tokens(&self) -> ClientResult<Vec<Token>> {
         self.get("/users/me/keys/tokens").await
     }
 
@@ -320,7 +318,7 @@ impl Client {
     ) -> ClientResult<Job> {
         self.post(
             &format!("/templates/{name}/versions/{version}/dry-run"),
-            &crate::api::templates::DryRunRequest { parameters },
+            &DryRunRequest { parameters },
         )
         .await
     }
@@ -377,7 +375,7 @@ impl Client {
         &self,
         name: &str,
         agent: Option<&str>,
-    ) -> ClientResult<crate::api::workspaces::AgentInstructions> {
+    ) -> ClientResult<AgentInstructions> {
         let mut req = self.request(
             Method::GET,
             &format!("/workspaces/{}/agent-instructions", owner_path(name)),
@@ -397,7 +395,7 @@ impl Client {
     }
 
     /// The audit log, newest first (owners only).
-    pub async fn audit(&self, limit: i64) -> ClientResult<Vec<crate::db::audit::AuditEntry>> {
+    pub async fn audit(&self, limit: i64) -> ClientResult<Vec<AuditEntry>> {
         self.get(&format!("/audit?limit={limit}")).await
     }
 
@@ -413,11 +411,7 @@ impl Client {
     }
 
     /// Follows a job to its end, handing each log line to `each`; returns the final job.
-    pub async fn follow_job(
-        &self,
-        id: &str,
-        mut each: impl FnMut(&crate::db::jobs::JobLog),
-    ) -> ClientResult<Job> {
+    pub async fn follow_job(&self, id: &str, mut each: impl FnMut(&JobLog)) -> ClientResult<Job> {
         let mut after = 0;
         loop {
             let page = self.job_logs(id, after, true).await?;

@@ -5,11 +5,14 @@
 //! - `model` holds plain types and rules; `provisioner` runs terraform for jobs.
 //! - `provider` is the Terraform provider this same binary serves to terraform.
 //! - `agent` runs inside a workspace and connects back to the server.
+//! - `wire` holds the API's request and response types: server, client, CLI, agent and
+//!   tests all speak them (it depends on `model` only).
 
 pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod db;
 pub mod isolate;
 pub mod model;
@@ -17,3 +20,4 @@ pub mod provider;
 pub mod provisioner;
 pub mod server;
 pub mod web;
+pub mod wire;

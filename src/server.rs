@@ -2,40 +2,14 @@
 //! served on a listener the caller binds (tests bind 127.0.0.1:0).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::api::{self, AppState};
+use crate::config::Config;
 use crate::db::Database;
 use crate::provisioner::queue::Runner;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Where the SQLite file, job work dirs and caches live.
-    pub data_dir: PathBuf,
-    /// The URL agents and users reach this server at (printed, and given to templates).
-    pub access_url: String,
-    /// How many builds this server runs at once.
-    pub provisioners: usize,
-    /// The binary terraform runs as Hangar's provider (this executable, except in tests).
-    pub hangar_binary: PathBuf,
-    /// How long one terraform run of a job may take before it is interrupted.
-    pub job_timeout: std::time::Duration,
-}
-
-impl Config {
-    pub fn new(data_dir: PathBuf, access_url: String) -> Config {
-        Config {
-            data_dir,
-            access_url,
-            provisioners: 3,
-            hangar_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hangar")),
-            job_timeout: crate::provisioner::terraform::DEFAULT_TIMEOUT,
-        }
-    }
-}
 
 /// Serves until `shutdown` resolves, then drains requests and stops the provisioners.
 pub async fn serve(
@@ -126,60 +100,4 @@ fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data dir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("making the data dir {} private", dir.display()))
-}
-
-/// Makes a new server ready to use: an owner `admin` whose generated password is written
-/// to `<data_dir>/admin-password` (mode 0600), and every built-in template pushed.
-/// Idempotent: an existing owner or template is left as it is.
-pub async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-
-    let anon = crate::client::Client::new(access_url, None);
-    let password_file = data_dir.join("admin-password");
-    let client = if !anon.first_user_exists().await? {
-        let password = crate::model::secret::generate_token().expose()[..24].to_string();
-        let created = anon
-            .create_first_user(&crate::api::users::CreateUserRequest {
-                username: "admin".into(),
-                email: "admin@localhost".into(),
-                password: password.clone(),
-                full_name: "Hangar admin".into(),
-                role: None,
-            })
-            .await?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&password_file)?;
-        f.write_all(password.as_bytes())?;
-        anon.with_token(&created.session_token)
-    } else if let Ok(password) = std::fs::read_to_string(&password_file) {
-        anon.with_token(&anon.login("admin", password.trim()).await?.session_token)
-    } else {
-        println!("This server already has users; log in with `hangar login {access_url}`.");
-        return Ok(());
-    };
-    let existing: Vec<String> = client
-        .templates()
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    for id in crate::cli::templates::builtin_ids() {
-        if existing.contains(&id) {
-            continue;
-        }
-        let dir = tempfile::tempdir()?;
-        crate::cli::templates::write_builtin(&id, dir.path())?;
-        crate::cli::templates::push(&client, &id, dir.path(), "built-in", None, true, false)
-            .await?;
-    }
-    println!(
-        "Log in with:\n  hangar login {access_url} --username admin --password \"$(cat {})\"",
-        password_file.display()
-    );
-    Ok(())
 }

@@ -11,17 +11,18 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{fresh_db_url, hangar_bin, PASSWORD};
-use hangar::api::agents::AgentView;
 use hangar::client::Client;
+use hangar::config::Config;
 use hangar::db::agents::Agent;
 use hangar::db::jobs::Completion;
 use hangar::db::templates::{Template, TemplateVersion};
 use hangar::db::workspaces::{NewBuild, Workspace};
 use hangar::db::Database;
-use hangar::model::agent::AgentStatus;
+use hangar::model::agent::{AgentStatus, Lifecycle};
 use hangar::model::secret::{generate_token, hash_token};
 use hangar::model::{new_id, now_ms, JobStatus, Transition};
-use hangar::server::{self, Config};
+use hangar::server;
+use hangar::wire::agents::AgentView;
 use reqwest::StatusCode;
 
 // ---- Server log capture: every server in this test binary logs here, at debug level,
@@ -132,7 +133,7 @@ async fn fixture() -> Fixture {
     let db = Database::connect(&db_url).await.unwrap();
     let anon = Client::new(&server.url, None);
     let created = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "owner".into(),
             email: "owner@example.com".into(),
             password: PASSWORD.into(),
@@ -438,7 +439,7 @@ async fn agent_connects_runs_its_scripts_reports_metadata_and_shuts_down() {
     let mut agent = AgentProcess::spawn(&f.server.url, &a.token);
     let view = wait_healthy(&f, &a.agent_id, &agent).await;
     println!("agent healthy after {:?}", started.elapsed());
-    assert_eq!(view.lifecycle, "ready");
+    assert_eq!(view.lifecycle, Lifecycle::Ready);
     assert_eq!(view.version, env!("CARGO_PKG_VERSION"));
     assert!(!view.hostname.is_empty());
     assert_eq!(view.os, std::env::consts::OS);
@@ -517,7 +518,7 @@ async fn agent_connects_runs_its_scripts_reports_metadata_and_shuts_down() {
         "lifecycle off and disconnected",
         || async {
             let v = f.view(&a.agent_id).await;
-            (v.lifecycle == "off" && v.status == AgentStatus::Disconnected).then_some(())
+            (v.lifecycle == Lifecycle::Off && v.status == AgentStatus::Disconnected).then_some(())
         },
     )
     .await;
@@ -534,7 +535,7 @@ async fn agent_connects_runs_its_scripts_reports_metadata_and_shuts_down() {
     // Nobody else's business: a member cannot see the owner's agent.
     let member = {
         f.owner
-            .create_user(&hangar::api::users::CreateUserRequest {
+            .create_user(&hangar::wire::users::CreateUserRequest {
                 username: "member".into(),
                 email: "member@example.com".into(),
                 password: PASSWORD.into(),
@@ -584,7 +585,7 @@ async fn agent_reconnects_after_the_server_restarts() {
         "the agent to reconnect",
         || async {
             let v = f.view(&a.agent_id).await;
-            (v.last_connected_at.is_some_and(|t| t >= restarted_at) && v.healthy).then_some(v)
+            (v.last_connected_at.is_some_and(|t| t.ms() >= restarted_at) && v.healthy).then_some(v)
         },
     )
     .await;
@@ -597,7 +598,7 @@ async fn agent_reconnects_after_the_server_restarts() {
         "metadata after the restart",
         || async {
             let md = f.owner.agent_metadata(&a.agent_id).await.unwrap();
-            md[0].collected_at.filter(|t| *t >= restarted_at)
+            md[0].collected_at.filter(|t| t.ms() >= restarted_at)
         },
     )
     .await;
@@ -740,7 +741,7 @@ async fn the_init_script_downloads_and_runs_the_agent() {
         which::which("curl").is_ok(),
         "this test needs curl installed (the init script downloads with it)"
     );
-    let (os, arch) = hangar::agent::protocol::this_platform();
+    let (os, arch) = hangar::wire::agent::this_platform();
     let script = Client::new(&f.server.url, None)
         .init_script(os, arch)
         .await
@@ -790,7 +791,7 @@ async fn the_init_script_downloads_and_runs_the_agent() {
         .unwrap();
     assert!(status.success(), "{status}\n{}", stderr());
     eventually(Duration::from_secs(5), "lifecycle off", || async {
-        (f.view(&a.agent_id).await.lifecycle == "off").then_some(())
+        (f.view(&a.agent_id).await.lifecycle == Lifecycle::Off).then_some(())
     })
     .await;
     assert!(!stderr().contains(&a.token));
@@ -812,7 +813,7 @@ async fn the_init_script_downloads_and_runs_the_agent() {
 async fn binaries_and_init_scripts_for_other_platforms_are_404_with_a_reason() {
     let f = fixture().await;
     let anon = Client::new(&f.server.url, None);
-    let (os, arch) = hangar::agent::protocol::this_platform();
+    let (os, arch) = hangar::wire::agent::this_platform();
     let ours = anon
         .get_bytes(&format!("/bin/hangar-{os}-{arch}"))
         .await
@@ -839,7 +840,7 @@ async fn binaries_and_init_scripts_for_other_platforms_are_404_with_a_reason() {
 
 #[tokio::test]
 async fn every_init_script_renders_and_is_valid_sh() {
-    use hangar::agent::init_script::{render, ARCHES, SCRIPT_OSES};
+    use hangar::provisioner::init_script::{render, ARCHES, SCRIPT_OSES};
     for os in SCRIPT_OSES {
         for arch in ARCHES {
             let script = render("https://hangar.example.com:8443/it's", os, arch).unwrap();

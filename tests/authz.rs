@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use hangar::api::workspaces::CreateWorkspaceRequest;
 use hangar::model::Role;
+use hangar::wire::workspaces::CreateWorkspaceRequest;
 use reqwest::{Method, StatusCode};
 
 /// Who calls: the server's owner, a template-admin, alice (who owns the workspace every
@@ -126,7 +126,7 @@ async fn every_route_admits_exactly_its_callers() {
         .await
         .unwrap();
     let ws = alice.workspace("box").await.unwrap();
-    let agent = &ws.external_agents[0].agent;
+    let agent = &ws.external_agents[0];
     let agent_token = alice
         .agent_instructions("box", None)
         .await
@@ -154,7 +154,7 @@ async fn every_route_admits_exactly_its_callers() {
         client.create_token("walk", None).await.unwrap();
     }
 
-    let (os, arch) = hangar::agent::protocol::this_platform();
+    let (os, arch) = hangar::wire::agent::this_platform();
     let fill = |path: &str, job: &str| -> String {
         path.replace(":owner", "alice")
             .replace(":name/versions", "external/versions")

@@ -7,8 +7,8 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hangar::api::workspaces::CreateWorkspaceRequest;
 use hangar::model::WorkspaceStatus;
+use hangar::wire::workspaces::CreateWorkspaceRequest;
 
 /// Runs the built `hangar` as the owner in `cwd`, with `stdin` (not a terminal).
 async fn hangar_in(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
@@ -544,7 +544,7 @@ async fn the_init_script_caches_the_agent_binary() {
     let i = app.client.agent_instructions("ext", None).await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let (os, arch) = hangar::agent::protocol::this_platform();
+    let (os, arch) = hangar::wire::agent::this_platform();
     let name = format!("hangar-{os}-{arch}");
     let dir = cache.path().join("hangar");
 

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest};
 use hangar::client::Client;
 use hangar::model::{JobStatus, Transition};
+use hangar::wire::workspaces::{BuildRequest, CreateWorkspaceRequest};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -75,7 +75,7 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     let mut server = start_server(port, data.path(), &db_url).await;
     let anon = Client::new(&url, None);
     let login = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "owner".into(),
             email: "o@example.com".into(),
             password: PASSWORD.into(),
@@ -205,7 +205,7 @@ async fn a_missing_terraform_is_a_clear_error() {
     let _server = start_server_with(port, data.path(), &db_url, &[("PATH", path)]).await;
     let anon = Client::new(&format!("http://127.0.0.1:{port}"), None);
     let login = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "owner".into(),
             email: "o@example.com".into(),
             password: PASSWORD.into(),

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hangar::api::workspaces::AgentInstructions;
+use hangar::wire::workspaces::AgentInstructions;
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -124,7 +124,7 @@ async fn external_workspace_from_create_to_delete() {
         .unwrap();
     let mut healthy = false;
     for _ in 0..150 {
-        let list: Vec<hangar::api::workspaces::WorkspaceView> = serde_json::from_str(&stdout(
+        let list: Vec<hangar::wire::workspaces::WorkspaceView> = serde_json::from_str(&stdout(
             &app.cli(&["external-workspaces", "list", "-o", "json"])
                 .await,
         ))

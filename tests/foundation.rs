@@ -65,7 +65,7 @@ async fn first_user_login_and_roles() {
     // The first user exists: a second first-user is refused.
     let again = app
         .anon()
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "mallory".into(),
             email: "m@example.com".into(),
             password: PASSWORD.into(),
@@ -116,7 +116,7 @@ async fn first_user_login_and_roles() {
 async fn bad_user_input_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let make =
-        |username: &str, email: &str, password: &str| hangar::api::users::CreateUserRequest {
+        |username: &str, email: &str, password: &str| hangar::wire::users::CreateUserRequest {
             username: username.into(),
             email: email.into(),
             password: password.into(),
@@ -468,7 +468,7 @@ async fn interactive_login_creates_the_first_user_without_echoing_the_password()
     let db = test_database(data.path()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut server_config = hangar::server::Config::new(data.path().to_path_buf(), url.clone());
+    let mut server_config = hangar::config::Config::new(data.path().to_path_buf(), url.clone());
     server_config.hangar_binary = hangar_bin();
     let server = tokio::spawn(hangar::server::serve(
         listener,

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
 use hangar::model::{JobStatus, Transition};
+use hangar::wire::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
 
 fn agent_pid(home: &std::path::Path) -> Option<i32> {
     std::fs::read_to_string(home.join(".hangar/agent.pid"))
@@ -59,14 +59,7 @@ async fn local_agent_connects_reports_and_goes_away() {
         ws.healthy.then_some(ws)
     })
     .await;
-    let agent = ws
-        .resources
-        .iter()
-        .flat_map(|r| r.agents.iter())
-        .next()
-        .expect("an agent")
-        .agent
-        .clone();
+    let agent = ws.agents().next().expect("an agent").clone();
     assert_eq!(
         agent.host_address.as_deref(),
         Some("terraform_data.agent_process[0]")

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use hangar::api::workspaces::CreateWorkspaceRequest;
 use hangar::client::ClientError;
 use hangar::model::{Role, WorkspaceStatus};
+use hangar::wire::workspaces::CreateWorkspaceRequest;
 use reqwest::StatusCode;
 
 fn status_of(e: &ClientError) -> Option<StatusCode> {
@@ -54,11 +54,7 @@ async fn a_members_parameter_cannot_inject_hcl() {
         ws.latest_build.job.error
     );
     assert!(!marker.exists(), "the member's value ran a command");
-    let addresses: Vec<&str> = ws
-        .resources
-        .iter()
-        .map(|r| r.resource.address.as_str())
-        .collect();
+    let addresses: Vec<&str> = ws.resources.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(addresses, ["terraform_data.note"]);
     app.stop().await;
 }
@@ -282,7 +278,7 @@ async fn bad_values_are_clear_400s_and_coder_clients_authenticate() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{name}");
     }
-    let login = hangar::api::users::LoginRequest {
+    let login = hangar::wire::users::LoginRequest {
         login: "owner".into(),
         password: "hunter2-hunter2".into(),
     };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use hangar::api::workspaces::CreateWorkspaceRequest;
 use hangar::model::JobStatus;
+use hangar::wire::workspaces::CreateWorkspaceRequest;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;

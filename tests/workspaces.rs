@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
 use hangar::model::{JobStatus, Transition, WorkspaceStatus};
+use hangar::wire::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
 use reqwest::StatusCode;
 
 async fn wait_build(app: &TestApp, ws: &str) -> WorkspaceView {
@@ -67,23 +67,20 @@ async fn local_workspace_lifecycle_through_the_cli() {
     let host = ws
         .resources
         .iter()
-        .find(|r| r.resource.address == "terraform_data.agent_process[0]")
+        .find(|r| r.address == "terraform_data.agent_process[0]")
         .expect("the agent host");
     assert_eq!(
-        (host.resource.kind.as_str(), host.resource.lifetime.as_str()),
+        (host.kind.as_str(), host.lifetime.as_str()),
         ("computational", "ephemeral")
     );
     assert_eq!(host.agents.len(), 1);
     let home_res = ws
         .resources
         .iter()
-        .find(|r| r.resource.address == "terraform_data.home")
+        .find(|r| r.address == "terraform_data.home")
         .unwrap();
     assert_eq!(
-        (
-            home_res.resource.kind.as_str(),
-            home_res.resource.lifetime.as_str()
-        ),
+        (home_res.kind.as_str(), home_res.lifetime.as_str()),
         ("peripheral", "persistent")
     );
     let out = app.cli(&["show", "dev"]).await;
@@ -109,11 +106,7 @@ async fn local_workspace_lifecycle_through_the_cli() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ws = app.client.workspace("dev").await.unwrap();
     assert_eq!(ws.status, WorkspaceStatus::Stopped);
-    let addresses: Vec<&str> = ws
-        .resources
-        .iter()
-        .map(|r| r.resource.address.as_str())
-        .collect();
+    let addresses: Vec<&str> = ws.resources.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(addresses, ["terraform_data.home"]);
     assert_eq!(
         std::fs::read_to_string(home.join("notes.txt")).unwrap(),
@@ -721,26 +714,20 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
     let find = |addr: &str| {
         ws.resources
             .iter()
-            .find(|r| r.resource.address == addr)
+            .find(|r| r.address == addr)
             .unwrap_or_else(|| {
                 panic!(
                     "{addr} in {:?}",
-                    ws.resources
-                        .iter()
-                        .map(|r| &r.resource.address)
-                        .collect::<Vec<_>>()
+                    ws.resources.iter().map(|r| &r.address).collect::<Vec<_>>()
                 )
             })
     };
     let label = |addr: &str| {
         let r = find(addr);
         (
-            r.resource.kind.clone(),
-            r.resource.lifetime.clone(),
-            r.agents
-                .iter()
-                .map(|a| a.agent.name.clone())
-                .collect::<Vec<_>>(),
+            r.kind.as_str().to_string(),
+            r.lifetime.as_str().to_string(),
+            r.agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
         )
     };
     let s = |x: &str| x.to_string();
@@ -769,14 +756,12 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
         (s("peripheral"), s("persistent"), vec![])
     );
     assert!(
-        ws.resources
-            .iter()
-            .all(|r| !r.resource.kind_type.starts_with("hangar_")),
+        ws.resources.iter().all(|r| !r.type_.starts_with("hangar_")),
         "Hangar's own types are not workspace resources"
     );
     // Metadata lands on its resource; sensitive values are masked everywhere.
     let vm = find("terraform_data.vm[0]");
-    assert_eq!(vm.resource.daily_cost, 7);
+    assert_eq!(vm.daily_cost, 7);
     let shown = serde_json::to_string(&ws).unwrap();
     assert!(
         shown.contains("large") && !shown.contains("hunter2-secret"),
@@ -823,11 +808,7 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
     assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
     assert!(!created_again, "the volume was kept, not recreated");
     let ws = app.client.workspace("m").await.unwrap();
-    let mut left: Vec<&str> = ws
-        .resources
-        .iter()
-        .map(|r| r.resource.address.as_str())
-        .collect();
+    let mut left: Vec<&str> = ws.resources.iter().map(|r| r.address.as_str()).collect();
     left.sort();
     assert_eq!(
         left,

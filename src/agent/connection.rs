@@ -75,7 +75,7 @@ async fn connect(config: &AgentConfig) -> Result<Socket, ConnectError> {
             let message = resp
                 .body()
                 .as_deref()
-                .and_then(|b| serde_json::from_slice::<crate::api::ErrorBody>(b).ok())
+                .and_then(|b| serde_json::from_slice::<crate::wire::ErrorBody>(b).ok())
                 .map(|b| b.message)
                 .unwrap_or_else(|| format!("the server answered {status}"));
             if status.as_u16() == 401 {
@@ -284,7 +284,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::protocol::LogLine;
+    use crate::wire::agent::LogLine;
 
     fn log(text: &str) -> AgentMessage {
         AgentMessage::Logs {

@@ -8,8 +8,8 @@
 
 pub mod connection;
 pub mod cron;
-pub mod init_script;
-pub mod protocol;
+/// The agent ↔ server messages live in the wire layer; this name keeps the agent's code short.
+pub use crate::wire::agent as protocol;
 pub mod scripts;
 
 use std::path::PathBuf;

@@ -10,15 +10,15 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::{bearer, hashes_equal, Auth};
 use super::{ApiError, ApiResult, AppState};
-use crate::agent::protocol::{AgentMessage, AgentSpec, Manifest, ServerMessage};
-use crate::db::agents::{AgentLog, AgentMetadataRow, AgentWithWorkspace};
+use crate::db::agents::{AgentMetadataRow, AgentWithWorkspace};
 use crate::db::Database;
-use crate::model::agent::AgentStatus;
 use crate::model::{now_ms, secret::hash_token};
+use crate::wire::agent::{AgentMessage, AgentSpec, Manifest, ServerMessage};
+use crate::wire::agents::{AgentLog, AgentLogsQuery, AgentView, MetadataView};
+use crate::wire::Timestamp;
 
 /// Limits on what one agent message may store, so a chatty script cannot fill the disk
 /// through one frame.
@@ -280,55 +280,14 @@ pub async fn handle_message(
     }
 }
 
-/// What users see of an agent: its row plus the derived status and health.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AgentView {
-    pub id: String,
-    pub name: String,
-    pub workspace_id: String,
-    pub workspace_name: String,
-    pub owner_name: String,
-    pub external: bool,
-    pub os: String,
-    pub arch: String,
-    pub version: String,
-    pub hostname: String,
-    pub lifecycle: String,
-    pub status: AgentStatus,
-    /// Connected and ready.
-    pub healthy: bool,
-    pub first_connected_at: Option<i64>,
-    pub last_connected_at: Option<i64>,
-    pub disconnected_at: Option<i64>,
-    pub created_at: i64,
-    pub troubleshooting_url: String,
-}
-
 /// The view of an agent at `now` (the workspaces API uses it for `list` and `show`).
-pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
-    let ag = &a.agent;
-    let spec = ag.spec();
-    let (status, healthy) = ag.health(&spec, now);
-    AgentView {
-        id: ag.id.clone(),
-        name: ag.name.clone(),
-        workspace_id: a.workspace_id.clone(),
-        workspace_name: a.workspace_name.clone(),
-        owner_name: a.owner_name.clone(),
-        external: ag.external,
-        os: ag.os.clone(),
-        arch: ag.arch.clone(),
-        version: ag.version.clone(),
-        hostname: ag.hostname.clone(),
-        lifecycle: ag.lifecycle.clone(),
-        status,
-        healthy,
-        first_connected_at: ag.first_connected_at,
-        last_connected_at: ag.last_connected_at,
-        disconnected_at: ag.disconnected_at,
-        created_at: ag.created_at,
-        troubleshooting_url: spec.troubleshooting_url,
-    }
+pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> ApiResult<AgentView> {
+    let place = super::convert::AgentPlace {
+        workspace_id: &a.workspace_id,
+        workspace_name: &a.workspace_name,
+        owner_name: &a.owner_name,
+    };
+    Ok(super::convert::agent(&a.agent, &place, now)?)
 }
 
 /// The agent `id` if `auth` may see it: its workspace's owner, owners and template-admins.
@@ -347,16 +306,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentView>> {
     let a = visible_agent(&state, &auth, &id).await?;
-    Ok(Json(agent_view(&a, now_ms())))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LogsQuery {
-    /// Lines after this id (0: from the start).
-    #[serde(default)]
-    pub after: i64,
-    /// Only the last `tail` lines (overrides `after`).
-    pub tail: Option<i64>,
+    Ok(Json(agent_view(&a, now_ms())?))
 }
 
 /// At most this many lines per request; page with `after`.
@@ -367,7 +317,7 @@ pub async fn logs(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Query(q): Query<LogsQuery>,
+    Query(q): Query<AgentLogsQuery>,
 ) -> ApiResult<Json<Vec<AgentLog>>> {
     let a = visible_agent(&state, &auth, &id).await?;
     let logs = match q.tail {
@@ -384,18 +334,7 @@ pub async fn logs(
                 .await?
         }
     };
-    Ok(Json(logs))
-}
-
-/// One metadata item: its definition and the latest result, if any arrived yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MetadataView {
-    pub key: String,
-    pub display_name: String,
-    pub interval: u64,
-    pub value: String,
-    pub error: String,
-    pub collected_at: Option<i64>,
+    Ok(Json(logs.into_iter().map(Into::into).collect()))
 }
 
 /// `GET /workspaceagents/:id/metadata`, in the template's order.
@@ -406,6 +345,14 @@ pub async fn metadata(
 ) -> ApiResult<Json<Vec<MetadataView>>> {
     let a = visible_agent(&state, &auth, &id).await?;
     Ok(Json(metadata_views(&state, &a.agent).await?))
+}
+
+/// The metadata of agent `id` (which the caller was allowed to see), or none if it is gone.
+pub async fn metadata_views_by_id(state: &AppState, id: &str) -> ApiResult<Vec<MetadataView>> {
+    match state.db.get_agent_with_workspace(id).await? {
+        Some(a) => metadata_views(state, &a.agent).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// An agent's metadata items with their latest values, in the template's order.
@@ -432,7 +379,7 @@ pub async fn metadata_views(
                 interval: m.interval,
                 value: row.map(|r| r.value.clone()).unwrap_or_default(),
                 error: row.map(|r| r.error.clone()).unwrap_or_default(),
-                collected_at: row.map(|r| r.collected_at),
+                collected_at: row.map(|r| Timestamp(r.collected_at)),
             }
         })
         .collect();
@@ -444,14 +391,13 @@ pub async fn init_script(
     State(state): State<AppState>,
     Path((os, arch)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let script = crate::agent::init_script::render(&state.config.access_url, &os, &arch).map_err(
-        |e| match e {
-            crate::agent::init_script::InitScriptError::Unsupported { .. } => {
+    let script = crate::provisioner::init_script::render(&state.config.access_url, &os, &arch)
+        .map_err(|e| match e {
+            crate::provisioner::init_script::InitScriptError::Unsupported { .. } => {
                 ApiError::NotFound(e.to_string())
             }
             other => ApiError::Internal(other.into()),
-        },
-    )?;
+        })?;
     Ok((
         [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
         script,
@@ -465,7 +411,7 @@ pub async fn binary(
     State(state): State<AppState>,
     Path(file): Path<String>,
 ) -> ApiResult<Response> {
-    let (os, arch) = crate::agent::protocol::this_platform();
+    let (os, arch) = crate::wire::agent::this_platform();
     let ours = format!("hangar-{os}-{arch}");
     if file != ours {
         return Err(ApiError::NotFound(format!(

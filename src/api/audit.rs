@@ -2,26 +2,16 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
 
 use super::auth::Auth;
 use super::{ApiResult, AppState};
-use crate::db::audit::AuditEntry;
-
-#[derive(Debug, Deserialize)]
-pub struct AuditQuery {
-    #[serde(default = "default_limit")]
-    pub limit: i64,
-}
-
-fn default_limit() -> i64 {
-    100
-}
+use crate::wire::audit::{AuditEntry, AuditQuery};
 
 pub async fn list(
     State(state): State<AppState>,
     _auth: Auth,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
-    Ok(Json(state.db.list_audit(q.limit.clamp(1, 1000)).await?))
+    let entries = state.db.list_audit(q.limit.clamp(1, 1000)).await?;
+    Ok(Json(entries.into_iter().map(Into::into).collect()))
 }

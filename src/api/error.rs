@@ -3,23 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FieldError {
-    pub field: String,
-    pub detail: String,
-}
-
-/// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct ErrorBody {
-    pub message: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub validations: Vec<FieldError>,
-}
+pub use crate::wire::{ErrorBody, FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -5,28 +5,13 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
 use super::{ApiError, ApiResult, AppState};
-use crate::db::jobs::{Job, JobLog};
+use crate::db::jobs::Job as JobRow;
+use crate::wire::jobs::{Job, LogsPage, LogsQuery, StreamQuery};
 
-#[derive(Debug, Deserialize)]
-pub struct LogsQuery {
-    #[serde(default)]
-    pub after: i64,
-    /// Wait (up to 15 s) for new lines or the job's end instead of answering empty.
-    #[serde(default)]
-    pub wait: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LogsPage {
-    pub logs: Vec<JobLog>,
-    pub job: Job,
-}
-
-pub async fn job_or_404(state: &AppState, id: &str) -> ApiResult<Job> {
+pub async fn job_or_404(state: &AppState, id: &str) -> ApiResult<JobRow> {
     state
         .db
         .get_job(id)
@@ -39,7 +24,7 @@ pub async fn get(
     _auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    Ok(Json(job_or_404(&state, &id).await?))
+    Ok(Json(super::convert::job(job_or_404(&state, &id).await?)?))
 }
 
 pub async fn logs(
@@ -63,18 +48,14 @@ pub async fn logs_page(state: &AppState, id: &str, after: i64, wait: bool) -> Ap
             || job.status.is_final()
             || tokio::time::Instant::now() >= deadline
         {
-            return Ok(LogsPage { logs, job });
+            return Ok(LogsPage {
+                logs: logs.into_iter().map(Into::into).collect(),
+                job: super::convert::job(job)?,
+            });
         }
         // Woken by this server's provisioners; the timeout covers jobs run elsewhere.
         let _ = tokio::time::timeout(Duration::from_millis(500), updates.recv()).await;
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct StreamQuery {
-    /// The last line the client already has (a page rendered with the lines so far).
-    #[serde(default)]
-    pub after: i64,
 }
 
 /// `GET /jobs/{id}/logs/stream[?after=ID]`: Server-Sent Events, one `log` event per line

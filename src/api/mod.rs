@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod convert;
 pub mod error;
 pub mod guard;
 pub mod jobs;
@@ -25,8 +26,8 @@ pub use authz::Access;
 
 pub use error::{ApiError, ApiResult, ErrorBody, FieldError};
 
+use crate::config::Config;
 use crate::db::Database;
-use crate::server::Config;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -251,13 +252,8 @@ pub fn router(state: AppState) -> Router {
     Router::new().nest("/api/v2", api).with_state(state)
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug)]
-pub struct BuildInfo {
-    pub version: String,
-}
-
-async fn buildinfo() -> axum::Json<BuildInfo> {
-    axum::Json(BuildInfo {
+async fn buildinfo() -> axum::Json<crate::wire::BuildInfo> {
+    axum::Json(crate::wire::BuildInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
     })
 }

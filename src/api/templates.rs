@@ -5,65 +5,22 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
+use super::convert::decode;
 use super::{ApiError, ApiResult, AppState};
-use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::model::parameter::Parameter;
 use crate::model::{archive, new_id, now_ms, JobKind, Name};
+use crate::provisioner::jobs::ImportInput;
+use crate::wire::templates::{
+    ActivateRequest, DryRunRequest, PushQuery, TemplateView, VersionView,
+};
+use crate::wire::Timestamp;
 
 /// Uploads larger than this are refused before reading the archive; the archive's own
 /// check (50 MiB unpacked) is the real limit.
 pub const MAX_UPLOAD_BYTES: usize = 60 * 1024 * 1024;
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct TemplateView {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub active_version: Option<String>,
-    pub active_version_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct VersionView {
-    pub id: String,
-    pub template_id: String,
-    pub template_name: String,
-    pub name: String,
-    pub message: String,
-    pub created_at: i64,
-    pub active: bool,
-    pub parameters: Vec<Parameter>,
-    pub resources: Vec<serde_json::Value>,
-    pub has_external_agent: bool,
-    pub job: Option<Job>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PushQuery {
-    pub name: Option<String>,
-    #[serde(default)]
-    pub message: String,
-    /// Make the version active once its import succeeds.
-    #[serde(default = "yes")]
-    pub activate: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// What an import job works on.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ImportInput {
-    pub template_version_id: String,
-    pub activate: bool,
-}
 
 pub async fn template_by_name(state: &AppState, name: &str) -> ApiResult<Template> {
     state.db.get_template_by_name(name).await?.ok_or_else(|| {
@@ -119,19 +76,28 @@ pub async fn version_view(
     v: TemplateVersion,
 ) -> ApiResult<VersionView> {
     let job = match &v.job_id {
-        Some(id) => state.db.get_job(id).await?,
+        Some(id) => state
+            .db
+            .get_job(id)
+            .await?
+            .map(super::convert::job)
+            .transpose()?,
         None => None,
     };
     Ok(VersionView {
         active: template.active_version_id.as_deref() == Some(v.id.as_str()),
         template_name: template.name.clone(),
-        parameters: serde_json::from_str(&v.parameters).unwrap_or_default(),
-        resources: serde_json::from_str(&v.resources).unwrap_or_default(),
+        parameters: decode(&v.parameters, || {
+            format!("template version {}'s parameters", v.id)
+        })?,
+        resources: decode(&v.resources, || {
+            format!("template version {}'s resources", v.id)
+        })?,
         id: v.id,
         template_id: v.template_id,
         name: v.name,
         message: v.message,
-        created_at: v.created_at,
+        created_at: Timestamp(v.created_at),
         has_external_agent: v.has_external_agent,
         job,
     })
@@ -148,8 +114,8 @@ async fn template_view(state: &AppState, t: Template) -> ApiResult<TemplateView>
         description: t.description,
         active_version,
         active_version_id: t.active_version_id,
-        created_at: t.created_at,
-        updated_at: t.updated_at,
+        created_at: Timestamp(t.created_at),
+        updated_at: Timestamp(t.updated_at),
     })
 }
 
@@ -351,11 +317,6 @@ pub async fn archive(
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], bytes))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ActivateRequest {
-    pub version: String,
-}
-
 pub async fn activate(
     State(state): State<AppState>,
     auth: Auth,
@@ -398,24 +359,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn version_names_count_up() {
-        assert_eq!(super::next_version_name([].into_iter()), "v1");
-        assert_eq!(
-            super::next_version_name(["v1", "v7", "custom"].into_iter()),
-            "v8"
-        );
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct DryRunRequest {
-    #[serde(default)]
-    pub parameters: std::collections::BTreeMap<String, String>,
-}
-
 /// `POST /templates/{name}/versions/{version}/dry-run`: queues a plan of what a create
 /// with these parameters would make; the job's `result` holds the resources.
 pub async fn dry_run(
@@ -423,11 +366,13 @@ pub async fn dry_run(
     auth: Auth,
     Path((name, version)): Path<(String, String)>,
     Json(req): Json<DryRunRequest>,
-) -> ApiResult<(StatusCode, Json<Job>)> {
+) -> ApiResult<(StatusCode, Json<crate::wire::jobs::Job>)> {
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &version).await?;
     require_imported(&state, &v, "planned").await?;
-    let params: Vec<Parameter> = serde_json::from_str(&v.parameters).unwrap_or_default();
+    let params: Vec<Parameter> = decode(&v.parameters, || {
+        format!("template version {}'s parameters", v.id)
+    })?;
     let values = crate::model::parameter::resolve(&params, &req.parameters, None)
         .map_err(super::workspaces::parameter_errors)?;
     let input = crate::provisioner::jobs::DryRunInput {
@@ -451,5 +396,17 @@ pub async fn dry_run(
         .get_job(&job_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the dry run's job vanished"))?;
-    Ok((StatusCode::CREATED, Json(job)))
+    Ok((StatusCode::CREATED, Json(super::convert::job(job)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_names_count_up() {
+        assert_eq!(super::next_version_name([].into_iter()), "v1");
+        assert_eq!(
+            super::next_version_name(["v1", "v7", "custom"].into_iter()),
+            "v8"
+        );
+    }
 }

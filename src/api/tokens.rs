@@ -3,41 +3,13 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
 use super::{ApiError, ApiResult, AppState};
 use crate::db::tokens::ApiToken;
 use crate::model::secret::{generate_token, hash_token};
 use crate::model::{new_id, now_ms, Name};
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CreateTokenRequest {
-    pub name: String,
-    /// Lifetime in seconds; none means it never expires.
-    #[serde(default)]
-    pub lifetime_seconds: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct CreatedToken {
-    /// Shown once: only its hash is stored.
-    pub key: String,
-    pub token: ApiToken,
-}
-
-impl std::fmt::Debug for CreatedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedToken")
-            .field("key", &"***")
-            .field("token", &self.token)
-            .finish()
-    }
-}
-
-/// Ten years: long enough for any CI token, short enough that `now + lifetime` in
-/// milliseconds never overflows (it did, and the token arrived expired).
-pub const MAX_LIFETIME_SECONDS: i64 = 10 * 365 * 86_400;
+use crate::wire::tokens::{CreateTokenRequest, CreatedToken, Token, MAX_LIFETIME_SECONDS};
 
 pub async fn create(
     State(state): State<AppState>,
@@ -89,13 +61,14 @@ pub async fn create(
         StatusCode::CREATED,
         Json(CreatedToken {
             key: secret.expose().to_string(),
-            token,
+            token: token.into(),
         }),
     ))
 }
 
-pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<ApiToken>>> {
-    Ok(Json(state.db.list_tokens(&auth.user.id).await?))
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Token>>> {
+    let tokens = state.db.list_tokens(&auth.user.id).await?;
+    Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
 
 pub async fn remove(

@@ -3,7 +3,6 @@
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
 use super::{ApiError, ApiResult, AppState};
@@ -11,66 +10,9 @@ use crate::db::tokens::ApiToken;
 use crate::db::users::User;
 use crate::model::secret::{generate_token, hash_password, hash_token, verify_password};
 use crate::model::{new_id, now_ms, Name, Role};
-
-#[derive(Serialize, Deserialize)]
-pub struct CreateUserRequest {
-    pub username: String,
-    pub email: String,
-    pub password: String,
-    #[serde(default)]
-    pub full_name: String,
-    #[serde(default)]
-    pub role: Option<Role>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct LoginRequest {
-    /// Username or email.
-    pub login: String,
-    pub password: String,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct LoginResponse {
-    pub session_token: String,
-    pub user: User,
-}
-
-// Passwords and session tokens print as *** (a request logged by accident leaks nothing).
-impl std::fmt::Debug for CreateUserRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateUserRequest")
-            .field("username", &self.username)
-            .field("email", &self.email)
-            .field("password", &"***")
-            .field("full_name", &self.full_name)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("login", &self.login)
-            .field("password", &"***")
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for LoginResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginResponse")
-            .field("session_token", &"***")
-            .field("user", &self.user)
-            .finish()
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct FirstUserStatus {
-    pub exists: bool,
-}
+use crate::wire::users::{
+    self as wire, CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse,
+};
 
 /// argon2 is built to cost ~50 ms of CPU: on the async threads, a burst of logins would
 /// stall every other request, so it runs on the blocking pool.
@@ -144,7 +86,7 @@ pub async fn create_first_user(
         StatusCode::CREATED,
         Json(LoginResponse {
             session_token,
-            user,
+            user: user.into(),
         }),
     ))
 }
@@ -210,7 +152,7 @@ pub async fn login_user(
     let session_token = issue_session(state, &found.user).await?;
     Ok(LoginResponse {
         session_token,
-        user: found.user,
+        user: found.user.into(),
     })
 }
 
@@ -225,19 +167,20 @@ pub async fn end_session(state: &AppState, auth: &Auth) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn me(auth: Auth) -> Json<User> {
-    Json(auth.user)
+pub async fn me(auth: Auth) -> Json<wire::User> {
+    Json(auth.user.into())
 }
 
-pub async fn list(State(state): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<User>>> {
-    Ok(Json(state.db.list_users().await?))
+pub async fn list(State(state): State<AppState>, _auth: Auth) -> ApiResult<Json<Vec<wire::User>>> {
+    let users = state.db.list_users().await?;
+    Ok(Json(users.into_iter().map(Into::into).collect()))
 }
 
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
     Json(req): Json<CreateUserRequest>,
-) -> ApiResult<(StatusCode, Json<User>)> {
+) -> ApiResult<(StatusCode, Json<wire::User>)> {
     let user = validated_user(&req, req.role.unwrap_or(Role::Member))?;
     let hash = blocking_argon2({
         let password = req.password.clone();
@@ -263,7 +206,7 @@ pub async fn create(
             user.role.as_str(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 async fn set_suspended(
@@ -271,7 +214,7 @@ async fn set_suspended(
     auth: &Auth,
     username: &str,
     suspended: bool,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<wire::User>> {
     let mut user = state
         .db
         .get_user_by_name(username)
@@ -291,14 +234,14 @@ async fn set_suspended(
         .audit(Some(&auth.user.id), action, &user.username, "")
         .await?;
     user.suspended = suspended;
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
 pub async fn suspend(
     State(state): State<AppState>,
     auth: Auth,
     Path(username): Path<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<wire::User>> {
     set_suspended(&state, &auth, &username, true).await
 }
 
@@ -306,6 +249,6 @@ pub async fn activate(
     State(state): State<AppState>,
     auth: Auth,
     Path(username): Path<String>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<wire::User>> {
     set_suspended(&state, &auth, &username, false).await
 }

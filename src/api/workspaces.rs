@@ -6,101 +6,23 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
+use super::convert::{decode, AgentPlace};
 use super::templates::{template_by_name, version_by_name};
 use super::{ApiError, ApiResult, AppState, FieldError};
 use crate::db::agents::Agent;
-use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
-use crate::db::workspaces::{BuildWithJob, NewBuild, QueueError, Resource, Workspace};
+use crate::db::workspaces::{BuildWithJob, NewBuild, QueueError, Workspace};
 use crate::model::parameter::{resolve, Parameter};
-use crate::model::{new_id, now_ms, JobStatus, Name, Transition, WorkspaceStatus};
-
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct CreateWorkspaceRequest {
-    pub name: String,
-    pub template: String,
-    #[serde(default)]
-    pub template_version: Option<String>,
-    #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    /// Refuse templates without an external agent (`external-workspaces create`).
-    #[serde(default)]
-    pub require_external: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, Default)]
-pub struct BuildRequest {
-    pub transition: Option<Transition>,
-    /// Move to this template version ("active" for the template's active one).
-    #[serde(default)]
-    pub template_version: Option<String>,
-    #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    /// Delete without destroying: forget the resources.
-    #[serde(default)]
-    pub orphan: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct BuildView {
-    pub id: String,
-    pub number: i64,
-    pub transition: Transition,
-    pub status: JobStatus,
-    pub workspace_status: WorkspaceStatus,
-    pub template_version: String,
-    pub template_version_id: String,
-    pub initiator: String,
-    pub parameters: BTreeMap<String, String>,
-    pub orphan: bool,
-    pub created_at: i64,
-    pub job: Job,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct AgentView {
-    #[serde(flatten)]
-    pub agent: Agent,
-    pub status: String,
-    pub healthy: bool,
-    /// The `hangar_app`s this agent serves.
-    pub apps: Vec<crate::agent::protocol::AppSpec>,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct ResourceView {
-    #[serde(flatten)]
-    pub resource: Resource,
-    pub metadata_items: Vec<serde_json::Value>,
-    pub agents: Vec<AgentView>,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct WorkspaceView {
-    pub id: String,
-    pub name: String,
-    pub owner: String,
-    pub owner_id: String,
-    pub template: String,
-    pub template_id: String,
-    pub template_version: String,
-    pub active_version: Option<String>,
-    pub outdated: bool,
-    pub status: WorkspaceStatus,
-    pub healthy: bool,
-    pub favorite: bool,
-    pub external: bool,
-    pub created_at: i64,
-    pub latest_build: BuildView,
-    pub resources: Vec<ResourceView>,
-    /// Agents without a host resource (external agents).
-    pub external_agents: Vec<AgentView>,
-    pub daily_cost: i64,
-}
+use crate::model::{new_id, now_ms, Name, Transition, WorkspaceStatus};
+use crate::wire::agents::AgentView;
+use crate::wire::workspaces::{
+    AgentInstructions, BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest,
+    InstructionsQuery, ListQuery, WorkspaceView,
+};
+use crate::wire::Timestamp;
 
 /// Resolves `owner` ("me" or a username) and the workspace, enforcing who may see it.
 pub async fn find_workspace(
@@ -216,7 +138,9 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
+    let params: Vec<Parameter> = decode(&version.parameters, || {
+        format!("template version {}'s parameters", version.id)
+    })?;
     let values = resolve(&params, &req.parameters, None).map_err(parameter_errors)?;
     if state
         .db
@@ -263,14 +187,6 @@ pub async fn create_workspace(
         )
         .await?;
     workspace_view(state, ws, &auth.user).await
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub all: bool,
-    #[serde(default)]
-    pub search: String,
 }
 
 pub async fn list(
@@ -378,9 +294,12 @@ pub async fn queue_build(
         None => current.clone(),
         Some(v) => usable_version(state, &template, Some(v)).await?,
     };
-    let previous: BTreeMap<String, String> =
-        serde_json::from_str(&latest.build.parameters).unwrap_or_default();
-    let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
+    let previous: BTreeMap<String, String> = decode(&latest.build.parameters, || {
+        format!("build {}'s parameters", latest.build.id)
+    })?;
+    let params: Vec<Parameter> = decode(&version.parameters, || {
+        format!("template version {}'s parameters", version.id)
+    })?;
     let values = if transition == Transition::Start || !req.parameters.is_empty() {
         resolve(&params, &req.parameters, Some(&previous)).map_err(parameter_errors)?
     } else {
@@ -435,11 +354,6 @@ pub async fn build_history(state: &AppState, ws: &Workspace) -> ApiResult<Vec<Bu
         out.push(build_view(state, b).await?);
     }
     Ok(out)
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct FavoriteRequest {
-    pub favorite: bool,
 }
 
 pub async fn favorite(
@@ -532,7 +446,7 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
     let workspace_status = b.workspace_status();
     let b = b.build;
     Ok(BuildView {
-        parameters: serde_json::from_str(&b.parameters).unwrap_or_default(),
+        parameters: decode(&b.parameters, || format!("build {}'s parameters", b.id))?,
         template_version: version.map(|v| v.name).unwrap_or_default(),
         id: b.id,
         number: b.number,
@@ -542,21 +456,9 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
         template_version_id: b.template_version_id,
         initiator,
         orphan: b.orphan,
-        created_at: b.created_at,
-        job,
+        created_at: Timestamp(b.created_at),
+        job: super::convert::job(job)?,
     })
-}
-
-pub fn agent_view(agent: Agent) -> AgentView {
-    let spec = agent.spec();
-    let (status, healthy) = agent.health(&spec, now_ms());
-    let apps = spec.apps;
-    AgentView {
-        agent,
-        status: status.as_str().to_string(),
-        healthy,
-        apps,
-    }
 }
 
 pub async fn workspace_view(
@@ -586,24 +488,29 @@ pub async fn workspace_view(
     let status = latest.workspace_status();
     let resources = state.db.list_resources(&latest.build.id).await?;
     let mut agents = state.db.list_agents(&latest.build.id).await?;
+    let place = AgentPlace {
+        workspace_id: &ws.id,
+        workspace_name: &ws.name,
+        owner_name: &owner.username,
+    };
+    let now = now_ms();
+    let view = |a: &Agent| super::convert::agent(a, &place, now);
     let mut views = Vec::new();
     let mut daily_cost = 0;
     for r in resources {
-        let mine: Vec<AgentView> = agents
+        let mine = agents
             .iter()
             .filter(|a| a.host_address.as_deref() == Some(r.address.as_str()))
-            .cloned()
-            .map(agent_view)
-            .collect();
+            .map(view)
+            .collect::<anyhow::Result<Vec<AgentView>>>()?;
         agents.retain(|a| a.host_address.as_deref() != Some(r.address.as_str()));
         daily_cost += r.daily_cost;
-        views.push(ResourceView {
-            metadata_items: serde_json::from_str(&r.metadata).unwrap_or_default(),
-            resource: r,
-            agents: mine,
-        });
+        views.push(super::convert::resource(r, mine)?);
     }
-    let external_agents: Vec<AgentView> = agents.into_iter().map(agent_view).collect();
+    let external_agents = agents
+        .iter()
+        .map(view)
+        .collect::<anyhow::Result<Vec<AgentView>>>()?;
     let all_agents: Vec<&AgentView> = views
         .iter()
         .flat_map(|r| r.agents.iter())
@@ -627,31 +534,12 @@ pub async fn workspace_view(
         healthy,
         favorite: ws.favorite,
         external: version.has_external_agent,
-        created_at: ws.created_at,
+        created_at: Timestamp(ws.created_at),
         latest_build: build_view(state, latest).await?,
         resources: views,
         external_agents,
         daily_cost,
     })
-}
-
-/// What a user needs to attach an external machine to a workspace's agent.
-#[derive(Debug, Serialize, Deserialize, Clone)]
-pub struct AgentInstructions {
-    pub workspace_name: String,
-    pub agent_name: String,
-    pub auth_type: String,
-    /// The agent's token: shown only to the workspace's owner and to owners/template-admins.
-    pub auth_token: String,
-    pub init_script: String,
-    /// The one line to paste on the machine.
-    pub command: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct InstructionsQuery {
-    #[serde(default)]
-    pub agent: Option<String>,
 }
 
 /// `GET /workspaces/{owner}/{name}/agent-instructions[?agent=NAME]`. Tokens are stored
@@ -708,7 +596,7 @@ pub async fn agent_instructions(
         .and_then(|r| r.attr_str("token"))
         .ok_or_else(|| anyhow::anyhow!("the agent's token is not in the build's state"))?;
     let init_script =
-        crate::agent::init_script::render(&state.config.access_url, &agent.os, &agent.arch)
+        crate::provisioner::init_script::render(&state.config.access_url, &agent.os, &agent.arch)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let command = format!(
         "curl -fsSL \"{}/api/v2/init-script/{}/{}\" | HANGAR_AGENT_TOKEN=\"{token}\" sh",

@@ -46,15 +46,9 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "3m ago", "2h ago": how long since a unix-millisecond time.
-pub fn ago(ms: i64) -> String {
-    let secs = ((crate::model::now_ms() - ms) / 1000).max(0);
-    match secs {
-        0..=59 => format!("{secs}s ago"),
-        60..=3599 => format!("{}m ago", secs / 60),
-        3600..=86399 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86400),
-    }
+/// "3m ago", "2h ago": how long since a time (a `Timestamp` or unix milliseconds).
+pub fn ago(at: impl Into<crate::wire::Timestamp>) -> String {
+    at.into().ago()
 }
 
 /// The longest duration `parse_duration` accepts: 100 years, Coder's default maximum

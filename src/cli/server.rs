@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use crate::config::Config;
 use crate::db::Database;
-use crate::server::{self, Config};
+use crate::server;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -80,7 +81,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         data_dir.display()
     );
     if args.bootstrap {
-        server::bootstrap(&access_url, &data_dir).await?;
+        bootstrap(&access_url, &data_dir).await?;
     }
     serving.await.context("the server task")??;
     println!("Hangar stopped.");
@@ -95,4 +96,59 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     eprintln!("Shutting down…");
+}
+
+/// Makes a new server ready to use: an owner `admin` whose generated password is written
+/// to `<data_dir>/admin-password` (mode 0600), and every built-in template pushed.
+/// Idempotent: an existing owner or template is left as it is.
+async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let anon = crate::client::Client::new(access_url, None);
+    let password_file = data_dir.join("admin-password");
+    let client = if !anon.first_user_exists().await? {
+        let password = crate::model::secret::generate_token().expose()[..24].to_string();
+        let created = anon
+            .create_first_user(&crate::wire::users::CreateUserRequest {
+                username: "admin".into(),
+                email: "admin@localhost".into(),
+                password: password.clone(),
+                full_name: "Hangar admin".into(),
+                role: None,
+            })
+            .await?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&password_file)?;
+        f.write_all(password.as_bytes())?;
+        anon.with_token(&created.session_token)
+    } else if let Ok(password) = std::fs::read_to_string(&password_file) {
+        anon.with_token(&anon.login("admin", password.trim()).await?.session_token)
+    } else {
+        println!("This server already has users; log in with `hangar login {access_url}`.");
+        return Ok(());
+    };
+    let existing: Vec<String> = client
+        .templates()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for id in super::templates::builtin_ids() {
+        if existing.contains(&id) {
+            continue;
+        }
+        let dir = tempfile::tempdir()?;
+        super::templates::write_builtin(&id, dir.path())?;
+        super::templates::push(&client, &id, dir.path(), "built-in", None, true, false).await?;
+    }
+    println!(
+        "Log in with:\n  hangar login {access_url} --username admin --password \"$(cat {})\"",
+        password_file.display()
+    );
+    Ok(())
 }

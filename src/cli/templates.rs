@@ -413,7 +413,7 @@ fn sh_word(s: &str) -> String {
     {
         s.to_string()
     } else {
-        crate::agent::init_script::sh_quote(s)
+        crate::provisioner::init_script::sh_quote(s)
     }
 }
 

@@ -13,7 +13,7 @@ pub enum TokensCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// How long it lives, e.g. 30m, 12h, 30d (at most 100 years); forever when omitted.
+        /// How long it lives, e.g. 30m, 12h, 30d (at most 10 years); forever when omitted.
         #[arg(long, value_parser = parse_lifetime)]
         lifetime: Option<i64>,
     },
@@ -29,7 +29,15 @@ pub enum TokensCommand {
 
 /// `--lifetime`, checked by clap so a bad one is refused before anything is sent.
 fn parse_lifetime(s: &str) -> Result<i64, String> {
-    output::parse_duration(s).map_err(|e| e.to_string())
+    use crate::wire::tokens::MAX_LIFETIME_SECONDS;
+    let secs = output::parse_duration(s).map_err(|e| e.to_string())?;
+    if secs > MAX_LIFETIME_SECONDS {
+        return Err(format!(
+            "{s} is longer than the server allows: at most {}",
+            output::format_duration(MAX_LIFETIME_SECONDS)
+        ));
+    }
+    Ok(secs)
 }
 
 pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
@@ -53,12 +61,14 @@ pub async fn run(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
                                 t.name.clone(),
                                 output::ago(t.created_at),
                                 t.last_used_at
-                                    .map(output::ago)
+                                    .map(|t| t.ago())
                                     .unwrap_or_else(|| "never".into()),
                                 t.expires_at
-                                    .map(|e| output::format_duration((e - t.created_at) / 1000))
+                                    .map(|e| {
+                                        output::format_duration((e.ms() - t.created_at.ms()) / 1000)
+                                    })
                                     .unwrap_or_else(|| "forever".into()),
-                                expires(t.expires_at, now),
+                                expires(t.expires_at.map(|e| e.ms()), now),
                             ]
                         })
                         .collect();

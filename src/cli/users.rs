@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 
 use super::output::{self, Format};
 use super::session;
-use crate::api::users::CreateUserRequest;
 use crate::client::Client;
 use crate::model::Role;
+use crate::wire::users::CreateUserRequest;
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {

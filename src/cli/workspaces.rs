@@ -10,10 +10,10 @@ use clap::Args;
 
 use super::output::{self, Format};
 use super::session;
-use crate::api::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
 use crate::client::Client;
 use crate::model::parameter::Parameter;
 use crate::model::{JobStatus, Transition};
+use crate::wire::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -228,8 +228,7 @@ async fn dry_run(
         );
         return Ok(ExitCode::FAILURE);
     }
-    let result: serde_json::Value = serde_json::from_str(&job.result)?;
-    let rows: Vec<Vec<String>> = result["resources"]
+    let rows: Vec<Vec<String>> = job.result["resources"]
         .as_array()
         .into_iter()
         .flatten()
@@ -267,7 +266,7 @@ impl Progress {
         }
     }
 
-    fn line(&mut self, line: &crate::db::jobs::JobLog) {
+    fn line(&mut self, line: &crate::wire::jobs::JobLog) {
         if line.stage != self.stage {
             self.done();
             self.stage = line.stage.clone();
@@ -317,9 +316,8 @@ pub async fn finish(client: &Client, name: &str, build: &BuildView) -> anyhow::R
     progress.done();
     let secs = job
         .completed_at
-        .unwrap_or(0)
-        .saturating_sub(job.started_at.unwrap_or(0)) as f64
-        / 1000.0;
+        .zip(job.started_at)
+        .map_or(0.0, |(end, start)| (end - start) as f64 / 1000.0);
     match job.status {
         JobStatus::Succeeded => {
             let ws = client.workspace(name).await?;
@@ -584,21 +582,13 @@ pub async fn show(name: &str, format: Format) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render_show(&ws));
-    let agents = ws
-        .resources
-        .iter()
-        .flat_map(|r| r.agents.iter())
-        .chain(ws.external_agents.iter());
-    for a in agents {
-        let metadata = client.agent_metadata(&a.agent.id).await.unwrap_or_default();
-        let logs = client
-            .agent_logs_tail(&a.agent.id, 5)
-            .await
-            .unwrap_or_default();
+    for a in ws.agents() {
+        let metadata = client.agent_metadata(&a.id).await.unwrap_or_default();
+        let logs = client.agent_logs_tail(&a.id, 5).await.unwrap_or_default();
         if metadata.is_empty() && logs.is_empty() {
             continue;
         }
-        println!("\nagent {}:", a.agent.name);
+        println!("\nagent {}:", a.name);
         for m in metadata {
             let value = if m.error.is_empty() {
                 m.value.trim().to_string()
@@ -657,28 +647,30 @@ pub fn render_show(ws: &WorkspaceView) -> String {
     }
     out.push_str("\nRESOURCE                                   KIND           LIFETIME\n");
     for r in &ws.resources {
-        if r.resource.hide {
+        if r.hide {
             continue;
         }
         out.push_str(&format!(
             "{:<42} {:<14} {}\n",
-            r.resource.address, r.resource.kind, r.resource.lifetime
+            r.address,
+            r.kind.as_str(),
+            r.lifetime.as_str()
         ));
-        for item in &r.metadata_items {
+        for item in &r.metadata {
             out.push_str(&format!(
                 "│   {}: {}\n",
-                item["key"].as_str().unwrap_or_default(),
-                item["value"].as_str().unwrap_or("")
+                item.key,
+                item.value.as_deref().unwrap_or("")
             ));
         }
         for a in &r.agents {
             out.push_str(&format!(
                 "└── agent {} ({}/{}): {}, {}{}\n",
-                a.agent.name,
-                a.agent.os,
-                a.agent.arch,
+                a.name,
+                a.os,
+                a.arch,
                 a.status,
-                a.agent.lifecycle,
+                a.lifecycle,
                 if a.healthy { ", healthy" } else { "" }
             ));
             push_apps(&mut out, "    ", a);
@@ -687,13 +679,15 @@ pub fn render_show(ws: &WorkspaceView) -> String {
     for a in &ws.external_agents {
         out.push_str(&format!(
             "external agent {} ({}/{}): {}, {}\n",
-            a.agent.name, a.agent.os, a.agent.arch, a.status, a.agent.lifecycle
+            a.name, a.os, a.arch, a.status, a.lifecycle
         ));
         push_apps(&mut out, "  ", a);
-        if a.status != "connected" && ws.status == crate::model::WorkspaceStatus::Running {
+        if a.status != crate::model::agent::AgentStatus::Connected
+            && ws.status == crate::model::WorkspaceStatus::Running
+        {
             out.push_str(&format!(
                 "  attach your machine: `hangar external-workspaces agent-instructions {}.{}`\n",
-                ws.name, a.agent.name
+                ws.name, a.name
             ));
         }
     }
@@ -703,7 +697,7 @@ pub fn render_show(ws: &WorkspaceView) -> String {
     out
 }
 
-fn push_apps(out: &mut String, indent: &str, agent: &crate::api::workspaces::AgentView) {
+fn push_apps(out: &mut String, indent: &str, agent: &crate::wire::agents::AgentView) {
     for app in &agent.apps {
         let target = if app.url.is_empty() {
             &app.command
@@ -728,7 +722,7 @@ pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Resul
             .first()
             .ok_or_else(|| anyhow::anyhow!("{name} has no builds"))?,
     };
-    let print = |l: &crate::db::jobs::JobLog| println!("[{}] {:<5} {}", l.stage, l.level, l.text);
+    let print = |l: &crate::wire::jobs::JobLog| println!("[{}] {:<5} {}", l.stage, l.level, l.text);
     if follow {
         client.follow_job(&b.job.id, print).await?;
     } else {

@@ -29,7 +29,7 @@ pub struct Agent {
 impl Agent {
     /// What the runner recorded for this agent (a manifest that does not parse yields an
     /// agent with no scripts, which is more useful than one that cannot connect).
-    pub fn spec(&self) -> crate::agent::protocol::AgentSpec {
+    pub fn spec(&self) -> crate::wire::agent::AgentSpec {
         serde_json::from_str(&self.manifest).unwrap_or_default()
     }
 
@@ -37,7 +37,7 @@ impl Agent {
     /// the one place both are derived from the row.
     pub fn health(
         &self,
-        spec: &crate::agent::protocol::AgentSpec,
+        spec: &crate::wire::agent::AgentSpec,
         now: i64,
     ) -> (crate::model::agent::AgentStatus, bool) {
         use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
@@ -272,7 +272,7 @@ impl Database {
     pub async fn insert_agent_logs(
         &self,
         agent_id: &str,
-        logs: &[crate::agent::protocol::LogLine],
+        logs: &[crate::wire::agent::LogLine],
         cap: i64,
     ) -> Result<usize, sqlx::Error> {
         if logs.is_empty() {
@@ -378,7 +378,7 @@ impl Database {
     pub async fn upsert_agent_metadata(
         &self,
         agent_id: &str,
-        results: &[crate::agent::protocol::MetadataResult],
+        results: &[crate::wire::agent::MetadataResult],
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
         for r in results {

@@ -11,7 +11,6 @@ use super::classify::{self, Graph};
 use super::queue::{JobResult, LogSender, Runner};
 use super::terraform::{InitCache, LogLevel, LogLine, Stage, Terraform, TerraformError};
 use super::workdir;
-use crate::api::templates::ImportInput;
 use crate::db::agents::Agent;
 use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
@@ -194,7 +193,7 @@ impl Subject {
             ));
         }
         // Every platform the server can script for; the provider picks the agent's own.
-        vars.extend(crate::agent::init_script::provider_env(access_url).unwrap_or_default());
+        vars.extend(crate::provisioner::init_script::provider_env(access_url).unwrap_or_default());
         vars
     }
 
@@ -432,6 +431,13 @@ fn planned_instances(plan: &serde_json::Value) -> Vec<String> {
     walk(&plan["planned_values"]["root_module"], &mut out);
     out.sort();
     out
+}
+
+/// What an import job works on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportInput {
+    pub template_version_id: String,
+    pub activate: bool,
 }
 
 /// What a dry run works on.
@@ -712,7 +718,7 @@ fn agent_manifest(
     state: &[classify::StateResource],
     extras: &[classify::StateResource],
 ) -> serde_json::Value {
-    use crate::agent::protocol::AgentSpec;
+    use crate::wire::agent::AgentSpec;
     let attrs = state
         .iter()
         .find(|r| r.address == agent.address)

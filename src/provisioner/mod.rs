@@ -1,6 +1,7 @@
 //! The build runner: work dirs, terraform, and classification of what a build made.
 
 pub mod classify;
+pub mod init_script;
 pub mod jobs;
 pub mod queue;
 pub mod terraform;

@@ -77,7 +77,7 @@ impl JobResult {
 impl Runner {
     pub fn new(
         db: Database,
-        config: &crate::server::Config,
+        config: &crate::config::Config,
         job_updates: tokio::sync::broadcast::Sender<String>,
     ) -> Runner {
         let data_dir = config.data_dir.clone();

@@ -14,10 +14,12 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::auth::{Auth, SESSION_COOKIE};
-use crate::api::workspaces::{self, BuildRequest, CreateWorkspaceRequest, ListQuery};
+use crate::api::workspaces;
 use crate::api::{agents, jobs, templates, users, ApiError, AppState, FieldError};
 use crate::model::parameter::Parameter;
 use crate::model::Transition;
+use crate::wire::users::LoginRequest;
+use crate::wire::workspaces::{BuildRequest, CreateWorkspaceRequest, ListQuery};
 use views::*;
 
 pub fn router(state: AppState) -> Router {
@@ -122,7 +124,7 @@ async fn login(
     axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> PageResult {
-    let req = users::LoginRequest {
+    let req = LoginRequest {
         login: form.login,
         password: form.password,
     };
@@ -193,19 +195,12 @@ async fn workspace_page(
     let builds = workspaces::build_history(&state, &ws).await?;
     let ws = workspaces::workspace_view(&state, ws, &owner_user).await?;
     let mut details = Vec::new();
-    let all_agents = ws
-        .resources
-        .iter()
-        .flat_map(|r| r.agents.iter())
-        .chain(ws.external_agents.iter());
-    for a in all_agents {
+    for a in ws.agents() {
+        let logs = state.db.tail_agent_logs(&a.id, AGENT_LOG_LINES).await?;
         details.push(AgentDetail {
-            name: a.agent.name.clone(),
-            logs: state
-                .db
-                .tail_agent_logs(&a.agent.id, AGENT_LOG_LINES)
-                .await?,
-            metadata: agents::metadata_views(&state, &a.agent).await?,
+            name: a.name.clone(),
+            logs: logs.into_iter().map(Into::into).collect(),
+            metadata: agents::metadata_views_by_id(&state, &a.id).await?,
         });
     }
     page(

@@ -6,16 +6,14 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::api::agents::MetadataView;
-use crate::api::jobs::LogsPage;
-use crate::api::templates::TemplateView;
-use crate::api::workspaces::{BuildView, WorkspaceView};
 use crate::api::{ApiError, FieldError};
-use crate::cli::output::ago;
-use crate::db::agents::AgentLog;
-use crate::db::jobs::JobLog;
 use crate::model::parameter::{ParamType, Parameter};
 use crate::model::{Transition, WorkspaceStatus};
+use crate::wire::agents::{AgentLog, MetadataView};
+use crate::wire::jobs::{JobLog, LogsPage};
+use crate::wire::templates::TemplateView;
+use crate::wire::workspaces::{BuildView, WorkspaceView};
+use crate::wire::Timestamp;
 
 const VIEWS: &[(&str, &str)] = &[
     ("base.html", include_str!("base.html")),
@@ -116,7 +114,7 @@ impl From<&WorkspaceView> for ListRow {
             } else {
                 String::new()
             },
-            last_built: ago(w.latest_build.created_at),
+            last_built: Timestamp::ago(w.latest_build.created_at),
             version: w.template_version.clone(),
             outdated: w.outdated,
         }
@@ -179,7 +177,7 @@ impl WorkspacePage {
                 number: b.number,
                 transition: b.transition,
                 status: b.status,
-                created: ago(b.created_at),
+                created: Timestamp::ago(b.created_at),
                 duration: match (b.job.started_at, b.job.completed_at) {
                     (Some(s), Some(c)) => seconds(c - s),
                     _ => String::new(),
@@ -193,7 +191,7 @@ impl WorkspacePage {
             // Deleting needs no running machine, so external workspaces can be deleted too.
             can_delete: !busy && ws.status != WorkspaceStatus::Deleted,
             build_href: format!("{href}/builds/{}", ws.latest_build.number),
-            last_built: ago(ws.latest_build.created_at),
+            last_built: Timestamp::ago(ws.latest_build.created_at),
             can_start: manageable && !running,
             can_stop: manageable
                 && (running
@@ -237,15 +235,14 @@ fn seconds(ms: i64) -> String {
 impl BuildPage {
     pub fn new(owner: &str, workspace: &str, build: BuildView, page: LogsPage) -> Self {
         let job = &page.job;
-        let timings =
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&job.timings)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(stage, ms)| Timing {
-                    stage,
-                    duration: seconds(ms.as_i64().unwrap_or(0)),
-                })
-                .collect();
+        let timings = job
+            .timings
+            .iter()
+            .map(|(stage, &ms)| Timing {
+                stage: stage.clone(),
+                duration: seconds(ms),
+            })
+            .collect();
         let waited = job
             .started_at
             .map(|s| seconds(s - job.created_at))
@@ -260,7 +257,7 @@ impl BuildPage {
             owner: owner.to_string(),
             workspace: workspace.to_string(),
             workspace_href: workspace_href(owner, workspace),
-            created: ago(build.created_at),
+            created: Timestamp::ago(build.created_at),
             waited,
             took,
             timings,
@@ -372,11 +369,16 @@ impl CreatePage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::workspaces::{AgentView, ResourceView};
-    use crate::db::agents::Agent;
-    use crate::db::jobs::Job;
-    use crate::db::workspaces::Resource;
+    use crate::model::agent::{AgentStatus, Lifecycle};
+    use crate::model::resource::{Kind, Lifetime};
     use crate::model::{now_ms, JobKind, JobStatus};
+    use crate::wire::agents::AgentView;
+    use crate::wire::jobs::Job;
+    use crate::wire::workspaces::{ResourceMetadata, ResourceView};
+
+    fn now() -> Timestamp {
+        Timestamp(now_ms())
+    }
 
     fn job(status: JobStatus) -> Job {
         let now = now_ms();
@@ -384,17 +386,17 @@ mod tests {
             id: "job-1".into(),
             kind: JobKind::WorkspaceBuild,
             status,
-            input: "{}".into(),
+            input: serde_json::json!({}),
             worker_id: Some("w".into()),
-            created_at: now - 3000,
-            started_at: Some(now - 2500),
-            updated_at: now,
-            completed_at: status.is_final().then_some(now),
+            created_at: Timestamp(now - 3000),
+            started_at: Some(Timestamp(now - 2500)),
+            updated_at: Timestamp(now),
+            completed_at: status.is_final().then_some(Timestamp(now)),
             canceled_at: None,
             error: (status == JobStatus::Failed).then(|| "apply failed: <disk full>".into()),
             error_code: (status == JobStatus::Failed).then(|| "apply_failed".into()),
-            timings: r#"{"plan":1200,"apply":800}"#.into(),
-            result: "{}".into(),
+            timings: [("plan".to_string(), 1200), ("apply".to_string(), 800)].into(),
+            result: serde_json::json!({}),
         }
     }
 
@@ -410,49 +412,55 @@ mod tests {
             initiator: "owner".into(),
             parameters: [("region".to_string(), "eu".to_string())].into(),
             orphan: false,
-            created_at: now_ms() - 4000,
+            created_at: Timestamp(now_ms() - 4000),
             job: job(status),
         }
     }
 
-    fn resource(address: &str, kind: &str, lifetime: &str, metadata: &str) -> Resource {
-        Resource {
+    fn resource(
+        address: &str,
+        kind: Kind,
+        lifetime: Lifetime,
+        metadata: Vec<ResourceMetadata>,
+        agents: Vec<AgentView>,
+    ) -> ResourceView {
+        ResourceView {
             id: format!("r-{address}"),
-            build_id: "b-1".into(),
             address: address.into(),
-            kind_type: "terraform_data".into(),
+            type_: "terraform_data".into(),
             name: address.rsplit('.').next().unwrap().into(),
-            kind: kind.into(),
-            lifetime: lifetime.into(),
+            kind,
+            lifetime,
             hide: false,
             icon: String::new(),
             daily_cost: 7,
-            metadata: metadata.into(),
+            metadata,
+            agents,
         }
     }
 
     fn agent(name: &str, host: Option<&str>) -> AgentView {
         AgentView {
-            agent: Agent {
-                id: format!("a-{name}"),
-                build_id: "b-1".into(),
-                name: name.into(),
-                host_address: host.map(Into::into),
-                external: host.is_none(),
-                os: "linux".into(),
-                arch: "amd64".into(),
-                manifest: "{}".into(),
-                lifecycle: "ready".into(),
-                version: "0.1.0".into(),
-                hostname: "box".into(),
-                first_connected_at: Some(now_ms()),
-                last_connected_at: Some(now_ms()),
-                disconnected_at: None,
-                created_at: now_ms(),
-            },
-            status: "connected".into(),
+            id: format!("a-{name}"),
+            name: name.into(),
+            workspace_id: "w-1".into(),
+            workspace_name: "dev".into(),
+            owner_name: "owner".into(),
+            host_address: host.map(Into::into),
+            external: host.is_none(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            version: "0.1.0".into(),
+            hostname: "box".into(),
+            lifecycle: Lifecycle::Ready,
+            status: AgentStatus::Connected,
             healthy: true,
-            apps: vec![crate::agent::protocol::AppSpec {
+            first_connected_at: Some(now()),
+            last_connected_at: Some(now()),
+            disconnected_at: None,
+            created_at: now(),
+            troubleshooting_url: String::new(),
+            apps: vec![crate::wire::agent::AppSpec {
                 slug: "files".into(),
                 display_name: "Files".into(),
                 url: "http://localhost:8000".into(),
@@ -462,13 +470,25 @@ mod tests {
     }
 
     fn workspace(status: JobStatus) -> WorkspaceView {
+        let item = |key: &str, value: &str, sensitive| ResourceMetadata {
+            key: key.into(),
+            value: Some(value.into()),
+            sensitive,
+        };
         let vm = resource(
             "terraform_data.vm[0]",
-            "computational",
-            "ephemeral",
-            r#"[{"key":"size","value":"large","sensitive":false},{"key":"password","value":"***","sensitive":true}]"#,
+            Kind::Computational,
+            Lifetime::Ephemeral,
+            vec![item("size", "large", false), item("password", "***", true)],
+            vec![agent("main", Some("terraform_data.vm[0]"))],
         );
-        let disk = resource("terraform_data.disk", "peripheral", "persistent", "[]");
+        let disk = resource(
+            "terraform_data.disk",
+            Kind::Peripheral,
+            Lifetime::Persistent,
+            vec![],
+            vec![],
+        );
         let b = build(status);
         WorkspaceView {
             id: "w-1".into(),
@@ -484,20 +504,9 @@ mod tests {
             healthy: true,
             favorite: true,
             external: false,
-            created_at: now_ms() - 60_000,
+            created_at: Timestamp(now_ms() - 60_000),
             latest_build: b,
-            resources: vec![
-                ResourceView {
-                    metadata_items: serde_json::from_str(&vm.metadata).unwrap(),
-                    resource: vm,
-                    agents: vec![agent("main", Some("terraform_data.vm[0]"))],
-                },
-                ResourceView {
-                    resource: disk,
-                    metadata_items: vec![],
-                    agents: vec![],
-                },
-            ],
+            resources: vec![vm, disk],
             external_agents: vec![agent("laptop", None)],
             daily_cost: 14,
         }
@@ -508,14 +517,14 @@ mod tests {
             logs: vec![
                 JobLog {
                     id: 41,
-                    at: now_ms(),
+                    at: now(),
                     stage: "plan".into(),
                     level: "info".into(),
                     text: "Plan: 2 to add <script>alert(1)</script>".into(),
                 },
                 JobLog {
                     id: 42,
-                    at: now_ms(),
+                    at: now(),
                     stage: "apply".into(),
                     level: "error".into(),
                     text: "Error: disk full".into(),
@@ -543,7 +552,7 @@ mod tests {
             logs: (1..=5)
                 .map(|i| AgentLog {
                     id: i,
-                    at: now_ms(),
+                    at: now(),
                     source: "startup_script".into(),
                     level: "info".into(),
                     text: format!("agent-line-{i} <b>"),
@@ -556,7 +565,7 @@ mod tests {
                     interval: 10,
                     value: "0.42".into(),
                     error: String::new(),
-                    collected_at: Some(now_ms()),
+                    collected_at: Some(now()),
                 },
                 MetadataView {
                     key: "disk".into(),
@@ -564,7 +573,7 @@ mod tests {
                     interval: 10,
                     value: String::new(),
                     error: "df: not found".into(),
-                    collected_at: Some(now_ms()),
+                    collected_at: Some(now()),
                 },
             ],
         };
@@ -596,8 +605,8 @@ mod tests {
                         description: "Runs on the server".into(),
                         active_version: Some("v3".into()),
                         active_version_id: Some("tv-3".into()),
-                        created_at: now_ms(),
-                        updated_at: now_ms(),
+                        created_at: now(),
+                        updated_at: now(),
                     },
                     parameters: vec![parameter()],
                 },
@@ -608,8 +617,8 @@ mod tests {
                         description: String::new(),
                         active_version: None,
                         active_version_id: None,
-                        created_at: now_ms(),
-                        updated_at: now_ms(),
+                        created_at: now(),
+                        updated_at: now(),
                     },
                     parameters: vec![],
                 },

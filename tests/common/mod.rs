@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use hangar::client::Client;
+use hangar::config::Config;
 use hangar::db::Database;
-use hangar::server::{self, Config};
+use hangar::server;
 
 pub const PASSWORD: &str = "correct-horse-battery";
 
@@ -80,7 +81,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     }));
     let anon = Client::new(&url, None);
     let created = anon
-        .create_first_user(&hangar::api::users::CreateUserRequest {
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
             username: "owner".into(),
             email: "owner@example.com".into(),
             password: PASSWORD.into(),
@@ -108,7 +109,7 @@ impl TestApp {
     /// A new user with `role`, logged in.
     pub async fn user(&self, name: &str, role: hangar::model::Role) -> Client {
         self.client
-            .create_user(&hangar::api::users::CreateUserRequest {
+            .create_user(&hangar::wire::users::CreateUserRequest {
                 username: name.into(),
                 email: format!("{name}@example.com"),
                 password: PASSWORD.into(),
@@ -186,19 +187,19 @@ pub async fn push_files(
     app: &TestApp,
     name: &str,
     files: &[(&str, &str)],
-) -> hangar::api::templates::VersionView {
+) -> hangar::wire::templates::VersionView {
     let dir = template_dir(files);
     push_dir(app, name, dir.path()).await
 }
 
 /// Pushes a built-in template (`local`, `external`) and waits for its import.
-pub async fn push_builtin(app: &TestApp, id: &str) -> hangar::api::templates::VersionView {
+pub async fn push_builtin(app: &TestApp, id: &str) -> hangar::wire::templates::VersionView {
     let dir = tempfile::tempdir().unwrap();
     hangar::cli::templates::write_builtin(id, dir.path()).unwrap();
     push_dir(app, id, dir.path()).await
 }
 
-async fn push_dir(app: &TestApp, name: &str, dir: &Path) -> hangar::api::templates::VersionView {
+async fn push_dir(app: &TestApp, name: &str, dir: &Path) -> hangar::wire::templates::VersionView {
     let archive = hangar::model::archive::pack_dir(dir).unwrap();
     let v = app
         .client

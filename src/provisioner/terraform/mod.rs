@@ -30,7 +30,7 @@ use process::Stdout;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// A run that takes longer than this is stopped like a cancel.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub use crate::config::DEFAULT_JOB_TIMEOUT as DEFAULT_TIMEOUT;
 
 pub use super::workdir::STATE_FILE;
 

@@ -1,0 +1,66 @@
+//! What users see of workspace agents: status, logs, metadata.
+
+use serde::{Deserialize, Serialize};
+
+use super::agent::AppSpec;
+use super::Timestamp;
+use crate::model::agent::{AgentStatus, Lifecycle};
+
+/// An agent with its derived status and health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub owner_name: String,
+    /// The resource that runs this agent (none for external agents).
+    pub host_address: Option<String>,
+    pub external: bool,
+    pub os: String,
+    pub arch: String,
+    pub version: String,
+    pub hostname: String,
+    pub lifecycle: Lifecycle,
+    pub status: AgentStatus,
+    /// Connected and ready.
+    pub healthy: bool,
+    pub first_connected_at: Option<Timestamp>,
+    pub last_connected_at: Option<Timestamp>,
+    pub disconnected_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub troubleshooting_url: String,
+    /// The `hangar_app`s this agent serves.
+    pub apps: Vec<AppSpec>,
+}
+
+/// One stored line of an agent's script output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentLog {
+    pub id: i64,
+    pub at: Timestamp,
+    pub source: String,
+    pub level: String,
+    pub text: String,
+}
+
+/// `GET /workspaceagents/{id}/logs?after=N` or `?tail=N`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentLogsQuery {
+    /// Lines after this id (0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// Only the last `tail` lines (overrides `after`).
+    pub tail: Option<i64>,
+}
+
+/// One metadata item: its definition and the latest result, if any arrived yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetadataView {
+    pub key: String,
+    pub display_name: String,
+    pub interval: u64,
+    pub value: String,
+    pub error: String,
+    pub collected_at: Option<Timestamp>,
+}

@@ -1,0 +1,62 @@
+//! Templates and their versions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::jobs::Job;
+use super::Timestamp;
+use crate::model::parameter::Parameter;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemplateView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub active_version: Option<String>,
+    pub active_version_id: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionView {
+    pub id: String,
+    pub template_id: String,
+    pub template_name: String,
+    pub name: String,
+    pub message: String,
+    pub created_at: Timestamp,
+    pub active: bool,
+    pub parameters: Vec<Parameter>,
+    /// What the import's plans found: each resource with its kind and lifetime.
+    pub resources: Vec<serde_json::Value>,
+    pub has_external_agent: bool,
+    pub job: Option<Job>,
+}
+
+/// `POST /templates/{name}/versions?name=&message=&activate=` with a tar body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushQuery {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    /// Make the version active once its import succeeds.
+    #[serde(default = "yes")]
+    pub activate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivateRequest {
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}

@@ -1,0 +1,157 @@
+//! Workspaces, their builds and resources.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::agents::AgentView;
+use super::jobs::Job;
+use super::Timestamp;
+use crate::model::resource::{Kind, Lifetime};
+use crate::model::{JobStatus, Transition, WorkspaceStatus};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    pub template: String,
+    #[serde(default)]
+    pub template_version: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Refuse templates without an external agent (`external-workspaces create`).
+    #[serde(default)]
+    pub require_external: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BuildRequest {
+    pub transition: Option<Transition>,
+    /// Move to this template version ("active" for the template's active one).
+    #[serde(default)]
+    pub template_version: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Delete without destroying: forget the resources.
+    #[serde(default)]
+    pub orphan: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildView {
+    pub id: String,
+    pub number: i64,
+    pub transition: Transition,
+    pub status: JobStatus,
+    pub workspace_status: WorkspaceStatus,
+    pub template_version: String,
+    pub template_version_id: String,
+    pub initiator: String,
+    pub parameters: BTreeMap<String, String>,
+    pub orphan: bool,
+    pub created_at: Timestamp,
+    pub job: Job,
+}
+
+/// One `item` of a `hangar_metadata` on a resource.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceMetadata {
+    pub key: String,
+    /// `***` for sensitive items; none for explicit nulls.
+    pub value: Option<String>,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub id: String,
+    pub address: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub name: String,
+    pub kind: Kind,
+    pub lifetime: Lifetime,
+    pub hide: bool,
+    pub icon: String,
+    pub daily_cost: i64,
+    pub metadata: Vec<ResourceMetadata>,
+    pub agents: Vec<AgentView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub owner_id: String,
+    pub template: String,
+    pub template_id: String,
+    pub template_version: String,
+    pub active_version: Option<String>,
+    pub outdated: bool,
+    pub status: WorkspaceStatus,
+    pub healthy: bool,
+    /// Whether the caller marked it a favorite.
+    pub favorite: bool,
+    pub external: bool,
+    pub created_at: Timestamp,
+    pub latest_build: BuildView,
+    pub resources: Vec<ResourceView>,
+    /// Agents without a host resource (external agents).
+    pub external_agents: Vec<AgentView>,
+    pub daily_cost: i64,
+}
+
+impl WorkspaceView {
+    /// Every agent of the latest build, hosted ones first.
+    pub fn agents(&self) -> impl Iterator<Item = &AgentView> {
+        self.resources
+            .iter()
+            .flat_map(|r| r.agents.iter())
+            .chain(self.external_agents.iter())
+    }
+}
+
+/// `GET /workspaces?all=&search=`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub search: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FavoriteRequest {
+    pub favorite: bool,
+}
+
+/// What a user needs to attach an external machine to a workspace's agent.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AgentInstructions {
+    pub workspace_name: String,
+    pub agent_name: String,
+    pub auth_type: String,
+    /// The agent's token: shown only to the workspace's owner and to owners/template-admins.
+    pub auth_token: String,
+    pub init_script: String,
+    /// The one line to paste on the machine.
+    pub command: String,
+}
+
+impl std::fmt::Debug for AgentInstructions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentInstructions")
+            .field("workspace_name", &self.workspace_name)
+            .field("agent_name", &self.agent_name)
+            .field("auth_type", &self.auth_type)
+            .field("auth_token", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /workspaces/{owner}/{name}/agent-instructions[?agent=NAME]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstructionsQuery {
+    #[serde(default)]
+    pub agent: Option<String>,
+}
