@@ -2,11 +2,11 @@
 # The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing
 # (Chromium too, for the web UI test), starts a throw-away PostgreSQL on a free loopback
 # port, runs every test on embedded SQLite and the integration tests again on
-# PostgreSQL, and stops PostgreSQL.
+# PostgreSQL, stops PostgreSQL, and fuzzes the API from its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs postgres chromium
+ensure_prereqs postgres chromium python-venv
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
 # Runs on every exit, failures included; it must not stop half-way itself.
@@ -19,3 +19,5 @@ echo "== cargo test (SQLite) =="
 cargo test --all-targets -- --test-threads="${HANGAR_TEST_THREADS:-2}"
 echo "== integration tests on PostgreSQL =="
 HANGAR_TEST_DB=postgres cargo test --tests --test '*' -- --test-threads="${HANGAR_TEST_THREADS:-2}"
+echo "== API fuzzing (schemathesis against the OpenAPI document) =="
+scripts/fuzz_api.sh target/debug/hangar

@@ -18,8 +18,9 @@ pg_bin_dir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# ensure_prereqs [postgres] [chromium]: the words name what only the tests need
-# (PostgreSQL for the second run, Chromium for the web UI test in tests/web.rs).
+# ensure_prereqs [postgres] [chromium] [python-venv]: the words name what only the tests
+# need (PostgreSQL for the second run, Chromium for the web UI test in tests/web.rs, a
+# Python venv for schemathesis in scripts/fuzz_api.sh).
 ensure_prereqs() {
   local need=() want
   command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
@@ -30,6 +31,7 @@ ensure_prereqs() {
       postgres) [ -n "$(pg_bin_dir)" ] || need+=(postgresql) ;;
       # tests/web.rs runs exactly this path, so a chromium elsewhere does not count.
       chromium) [ -x /usr/bin/chromium ] || need+=(chromium) ;;
+      python-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv) ;;
     esac
   done
   if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi

@@ -45,6 +45,7 @@ fn expect(method: &Method, path: &str) -> Expect {
     use Expect::*;
     match (method.as_str(), path) {
         ("GET", "/buildinfo")
+        | ("GET", "/openapi.json")
         | (_, "/users/first")
         | ("POST", "/users/login")
         | ("GET", "/init-script/:os/:arch")

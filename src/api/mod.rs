@@ -10,6 +10,7 @@ pub mod error;
 pub mod guard;
 pub mod jobs;
 pub mod login_limits;
+pub mod openapi;
 pub mod templates;
 pub mod tokens;
 pub mod users;
@@ -43,200 +44,263 @@ pub struct AppState {
     pub login_limits: Arc<login_limits::LoginLimits>,
 }
 
-/// One API route: where, and who may call it (see `authz`).
+/// One API route: where, who may call it (see `authz`), and what it takes and returns
+/// (see `openapi`).
 pub struct RouteDef {
     pub method: Method,
     /// Under `/api/v2`, with axum's `:param` segments.
     pub path: &'static str,
     pub access: Access,
+    pub doc: openapi::RouteDoc,
     handler: MethodRouter<AppState>,
 }
 
-/// Every API route, each with its access rule. The router is built from this table and
-/// nothing else, so the route-walk test in `tests/authz.rs` sees every route there is.
+/// Every API route, each with its access rule and documentation. The router and the
+/// OpenAPI document are built from this table and nothing else, so the route-walk test in
+/// `tests/authz.rs` and the document see every route there is.
 pub fn route_table() -> Vec<RouteDef> {
+    use crate::wire::{
+        agent, agents as ag, audit as au, jobs as jb, templates as tp, tokens as tk,
+    };
+    use crate::wire::{users as us, workspaces as ws, BuildInfo};
     use axum::routing::delete as del;
     use Access::*;
-    let r = |method: Method, path, access, handler| RouteDef {
-        method,
+    let r = |method: &Method, path, access, handler| RouteDef {
+        method: method.clone(),
         path,
         access,
+        doc: openapi::RouteDoc::default(),
         handler,
     };
-    let (g, p, u, d) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
+    let (g, p, u, d) = (&Method::GET, &Method::POST, &Method::PUT, &Method::DELETE);
+    let upload_limit = DefaultBodyLimit::max(templates::MAX_UPLOAD_BYTES + 1024);
     vec![
-        r(g.clone(), "/buildinfo", Public, get(buildinfo)),
+        r(g, "/buildinfo", Public, get(buildinfo))
+            .doc("The server's version")
+            .ok::<BuildInfo>(),
+        r(g, "/openapi.json", Public, get(openapi::serve))
+            .doc("This document")
+            .raw("application/json", "the OpenAPI 3 document"),
+        r(g, "/users/first", Public, get(users::first_user_status))
+            .doc("Whether the first user exists")
+            .ok::<us::FirstUserStatus>(),
+        r(p, "/users/first", Public, post(users::create_first_user))
+            .doc("Create the first user, an owner, and log in")
+            .body::<us::CreateUserRequest>()
+            .created::<us::LoginResponse>(),
+        r(p, "/users/login", Public, post(users::login))
+            .doc("Log in with a username or email and a password")
+            .body::<us::LoginRequest>()
+            .created::<us::LoginResponse>(),
+        r(p, "/users/logout", User, post(users::logout))
+            .doc("Revoke the token this request used")
+            .no_content(),
+        r(g, "/users/me", User, get(users::me))
+            .doc("The caller")
+            .ok::<us::User>(),
+        r(g, "/users", TemplateAdmin, get(users::list))
+            .doc("Every user")
+            .list::<us::User>(),
+        r(p, "/users", Owner, post(users::create))
+            .doc("Create a user")
+            .body::<us::CreateUserRequest>()
+            .created::<us::User>(),
+        r(u, "/users/:user/status/suspend", Owner, put(users::suspend))
+            .doc("Suspend a user: their tokens stop working")
+            .ok::<us::User>(),
         r(
-            g.clone(),
-            "/users/first",
-            Public,
-            get(users::first_user_status),
-        ),
-        r(
-            p.clone(),
-            "/users/first",
-            Public,
-            post(users::create_first_user),
-        ),
-        r(p.clone(), "/users/login", Public, post(users::login)),
-        r(p.clone(), "/users/logout", User, post(users::logout)),
-        r(g.clone(), "/users/me", User, get(users::me)),
-        r(g.clone(), "/users", TemplateAdmin, get(users::list)),
-        r(p.clone(), "/users", Owner, post(users::create)),
-        r(
-            u.clone(),
-            "/users/:user/status/suspend",
-            Owner,
-            put(users::suspend),
-        ),
-        r(
-            u.clone(),
+            u,
             "/users/:user/status/activate",
             Owner,
             put(users::activate),
-        ),
-        r(g.clone(), "/users/me/keys/tokens", User, get(tokens::list)),
+        )
+        .doc("Reactivate a suspended user")
+        .ok::<us::User>(),
+        r(g, "/users/me/keys/tokens", User, get(tokens::list))
+            .doc("The caller's tokens (never their secrets)")
+            .list::<tk::Token>(),
+        r(p, "/users/me/keys/tokens", User, post(tokens::create))
+            .doc("Create an API token; its secret is in this answer only")
+            .body::<tk::CreateTokenRequest>()
+            .created::<tk::CreatedToken>(),
+        r(d, "/users/me/keys/tokens/:name", User, del(tokens::remove))
+            .doc("Remove one of the caller's tokens")
+            .no_content(),
+        r(g, "/audit", Owner, get(audit::list))
+            .doc("The audit log, newest first")
+            .query::<au::AuditQuery>()
+            .list::<au::AuditEntry>(),
+        r(g, "/templates", User, get(templates::list))
+            .doc("Every template")
+            .list::<tp::TemplateView>(),
+        r(g, "/templates/:name", User, get(templates::get))
+            .doc("One template")
+            .ok::<tp::TemplateView>(),
+        r(d, "/templates/:name", TemplateAdmin, del(templates::delete))
+            .doc("Delete a template no workspace uses")
+            .no_content(),
         r(
-            p.clone(),
-            "/users/me/keys/tokens",
-            User,
-            post(tokens::create),
-        ),
-        r(
-            d.clone(),
-            "/users/me/keys/tokens/:name",
-            User,
-            del(tokens::remove),
-        ),
-        r(g.clone(), "/audit", Owner, get(audit::list)),
-        r(g.clone(), "/templates", User, get(templates::list)),
-        r(g.clone(), "/templates/:name", User, get(templates::get)),
-        r(
-            d.clone(),
-            "/templates/:name",
-            TemplateAdmin,
-            del(templates::delete),
-        ),
-        r(
-            u.clone(),
+            u,
             "/templates/:name/active",
             TemplateAdmin,
             put(templates::activate),
-        ),
+        )
+        .doc("Make a version the active one")
+        .body::<tp::ActivateRequest>()
+        .ok::<tp::TemplateView>(),
         r(
-            g.clone(),
+            g,
             "/templates/:name/versions",
             User,
             get(templates::versions),
-        ),
+        )
+        .doc("A template's versions, newest first")
+        .list::<tp::VersionView>(),
         r(
-            p.clone(),
+            p,
             "/templates/:name/versions",
             TemplateAdmin,
-            post(templates::push).layer(DefaultBodyLimit::max(templates::MAX_UPLOAD_BYTES + 1024)),
-        ),
+            post(templates::push).layer(upload_limit),
+        )
+        .doc("Push a new version (a tar of the module) and queue its import")
+        .query::<tp::PushQuery>()
+        .tar_body()
+        .created::<tp::VersionView>(),
         r(
-            g.clone(),
+            g,
             "/templates/:name/versions/:version",
             User,
             get(templates::version),
-        ),
+        )
+        .doc("One version, with its parameters and import job")
+        .ok::<tp::VersionView>(),
         r(
-            g.clone(),
+            g,
             "/templates/:name/versions/:version/archive",
             User,
             get(templates::archive),
-        ),
+        )
+        .doc("A version's files as a tar")
+        .raw("application/x-tar", "the version's archive"),
         r(
-            p.clone(),
+            p,
             "/templates/:name/versions/:version/dry-run",
             User,
             post(templates::dry_run),
-        ),
-        r(g.clone(), "/workspaces", User, get(workspaces::list)),
-        r(p.clone(), "/workspaces", User, post(workspaces::create)),
+        )
+        .doc("Queue a plan of what a create with these parameters would make")
+        .body::<tp::DryRunRequest>()
+        .created::<jb::Job>(),
+        r(g, "/workspaces", User, get(workspaces::list))
+            .doc("The caller's workspaces (everyone's with `all`), favorites first")
+            .query::<ws::ListQuery>()
+            .list::<ws::WorkspaceView>(),
+        r(p, "/workspaces", User, post(workspaces::create))
+            .doc("Create a workspace and queue its first start")
+            .body::<ws::CreateWorkspaceRequest>()
+            .created::<ws::WorkspaceView>(),
         r(
-            g.clone(),
+            g,
             "/workspaces/:owner/:name",
             Workspace,
             get(workspaces::get),
-        ),
+        )
+        .doc("One workspace (`me` as owner for the caller's)")
+        .ok::<ws::WorkspaceView>(),
         r(
-            g.clone(),
+            g,
             "/workspaces/:owner/:name/builds",
             Workspace,
             get(workspaces::builds),
-        ),
+        )
+        .doc("A workspace's builds, newest first")
+        .list::<ws::BuildView>(),
         r(
-            p.clone(),
+            p,
             "/workspaces/:owner/:name/builds",
             Workspace,
             post(workspaces::build),
-        ),
+        )
+        .doc("Queue a start, stop or delete build")
+        .body::<ws::BuildRequest>()
+        .created::<ws::BuildView>(),
         r(
-            u.clone(),
+            u,
             "/workspaces/:owner/:name/favorite",
             Workspace,
             put(workspaces::favorite),
-        ),
+        )
+        .doc("Mark or unmark a workspace as one of the caller's favorites")
+        .body::<ws::FavoriteRequest>()
+        .no_content(),
         r(
-            g.clone(),
+            g,
             "/workspaces/:owner/:name/agent-instructions",
             Workspace,
             get(workspaces::agent_instructions),
-        ),
+        )
+        .doc("How to attach a machine to an external workspace's agent")
+        .query::<ws::InstructionsQuery>()
+        .ok::<ws::AgentInstructions>(),
+        r(g, "/workspacebuilds/:id", Build, get(workspaces::get_build))
+            .doc("One build")
+            .ok::<ws::BuildView>(),
         r(
-            g.clone(),
-            "/workspacebuilds/:id",
-            Build,
-            get(workspaces::get_build),
-        ),
-        r(
-            u.clone(),
+            u,
             "/workspacebuilds/:id/cancel",
             Build,
             put(workspaces::cancel_build),
-        ),
-        r(g.clone(), "/jobs/:id", Job, get(jobs::get)),
-        r(g.clone(), "/jobs/:id/logs", Job, get(jobs::logs)),
-        r(g.clone(), "/jobs/:id/logs/stream", Job, get(jobs::stream)),
+        )
+        .doc("Cancel a pending or running build")
+        .ok::<ws::BuildView>(),
+        r(g, "/jobs/:id", Job, get(jobs::get))
+            .doc("One job")
+            .ok::<jb::Job>(),
+        r(g, "/jobs/:id/logs", Job, get(jobs::logs))
+            .doc("A job's log lines after `after`; `wait` holds the request for new ones")
+            .query::<jb::LogsQuery>()
+            .ok::<jb::LogsPage>(),
+        r(g, "/jobs/:id/logs/stream", Job, get(jobs::stream))
+            .doc("A job's log lines as Server-Sent Events, then its end")
+            .query::<jb::StreamQuery>()
+            .raw("text/event-stream", "`log` events, then one `end` event"),
+        r(g, "/workspaceagents/me", Agent, get(agents::manifest))
+            .doc("The calling agent's manifest (agent token)")
+            .ok::<agent::Manifest>(),
+        r(g, "/workspaceagents/me/ws", Agent, get(agents::connect))
+            .doc("The calling agent's connection (agent token)")
+            .websocket(),
+        r(g, "/workspaceagents/:id", WorkspaceAgent, get(agents::get))
+            .doc("One agent with its status")
+            .ok::<ag::AgentView>(),
         r(
-            g.clone(),
-            "/workspaceagents/me",
-            Agent,
-            get(agents::manifest),
-        ),
-        r(
-            g.clone(),
-            "/workspaceagents/me/ws",
-            Agent,
-            get(agents::connect),
-        ),
-        r(
-            g.clone(),
-            "/workspaceagents/:id",
-            WorkspaceAgent,
-            get(agents::get),
-        ),
-        r(
-            g.clone(),
+            g,
             "/workspaceagents/:id/logs",
             WorkspaceAgent,
             get(agents::logs),
-        ),
+        )
+        .doc("An agent's script output")
+        .query::<ag::AgentLogsQuery>()
+        .list::<ag::AgentLog>(),
         r(
-            g.clone(),
+            g,
             "/workspaceagents/:id/metadata",
             WorkspaceAgent,
             get(agents::metadata),
-        ),
+        )
+        .doc("An agent's metadata items with their latest values")
+        .list::<ag::MetadataView>(),
         r(
-            g.clone(),
+            g,
             "/init-script/:os/:arch",
             Public,
             get(agents::init_script),
-        ),
-        r(g, "/bin/:file", Public, get(agents::binary)),
+        )
+        .doc("The script that downloads and starts the agent")
+        .raw("text/x-shellscript", "a POSIX sh script"),
+        r(g, "/bin/:file", Public, get(agents::binary))
+            .doc("The agent binary (`hangar-<os>-<arch>`)")
+            .raw("application/octet-stream", "the hangar binary"),
     ]
 }
 

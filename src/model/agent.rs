@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What the agent says it is doing (reported by the agent itself, stored as text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     Created,
@@ -71,7 +71,7 @@ impl std::fmt::Display for Lifecycle {
 }
 
 /// Whether the server can currently reach the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     /// Never connected yet, still within its connection timeout.

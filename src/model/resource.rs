@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Computational resources run an agent (a VM, a container); peripheral ones support
 /// them (disks, networks, DNS records). Stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Computational,
@@ -16,7 +16,7 @@ pub enum Kind {
 
 /// Persistent resources survive a stop (home volumes); ephemeral ones exist only while
 /// the workspace runs (`count = data.hangar_workspace.me.start_count`). Stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Lifetime {
     Persistent,

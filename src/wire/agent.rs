@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::model::agent::Lifecycle;
 
 /// What a build records for an agent (`workspace_agents.manifest`), written by the build
 /// runner from the `hangar_agent`, `hangar_script`, `hangar_env` and `hangar_app`
 /// resources. Every field has a default so an older or partial manifest still parses.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(default)]
 pub struct AgentSpec {
     /// Working directory of scripts; empty means the agent's `$HOME`.
@@ -35,7 +36,7 @@ pub struct AgentSpec {
 }
 
 /// A `hangar_script`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(default)]
 pub struct ScriptSpec {
     pub display_name: String,
@@ -51,7 +52,7 @@ pub struct ScriptSpec {
 }
 
 /// A `metadata` block of a `hangar_agent`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(default)]
 pub struct MetadataSpec {
     pub key: String,
@@ -65,7 +66,7 @@ pub struct MetadataSpec {
 }
 
 /// A `hangar_app`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(default)]
 pub struct AppSpec {
     pub slug: String,
@@ -79,7 +80,7 @@ pub struct AppSpec {
 }
 
 /// `GET /api/v2/workspaceagents/me`: everything the agent needs, identity included.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Manifest {
     pub agent_id: String,
     pub agent_name: String,
@@ -92,7 +93,7 @@ pub struct Manifest {
 }
 
 /// One line of script output.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct LogLine {
     pub at: i64,
     /// Which script: `startup_script`, `shutdown_script`, a script's display name, `agent`.
@@ -102,7 +103,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct MetadataResult {
     pub key: String,
     pub value: String,
@@ -111,7 +112,7 @@ pub struct MetadataResult {
 }
 
 /// Agent → server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     /// First message of every connection. After it the agent sends what it queued while
@@ -136,7 +137,7 @@ pub enum AgentMessage {
 }
 
 /// Server → agent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Answer to a heartbeat: the agent knows the server is still there.

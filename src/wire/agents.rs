@@ -1,13 +1,14 @@
 //! What users see of workspace agents: status, logs, metadata.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::agent::AppSpec;
 use super::Timestamp;
 use crate::model::agent::{AgentStatus, Lifecycle};
 
 /// An agent with its derived status and health.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AgentView {
     pub id: String,
     pub name: String,
@@ -35,7 +36,7 @@ pub struct AgentView {
 }
 
 /// One stored line of an agent's script output.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AgentLog {
     pub id: i64,
     pub at: Timestamp,
@@ -45,7 +46,8 @@ pub struct AgentLog {
 }
 
 /// `GET /workspaceagents/{id}/logs?after=N` or `?tail=N`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AgentLogsQuery {
     /// Lines after this id (0: from the start).
     #[serde(default)]
@@ -55,7 +57,7 @@ pub struct AgentLogsQuery {
 }
 
 /// One metadata item: its definition and the latest result, if any arrived yet.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct MetadataView {
     pub key: String,
     pub display_name: String,

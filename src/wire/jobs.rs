@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Timestamp;
 use crate::model::{JobKind, JobStatus};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Job {
     pub id: String,
     pub kind: JobKind,
@@ -29,7 +30,7 @@ pub struct Job {
     pub result: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct JobLog {
     pub id: i64,
     pub at: Timestamp,
@@ -39,7 +40,8 @@ pub struct JobLog {
 }
 
 /// `GET /jobs/{id}/logs?after=N[&wait=true]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     #[serde(default)]
     pub after: i64,
@@ -48,14 +50,15 @@ pub struct LogsQuery {
     pub wait: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogsPage {
     pub logs: Vec<JobLog>,
     pub job: Job,
 }
 
 /// `GET /jobs/{id}/logs/stream[?after=N]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// The last line the client already has (a page rendered with the lines so far).
     #[serde(default)]

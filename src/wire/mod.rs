@@ -17,18 +17,19 @@ pub mod users;
 pub mod workspaces;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub use self::time::Timestamp;
 
 /// One field's problem in a [`ErrorBody`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub detail: String,
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, ToSchema)]
 pub struct ErrorBody {
     pub message: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -38,20 +39,21 @@ pub struct ErrorBody {
 }
 
 /// `GET /buildinfo`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BuildInfo {
     pub version: String,
 }
 
 /// One page of a list: the items asked for and how many match in all (Coder's `count`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub count: i64,
 }
 
 /// `?limit=&offset=` of every paged list. `limit` 0 means the server's default.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     #[serde(default)]
     pub limit: i64,

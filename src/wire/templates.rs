@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::jobs::Job;
 use super::Timestamp;
 use crate::model::parameter::Parameter;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TemplateView {
     pub id: String,
     pub name: String,
@@ -19,7 +20,7 @@ pub struct TemplateView {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VersionView {
     pub id: String,
     pub template_id: String,
@@ -36,7 +37,8 @@ pub struct VersionView {
 }
 
 /// `POST /templates/{name}/versions?name=&message=&activate=` with a tar body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PushQuery {
     pub name: Option<String>,
     #[serde(default)]
@@ -50,12 +52,12 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ActivateRequest {
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
 pub struct DryRunRequest {
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,

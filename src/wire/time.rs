@@ -42,6 +42,19 @@ impl Timestamp {
     }
 }
 
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 time in UTC"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 impl From<i64> for Timestamp {
     fn from(ms: i64) -> Self {
         Timestamp(ms)

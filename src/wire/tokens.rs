@@ -1,11 +1,12 @@
 //! Named API tokens (and login sessions, which are tokens too).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Timestamp;
 
 /// A token as listed: never its secret, which only [`CreatedToken`] carries, once.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Token {
     pub id: String,
     pub user_id: String,
@@ -17,7 +18,7 @@ pub struct Token {
     pub last_used_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
     pub name: String,
     /// Lifetime in seconds; none means it never expires.
@@ -29,7 +30,7 @@ pub struct CreateTokenRequest {
 /// milliseconds never overflows (it did, and the token arrived expired).
 pub const MAX_LIFETIME_SECONDS: i64 = 10 * 365 * 86_400;
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     /// Shown once: only its hash is stored.
     pub key: String,

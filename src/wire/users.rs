@@ -1,11 +1,12 @@
 //! Users, the first user, login.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Timestamp;
 use crate::model::Role;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -16,7 +17,7 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateUserRequest {
     pub username: String,
     pub email: String,
@@ -27,20 +28,20 @@ pub struct CreateUserRequest {
     pub role: Option<Role>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// Username or email.
     pub login: String,
     pub password: String,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     pub session_token: String,
     pub user: User,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FirstUserStatus {
     pub exists: bool,
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::agents::AgentView;
 use super::jobs::Job;
@@ -10,7 +11,7 @@ use super::Timestamp;
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::{JobStatus, Transition, WorkspaceStatus};
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
 pub struct CreateWorkspaceRequest {
     pub name: String,
     pub template: String,
@@ -23,7 +24,7 @@ pub struct CreateWorkspaceRequest {
     pub require_external: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
 pub struct BuildRequest {
     pub transition: Option<Transition>,
     /// Move to this template version ("active" for the template's active one).
@@ -36,7 +37,7 @@ pub struct BuildRequest {
     pub orphan: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BuildView {
     pub id: String,
     pub number: i64,
@@ -53,7 +54,7 @@ pub struct BuildView {
 }
 
 /// One `item` of a `hangar_metadata` on a resource.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ResourceMetadata {
     pub key: String,
     /// `***` for sensitive items; none for explicit nulls.
@@ -61,7 +62,7 @@ pub struct ResourceMetadata {
     pub sensitive: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResourceView {
     pub id: String,
     pub address: String,
@@ -77,7 +78,7 @@ pub struct ResourceView {
     pub agents: Vec<AgentView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WorkspaceView {
     pub id: String,
     pub name: String,
@@ -112,7 +113,8 @@ impl WorkspaceView {
 }
 
 /// `GET /workspaces?all=&search=`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     pub all: bool,
@@ -120,13 +122,13 @@ pub struct ListQuery {
     pub search: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FavoriteRequest {
     pub favorite: bool,
 }
 
 /// What a user needs to attach an external machine to a workspace's agent.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct AgentInstructions {
     pub workspace_name: String,
     pub agent_name: String,
@@ -150,7 +152,8 @@ impl std::fmt::Debug for AgentInstructions {
 }
 
 /// `GET /workspaces/{owner}/{name}/agent-instructions[?agent=NAME]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstructionsQuery {
     #[serde(default)]
     pub agent: Option<String>,
