@@ -625,9 +625,10 @@ async fn the_init_script_caches_the_agent_binary() {
         "one binary, however many starts: {binaries:?}"
     );
     let etag = dir.join(format!("{}.etag", binaries[0]));
-    if etag.exists() {
-        // The server sent an ETag: the second start reused the file.
-        assert_eq!(inodes[0], inodes[1], "a cache hit keeps the file");
-    }
+    assert!(
+        etag.exists(),
+        "the server sent an ETag and the script kept it"
+    );
+    assert_eq!(inodes[0], inodes[1], "a cache hit keeps the file");
     app.stop().await;
 }

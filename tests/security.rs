@@ -285,3 +285,40 @@ async fn bad_values_are_clear_400s_and_coder_clients_authenticate() {
     assert!(!format!("{login:?}").contains("hunter2"));
     app.stop().await;
 }
+
+/// The agent binary carries a strong ETag (its SHA-256) and a matching `If-None-Match`
+/// gets a 304 with no body, so an agent start does not download the binary again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_binary_is_revalidated_by_etag() {
+    use sha2::{Digest, Sha256};
+    let app = spawn_app().await;
+    let (os, arch) = hangar::wire::agent::this_platform();
+    let url = format!("{}/api/v2/bin/hangar-{os}-{arch}", app.url);
+    let http = reqwest::Client::new();
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), reqwest::StatusCode::OK);
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let bytes = first.bytes().await.unwrap();
+    let expected = format!("\"sha256-{}\"", hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(etag, expected, "a strong ETag of exactly the bytes served");
+
+    let again = http
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    let stale = http
+        .get(&url)
+        .header("If-None-Match", "\"sha256-0000\", W/\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), reqwest::StatusCode::OK);
+    assert_eq!(stale.bytes().await.unwrap().len(), bytes.len());
+    app.stop().await;
+}

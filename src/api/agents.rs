@@ -410,6 +410,7 @@ pub async fn init_script(
 pub async fn binary(
     State(state): State<AppState>,
     Path(file): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     let (os, arch) = crate::wire::agent::this_platform();
     let ours = format!("hangar-{os}-{arch}");
@@ -418,24 +419,61 @@ pub async fn binary(
             "no agent binary {file}: this server runs on {os}/{arch} and serves only {ours}; run agents on {os}/{arch} machines, or install a hangar binary for your platform yourself and run `hangar agent`"
         )));
     }
-    let path = &state.config.hangar_binary;
-    let f = tokio::fs::File::open(path).await.map_err(|e| {
+    let path = state.config.hangar_binary.clone();
+    let internal = |e: std::io::Error| {
         ApiError::Internal(anyhow::Error::new(e).context(format!(
-            "opening the server's own executable {}",
+            "reading the server's own executable {}",
             path.display()
         )))
-    })?;
-    let len = f.metadata().await.map(|m| m.len()).ok();
-    let mut resp = Response::builder()
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{ours}\""),
-        );
-    if let Some(len) = len {
-        resp = resp.header(header::CONTENT_LENGTH, len);
+    };
+    let f = tokio::fs::File::open(&path).await.map_err(internal)?;
+    let meta = f.metadata().await.map_err(internal)?;
+    let etag = binary_etag(&path, &meta).await.map_err(internal)?;
+    let cached = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| matches!(tag.trim(), t if t == etag || t == "*"));
+    let resp = Response::builder().header(header::ETAG, &etag);
+    let built = if cached {
+        // The agent already has these bytes: no 28 MB download on every start.
+        resp.status(axum::http::StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+    } else {
+        resp.header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ours}\""),
+            )
+            .header(header::CONTENT_LENGTH, meta.len())
+            .body(Body::from_stream(tokio_util::io::ReaderStream::new(f)))
+    };
+    built.map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("building the response")))
+}
+
+/// A strong ETag of the binary: its SHA-256, computed once per (path, size, mtime) on the
+/// blocking pool and then remembered, so a start costs a `stat`, not a hash of 28 MB.
+async fn binary_etag(path: &std::path::Path, meta: &std::fs::Metadata) -> std::io::Result<String> {
+    use std::sync::Mutex;
+    type Key = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Option<(Key, String)>> = Mutex::new(None);
+    let key: Key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some((k, tag)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if *k == key {
+            return Ok(tag.clone());
+        }
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
-    resp.body(body)
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("building the response")))
+    let owned = path.to_path_buf();
+    let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(owned)?, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let tag = format!("\"sha256-{digest}\"");
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, tag.clone()));
+    Ok(tag)
 }

@@ -4,8 +4,8 @@
 //!
 //! The binary is cached in `${XDG_CACHE_HOME:-$HOME/.cache}/hangar/`, named by its
 //! checksum, and revalidated with the ETag the server sent for it (`curl --etag-compare`):
-//! a `304 Not Modified` reuses it. That needs `GET /api/v2/bin/{file}` to send an `ETag`
-//! and answer a matching `If-None-Match` with 304; without one every start downloads.
+//! a `304 Not Modified` reuses it. `GET /api/v2/bin/{file}` sends a strong ETag (the
+//! binary's SHA-256) and answers a matching `If-None-Match` with 304.
 
 /// The architectures `hangar_agent.arch` accepts (the provider validates the same list).
 pub const ARCHES: &[&str] = &["amd64", "arm64", "armv7"];
