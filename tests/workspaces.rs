@@ -419,6 +419,23 @@ async fn terraform_never_sees_the_servers_secrets() {
         .unwrap();
     let w = wait_build(&app, "ws").await;
     assert_eq!(w.status, WorkspaceStatus::Running);
+    // A taken name is named as the user typed it, never as a Rust value (`Name("ws")`).
+    let taken = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws".into(),
+            template: "env".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.status(), Some(StatusCode::CONFLICT));
+    assert!(
+        taken
+            .to_string()
+            .starts_with("you already have a workspace named \"ws\":"),
+        "{taken}"
+    );
     let logs = app
         .client
         .job_logs(&w.latest_build.job.id, 0, false)

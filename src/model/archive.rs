@@ -489,7 +489,13 @@ fn walk(bytes: &[u8]) -> Result<Walked, ArchiveError> {
             E::Char => return Err(special(path, "character device")),
             E::Block => return Err(special(path, "block device")),
             E::Fifo => return Err(special(path, "named pipe (fifo)")),
-            other => return Err(special(path, &format!("tar entry of type {other:?}"))),
+            other => {
+                let flag = other.as_byte() as char;
+                return Err(special(
+                    path,
+                    &format!("tar entry of an unsupported type ({flag})"),
+                ));
+            }
         }
     }
     if !any_entry {

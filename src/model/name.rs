@@ -3,9 +3,17 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct Name(String);
+
+/// A name debug-prints as the quoted string it is (`"dev"`, not `Name("dev")`): messages
+/// quote names with `{:?}`, and users should never see a Rust type in them.
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
@@ -58,6 +66,7 @@ mod tests {
     #[test]
     fn accepts_lowercase_digits_hyphens() {
         assert_eq!(Name::parse("dev-1").unwrap().as_str(), "dev-1");
+        assert_eq!(format!("{:?}", Name::parse("dev-1").unwrap()), "\"dev-1\"");
         assert_eq!(Name::parse(&"a".repeat(32)).unwrap().as_str().len(), 32);
     }
 

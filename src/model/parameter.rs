@@ -102,7 +102,16 @@ impl Parameter {
         let fail = |rule: String| -> Result<(), String> {
             let custom = self.validation.as_ref().and_then(|v| v.error.clone());
             Err(match custom {
-                Some(msg) if !msg.is_empty() => format!("parameter {name:?}: {msg} ({rule})"),
+                Some(msg) if !msg.is_empty() => {
+                    // As Coder does: the template's message may quote the value and bounds.
+                    let bound = |b: Option<f64>| b.map(|b| b.to_string()).unwrap_or_default();
+                    let v = self.validation.as_ref();
+                    let msg = msg
+                        .replace("{value}", value)
+                        .replace("{min}", &bound(v.and_then(|v| v.min)))
+                        .replace("{max}", &bound(v.and_then(|v| v.max)));
+                    format!("parameter {name:?}: {msg} ({rule})")
+                }
                 _ => format!("parameter {name:?}: {rule}"),
             })
         };
@@ -549,6 +558,25 @@ mod resolve_tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_custom_error_quotes_the_value_and_bounds() {
+        let p = Parameter {
+            name: "cpus".into(),
+            kind: ParamType::Number,
+            validation: Some(Validation {
+                min: Some(1.0),
+                max: Some(8.0),
+                error: Some("{value} CPUs is not between {min} and {max}".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.check("12", None).unwrap_err(),
+            "parameter \"cpus\": 12 CPUs is not between 1 and 8 (12 is above the maximum 8)"
+        );
     }
 
     #[test]
