@@ -39,6 +39,10 @@ pub fn render(access_url: &str, os: &str, arch: &str) -> Result<String, InitScri
         });
     }
     let url = access_url.trim_end_matches('/');
+    let (server_os, server_arch) = crate::wire::agent::this_platform();
+    if (os, arch) != (server_os, server_arch) {
+        return Ok(unserved(url, os, arch));
+    }
     let mut ctx = tera::Context::new();
     ctx.insert("os", os);
     ctx.insert("arch", arch);
@@ -58,6 +62,16 @@ pub fn render(access_url: &str, os: &str, arch: &str) -> Result<String, InitScri
         }
         InitScriptError::Render(msg)
     })
+}
+
+/// The script for a platform whose agent binary this server does not have: it says so
+/// and what to do, and exits, instead of retrying a download that can never succeed.
+fn unserved(url: &str, os: &str, arch: &str) -> String {
+    let (server_os, server_arch) = crate::wire::agent::this_platform();
+    let message = format!(
+        "hangar init: this server has no agent binary for {os}/{arch} (it serves {server_os}/{server_arch} only). Install a hangar binary built for {os}/{arch} on this machine and run it as `HANGAR_URL={url} hangar agent` with HANGAR_AGENT_TOKEN set, or run the workspace on {server_os}/{server_arch}."
+    );
+    format!("#!/bin/sh\necho {} >&2\nexit 1\n", sh_quote(&message))
 }
 
 /// Every init script as the provider reads them (`HANGAR_AGENT_SCRIPT_<os>_<arch>`): the
@@ -83,9 +97,11 @@ mod tests {
     fn the_runner_gets_a_script_per_platform() {
         let env = provider_env("http://x").unwrap();
         assert_eq!(env.len(), SCRIPT_OSES.len() * ARCHES.len());
-        assert!(env.iter().any(
-            |(k, v)| k == "HANGAR_AGENT_SCRIPT_linux_amd64" && v.contains("hangar-linux-amd64")
-        ));
+        let (os, arch) = crate::wire::agent::this_platform();
+        assert!(env
+            .iter()
+            .any(|(k, v)| *k == format!("HANGAR_AGENT_SCRIPT_{os}_{arch}")
+                && v.contains(&format!("/api/v2/bin/hangar-{os}-{arch}"))));
     }
 
     #[test]
@@ -103,9 +119,25 @@ mod tests {
     }
 
     #[test]
+    fn a_platform_without_a_binary_gets_a_script_that_says_so() {
+        let (os, arch) = crate::wire::agent::this_platform();
+        let other = if arch == "arm64" { "amd64" } else { "arm64" };
+        let s = render("http://x", os, other).unwrap();
+        assert!(
+            s.contains(&format!("no agent binary for {os}/{other}")),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("exit 1\n") && !s.contains("/api/v2/bin/"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn the_script_revalidates_a_cached_binary_by_etag() {
-        let s = render("http://x", "linux", "arm64").unwrap();
-        assert!(s.contains("NAME=hangar-linux-arm64"));
+        let (os, arch) = crate::wire::agent::this_platform();
+        let s = render("http://x", os, arch).unwrap();
+        assert!(s.contains(&format!("NAME=hangar-{os}-{arch}")));
         assert!(s.contains(r#"CACHE_DIR="$HOME/.cache/hangar""#));
         assert!(s.contains(r#"--etag-compare "$CACHED.etag" --etag-save "$DOWNLOAD.etag""#));
         assert!(s.contains(r#"[ "$STATUS" = 304 ]"#));
