@@ -172,7 +172,7 @@ impl Fixture {
         };
         assert!(self
             .db
-            .complete_job(&job.id, "test-provisioner", &done)
+            .complete_job(self.db.pool(), &job.id, "test-provisioner", &done)
             .await
             .unwrap());
     }
@@ -199,7 +199,7 @@ impl Fixture {
             created_at: now_ms(),
         };
         self.db
-            .insert_agents(&[(agent, hash_token(&token))])
+            .insert_agents(self.db.pool(), &[(agent, hash_token(&token))])
             .await
             .unwrap();
         (id, token)
@@ -652,7 +652,9 @@ async fn deleted_and_rebuilt_workspaces_refuse_old_tokens() {
 
     // Deleted: refused.
     f.build(&a, Transition::Delete).await;
-    f.db.mark_workspace_deleted(&a.workspace_id).await.unwrap();
+    f.db.mark_workspace_deleted(f.db.pool(), &a.workspace_id)
+        .await
+        .unwrap();
     let err = f
         .agent_client(&new_token)
         .agent_manifest()

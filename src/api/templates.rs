@@ -365,7 +365,10 @@ pub async fn activate(
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &req.version).await?;
     require_imported(&state, &v, "activated").await?;
-    state.db.set_active_version(&template.id, &v.id).await?;
+    state
+        .db
+        .set_active_version(state.db.pool(), &template.id, &v.id)
+        .await?;
     state
         .db
         .audit(

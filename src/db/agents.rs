@@ -78,9 +78,17 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
 }
 
 impl Database {
-    /// Records a build's agents with the SHA-256 of their tokens.
-    pub async fn insert_agents(&self, agents: &[(Agent, String)]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+    /// Records a build's agents with the SHA-256 of their tokens, all or nothing (inside
+    /// the caller's transaction when `conn` is one).
+    pub async fn insert_agents<'a, A>(
+        &self,
+        conn: A,
+        agents: &[(Agent, String)],
+    ) -> Result<(), sqlx::Error>
+    where
+        A: sqlx::Acquire<'a, Database = sqlx::Any>,
+    {
+        let mut tx = conn.begin().await?;
         for (a, token_hash) in agents {
             sqlx::query("INSERT INTO workspace_agents (id, build_id, name, host_address, external, os, arch, token_hash, manifest, lifecycle, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'created', $10)")
                 .bind(&a.id)

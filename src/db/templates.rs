@@ -105,16 +105,20 @@ impl Database {
         rows.iter().map(template_from_row).collect()
     }
 
-    pub async fn set_active_version(
+    pub async fn set_active_version<'e, E>(
         &self,
+        exec: E,
         template_id: &str,
         version_id: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3")
             .bind(version_id)
             .bind(crate::model::now_ms())
             .bind(template_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
@@ -237,21 +241,25 @@ impl Database {
     }
 
     /// What a version's import found.
-    pub async fn set_template_version_import(
+    pub async fn set_template_version_import<'e, E>(
         &self,
+        exec: E,
         version_id: &str,
         parameters: &str,
         resources: &str,
         graph: Option<&str>,
         has_external_agent: bool,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4 WHERE id = $5")
             .bind(parameters)
             .bind(resources)
             .bind(graph)
             .bind(has_external_agent as i64)
             .bind(version_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }

@@ -277,10 +277,13 @@ impl Database {
         Ok(())
     }
 
-    pub async fn mark_workspace_deleted(&self, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn mark_workspace_deleted<'e, E>(&self, exec: E, id: &str) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE workspaces SET deleted = 1 WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
@@ -344,22 +347,35 @@ impl Database {
         Ok(state.flatten())
     }
 
-    pub async fn set_build_state(&self, build_id: &str, state: &[u8]) -> Result<(), sqlx::Error> {
+    pub async fn set_build_state<'e, E>(
+        &self,
+        exec: E,
+        build_id: &str,
+        state: &[u8],
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE workspace_builds SET state = $1 WHERE id = $2")
             .bind(state)
             .bind(build_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
 
-    /// Replaces a build's recorded resources.
-    pub async fn set_build_resources(
+    /// Replaces a build's recorded resources, all or nothing (inside the caller's
+    /// transaction when `conn` is one).
+    pub async fn set_build_resources<'a, A>(
         &self,
+        conn: A,
         build_id: &str,
         resources: &[Resource],
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+    ) -> Result<(), sqlx::Error>
+    where
+        A: sqlx::Acquire<'a, Database = sqlx::Any>,
+    {
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM workspace_resources WHERE build_id = $1")
             .bind(build_id)
             .execute(&mut *tx)

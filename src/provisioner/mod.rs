@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod jobs;
+pub mod outcome;
 pub mod queue;
 pub mod terraform;
 pub mod workdir;

@@ -1,0 +1,131 @@
+//! How jobs end and who runs them: a job's outcome is stored in one transaction with
+//! its completion; template pushes and their imports; provisioner worker ids.
+
+mod common;
+
+use common::*;
+use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest};
+use hangar::db::Database;
+use hangar::model::{JobStatus, Transition};
+
+const AGENT_TF: &str = r#"
+terraform {
+  required_providers {
+    hangar = { source = "hangar/hangar" }
+  }
+}
+data "hangar_workspace" "me" {}
+
+resource "hangar_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+}
+resource "terraform_data" "vm" {
+  count = data.hangar_workspace.me.start_count
+  input = hangar_agent.main.id
+}
+resource "terraform_data" "home" {}
+"#;
+
+fn postgres() -> bool {
+    std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres")
+}
+
+/// A trigger in the test's database that refuses to mark a workspace build succeeded:
+/// a database error at the very last write of a build's outcome.
+async fn refuse_build_success(db: &Database) {
+    let statements: &[&str] = if postgres() {
+        &[
+            "CREATE FUNCTION refuse_success() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON jobs FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.kind = 'workspace_build') EXECUTE FUNCTION refuse_success()",
+        ]
+    } else {
+        &["CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'succeeded' AND OLD.kind = 'workspace_build' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
+    };
+    for sql in statements {
+        sqlx::query(sql).execute(db.pool()).await.unwrap();
+    }
+}
+
+async fn allow_build_success(db: &Database) {
+    let sql = if postgres() {
+        "DROP TRIGGER refuse_success ON jobs"
+    } else {
+        "DROP TRIGGER refuse_success"
+    };
+    sqlx::query(sql).execute(db.pool()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_outcome_is_stored_whole_or_not_at_all() {
+    let app = spawn_app().await;
+    push_files(&app, "vm", &[("main.tf", AGENT_TF)]).await;
+    let db = Database::connect(&app.db_url).await.unwrap();
+    refuse_build_success(&db).await;
+
+    // The apply works, then completing the job fails: none of what the build found is
+    // stored, and the job fails saying why, with the state kept.
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "vm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let build = ws.latest_build;
+    let job = app.client.follow_job(&build.job.id, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error_code.as_deref(), Some("internal"), "{job:?}");
+    let error = job.error.unwrap_or_default();
+    assert!(error.contains("injected failure"), "{error}");
+    assert!(db.list_resources(&build.id).await.unwrap().is_empty());
+    assert!(db.list_agents(&build.id).await.unwrap().is_empty());
+    let state = db.get_build_state(&build.id).await.unwrap();
+    assert!(
+        state.is_some_and(|s| String::from_utf8_lossy(&s).contains("terraform_data")),
+        "the state is kept with the failure"
+    );
+
+    // Without the fault, the next start records everything (from the kept state).
+    allow_build_success(&db).await;
+    let started = app
+        .client
+        .build_workspace("dev", &BuildRequest::default())
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&started.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(db.list_resources(&started.id).await.unwrap().len(), 2);
+    assert_eq!(db.list_agents(&started.id).await.unwrap().len(), 1);
+
+    // A delete whose completion fails leaves the workspace in place.
+    refuse_build_success(&db).await;
+    let deleted = app
+        .client
+        .build_workspace(
+            "dev",
+            &BuildRequest {
+                transition: Some(Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&deleted.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let ws = db.get_workspace(&ws.id).await.unwrap().unwrap();
+    assert!(!ws.deleted, "a delete that did not complete deleted the workspace");
+    assert_eq!(app.client.workspace("dev").await.unwrap().name, "dev");
+    db.close().await;
+    app.stop().await;
+}
