@@ -232,7 +232,7 @@ impl Fixture {
             has_external_agent: false,
         };
         self.db
-            .insert_template_version(&version, b"")
+            .insert_template_version(self.db.pool(), &version, b"")
             .await
             .unwrap();
         let ws = Workspace {

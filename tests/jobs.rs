@@ -124,8 +124,133 @@ async fn a_build_outcome_is_stored_whole_or_not_at_all() {
         .unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     let ws = db.get_workspace(&ws.id).await.unwrap().unwrap();
-    assert!(!ws.deleted, "a delete that did not complete deleted the workspace");
+    assert!(
+        !ws.deleted,
+        "a delete that did not complete deleted the workspace"
+    );
     assert_eq!(app.client.workspace("dev").await.unwrap().name, "dev");
     db.close().await;
+    app.stop().await;
+}
+
+const PLAIN_TF: &str = "resource \"terraform_data\" \"x\" {}\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_pushes_get_distinct_names_and_all_import() {
+    let app = spawn_app().await;
+    let dir = template_dir(&[("main.tf", PLAIN_TF)]);
+    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+    let pushes = (0..6).map(|i| {
+        let client = app.client.clone();
+        let archive = archive.clone();
+        tokio::spawn(async move {
+            client
+                .push_template("busy", archive, None, &format!("push {i}"), true)
+                .await
+        })
+    });
+    let mut names = Vec::new();
+    for push in futures::future::join_all(pushes).await {
+        let v = push.unwrap().expect("every push is accepted");
+        let job = app
+            .client
+            .follow_job(&v.job.as_ref().unwrap().id, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        names.push(v.name);
+    }
+    names.sort();
+    assert_eq!(names, ["v1", "v2", "v3", "v4", "v5", "v6"]);
+    app.stop().await;
+}
+
+/// Opens the FIFO at `gate` for terraform's `file()` reads until `done` says stop: each
+/// read gets "open" and end of file.
+async fn serve_gate(gate: &std::path::Path, mut done: impl FnMut() -> bool) {
+    use std::os::unix::fs::OpenOptionsExt;
+    while !done() {
+        // Non-blocking: opening a FIFO for writing fails at once while nobody reads it.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(gate)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                let _ = f.write_all(b"open");
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_newest_push_becomes_active_whichever_import_ends_last() {
+    let app = spawn_app().await;
+    let gates = tempfile::tempdir().unwrap();
+    let gate = gates.path().join("gate");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&gate)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // The older push's import blocks reading the FIFO until the test opens it.
+    let gated = format!(
+        "{PLAIN_TF}output \"gate\" {{\n  value = file(\"{}\")\n}}\n",
+        gate.display()
+    );
+    let push = |files: &[(&str, &str)]| {
+        let dir = template_dir(files);
+        let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+        let client = app.client.clone();
+        async move {
+            client
+                .push_template("order", archive, None, "", true)
+                .await
+                .unwrap()
+        }
+    };
+    let older = push(&[("main.tf", &gated)]).await;
+    let older_job = older.job.clone().unwrap().id;
+    // It is running, stuck on the gate.
+    for _ in 0..100 {
+        if app.client.job(&older_job).await.unwrap().status == JobStatus::Running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let newer = push(&[("main.tf", PLAIN_TF)]).await;
+    let job = app
+        .client
+        .follow_job(&newer.job.unwrap().id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        app.client.job(&older_job).await.unwrap().status,
+        JobStatus::Running,
+        "the older import is still waiting at its gate"
+    );
+    assert_eq!(
+        app.client.template("order").await.unwrap().active_version,
+        Some(newer.name.clone())
+    );
+
+    // The older import ends last, and does not take the newer one's place.
+    let client = app.client.clone();
+    let watch = tokio::spawn({
+        let older_job = older_job.clone();
+        async move { client.follow_job(&older_job, |_| {}).await.unwrap() }
+    });
+    serve_gate(&gate, || watch.is_finished()).await;
+    let job = watch.await.unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        app.client.template("order").await.unwrap().active_version,
+        Some(newer.name),
+        "the import that ended last took over from the newest push ({})",
+        older.name
+    );
     app.stop().await;
 }

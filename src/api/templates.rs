@@ -248,48 +248,77 @@ pub async fn push(
             }
         }
     };
-    let existing = state.db.list_template_versions(&template.id).await?;
-    let name = match version_name {
-        Some(n) => n.into_string(),
-        None => next_version_name(existing.iter().map(|v| v.name.as_str())),
-    };
-    let version_id = new_id();
-    let job_id = new_id();
-    let input = serde_json::to_string(&ImportInput {
-        template_version_id: version_id.clone(),
-        activate: q.activate,
-    })
-    .map_err(anyhow::Error::from)?;
-    let version = TemplateVersion {
-        id: version_id,
-        template_id: template.id.clone(),
-        name: name.clone(),
-        message: q.message.clone(),
-        created_by: auth.user.id.clone(),
-        created_at: now,
-        job_id: Some(job_id.clone()),
-        parameters: serde_json::to_string(&parameters).map_err(anyhow::Error::from)?,
-        resources: "[]".into(),
-        graph: None,
-        has_external_agent: false,
-    };
-    // The job first (the version references it); both or neither.
-    let mut tx = state.db.pool().begin().await?;
-    state
-        .db
-        .insert_job(&mut *tx, &job_id, JobKind::TemplateVersionImport, &input)
-        .await?;
-    tx.commit().await?;
-    if let Err(e) = state.db.insert_template_version(&version, &body).await {
-        let _ = state.db.cancel_job(&job_id).await;
-        if crate::db::is_unique_violation(&e) {
-            return Err(ApiError::Conflict(format!(
-                "template {:?} already has a version named {name:?}: pick another with --name",
-                template.name
-            )));
+    let parameters = serde_json::to_string(&parameters).map_err(anyhow::Error::from)?;
+    // The version and its import job are written together, so no import starts before its
+    // version exists. A generated name (or the push order number) taken by a concurrent
+    // push is a UNIQUE violation: look again and retry.
+    let mut attempts = 0;
+    let (version, name) = loop {
+        let name = match &version_name {
+            Some(n) => n.to_string(),
+            None => next_version_name(
+                state
+                    .db
+                    .list_template_versions(&template.id)
+                    .await?
+                    .iter()
+                    .map(|v| v.name.as_str()),
+            ),
+        };
+        let version_id = new_id();
+        let job_id = new_id();
+        let input = serde_json::to_string(&ImportInput {
+            template_version_id: version_id.clone(),
+            activate: q.activate,
+        })
+        .map_err(anyhow::Error::from)?;
+        let version = TemplateVersion {
+            id: version_id,
+            template_id: template.id.clone(),
+            name: name.clone(),
+            message: q.message.clone(),
+            created_by: auth.user.id.clone(),
+            created_at: now,
+            job_id: Some(job_id.clone()),
+            parameters: parameters.clone(),
+            resources: "[]".into(),
+            graph: None,
+            has_external_agent: false,
+        };
+        let mut tx = state.db.pool().begin().await?;
+        // The job first: the version references it.
+        state
+            .db
+            .insert_job(&mut *tx, &job_id, JobKind::TemplateVersionImport, &input)
+            .await?;
+        match state
+            .db
+            .insert_template_version(&mut *tx, &version, &body)
+            .await
+        {
+            Ok(()) => {
+                tx.commit().await?;
+                break (version, name);
+            }
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                drop(tx);
+                attempts += 1;
+                let taken = version_name.is_some()
+                    && state
+                        .db
+                        .get_template_version_by_name(&template.id, &name)
+                        .await?
+                        .is_some();
+                if taken || attempts >= 20 {
+                    return Err(ApiError::Conflict(format!(
+                        "template {:?} already has a version named {name:?}: pick another with --name",
+                        template.name
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        return Err(e.into());
-    }
+    };
     state.jobs_available.notify_waiters();
     state
         .db

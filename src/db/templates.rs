@@ -123,6 +123,30 @@ impl Database {
         Ok(())
     }
 
+    /// Makes an imported version active unless a version pushed after it already is: the
+    /// newest push wins, whichever import finishes last. False when it stayed inactive.
+    pub async fn activate_if_newest<'e, E>(
+        &self,
+        exec: E,
+        template_id: &str,
+        version_id: &str,
+    ) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let done = sqlx::query(
+            "UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3 AND NOT EXISTS (
+                SELECT 1 FROM template_versions cur, template_versions v
+                WHERE cur.id = templates.active_version_id AND v.id = $1 AND cur.push_seq > v.push_seq)",
+        )
+        .bind(version_id)
+        .bind(crate::model::now_ms())
+        .bind(template_id)
+        .execute(exec)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Deletes a template and its versions only while no live workspace uses it, in one
     /// transaction. Returns the number of workspaces in the way (0 = deleted).
     pub async fn delete_template_if_unused(&self, template_id: &str) -> Result<i64, sqlx::Error> {
@@ -167,12 +191,19 @@ impl Database {
         Ok(0)
     }
 
-    pub async fn insert_template_version(
+    /// Inserts a version numbered after the template's others (its place in push order).
+    /// Fails on a UNIQUE violation when the name is taken or a concurrent push took the
+    /// same number: the caller retries.
+    pub async fn insert_template_version<'e, E>(
         &self,
+        exec: E,
         v: &TemplateVersion,
         archive: &[u8],
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent, push_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT COALESCE(MAX(push_seq), 0) + 1 FROM template_versions WHERE template_id = $2))")
             .bind(&v.id)
             .bind(&v.template_id)
             .bind(&v.name)
@@ -185,7 +216,7 @@ impl Database {
             .bind(&v.resources)
             .bind(&v.graph)
             .bind(v.has_external_agent as i64)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
@@ -222,7 +253,9 @@ impl Database {
         &self,
         template_id: &str,
     ) -> Result<Vec<TemplateVersion>, sqlx::Error> {
-        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY created_at, name");
+        let sql = format!(
+            "SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY push_seq"
+        );
         let rows = sqlx::query(&sql)
             .bind(template_id)
             .fetch_all(self.pool())

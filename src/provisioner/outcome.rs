@@ -101,7 +101,7 @@ async fn store(
         .await
         .context("storing what the import found")?;
         if let Some(template_id) = &i.activate_in {
-            db.set_active_version(&mut *tx, template_id, &i.version_id)
+            db.activate_if_newest(&mut *tx, template_id, &i.version_id)
                 .await
                 .context("activating the imported version")?;
         }
