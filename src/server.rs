@@ -64,9 +64,9 @@ pub async fn serve(
     }
     let stop_workers = runner.stopping.clone();
     let mut workers = Vec::new();
-    for _ in 0..config.provisioners {
+    for n in 1..=config.provisioners {
         workers.push(tokio::spawn(
-            runner.clone().work(state.jobs_available.clone()),
+            runner.provisioner(n).work(state.jobs_available.clone()),
         ));
     }
     let reaper = {

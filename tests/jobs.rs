@@ -254,3 +254,41 @@ async fn the_newest_push_becomes_active_whichever_import_ends_last() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_provisioner_records_its_own_worker_id() {
+    let app = spawn_app_with(|c| c.provisioners = 2).await;
+    let tf = "resource \"terraform_data\" \"slow\" {\n  provisioner \"local-exec\" {\n    command = \"sleep 3\"\n  }\n}\n";
+    push_files(&app, "slow", &[("main.tf", tf)]).await;
+    let mut jobs = Vec::new();
+    for name in ["one", "two"] {
+        let ws = app
+            .client
+            .create_workspace(&CreateWorkspaceRequest {
+                name: name.into(),
+                template: "slow".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        jobs.push(ws.latest_build.job.id);
+    }
+    let mut workers = Vec::new();
+    for id in &jobs {
+        let job = app.client.follow_job(id, |_| {}).await.unwrap();
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        workers.push(job.worker_id.expect("a finished job names its worker"));
+    }
+    for w in &workers {
+        let n = w.rsplit('-').next().unwrap();
+        assert!(
+            w.starts_with("server-") && (n == "1" || n == "2"),
+            "worker id {w}"
+        );
+    }
+    assert_ne!(
+        workers[0], workers[1],
+        "two builds that ran at once on two provisioners"
+    );
+    app.stop().await;
+}

@@ -104,9 +104,18 @@ impl Runner {
             access_url,
             data_dir,
             terraform,
-            worker_id: format!("{}-{}", hostname(), crate::model::new_id()),
+            worker_id: format!("server-{}", hostname()),
             stopping: CancellationToken::new(),
             job_updates,
+        }
+    }
+
+    /// The `n`th provisioner of this server: the same runner under its own worker id
+    /// (`server-<hostname>-<n>`), which the jobs it runs record.
+    pub fn provisioner(&self, n: usize) -> Runner {
+        Runner {
+            worker_id: format!("{}-{n}", self.worker_id),
+            ..self.clone()
         }
     }
 
