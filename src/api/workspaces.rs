@@ -129,11 +129,12 @@ pub async fn find_workspace(
             .filter(|u| super::authz::may_see_workspace(&auth.user, &u.id))
             .ok_or_else(not_found)?
     };
-    let ws = state
+    let mut ws = state
         .db
         .get_workspace_by_name(&owner_user.id, name)
         .await?
         .ok_or_else(not_found)?;
+    ws.favorite = state.db.is_favorite(&auth.user.id, &ws.id).await?;
     Ok((ws, owner_user))
 }
 
@@ -293,7 +294,7 @@ pub async fn list_views(
         Some(auth.user.id.as_str())
     };
     let mut out = Vec::new();
-    for ws in state.db.list_workspaces(owner).await? {
+    for ws in state.db.list_workspaces(owner, &auth.user.id).await? {
         let owner_user = state
             .db
             .get_user(&ws.owner_id)
@@ -452,7 +453,8 @@ pub async fn favorite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Marks (or unmarks) a workspace the caller may see as a favorite: lists show it first.
+/// Marks (or unmarks) a workspace the caller may see as one of the caller's favorites:
+/// the caller's lists show it first; nobody else's change.
 pub async fn set_favorite(
     state: &AppState,
     auth: &Auth,
@@ -461,7 +463,10 @@ pub async fn set_favorite(
     favorite: bool,
 ) -> ApiResult<()> {
     let (ws, _) = find_workspace(state, auth, owner, name).await?;
-    state.db.set_workspace_favorite(&ws.id, favorite).await?;
+    state
+        .db
+        .set_favorite(&auth.user.id, &ws.id, favorite)
+        .await?;
     Ok(())
 }
 

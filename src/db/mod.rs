@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod favorites;
 pub mod jobs;
 pub mod templates;
 pub mod tokens;

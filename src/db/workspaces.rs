@@ -11,6 +11,8 @@ pub struct Workspace {
     pub name: String,
     pub owner_id: String,
     pub template_id: String,
+    /// Whether the user who asked marked it (favorites are per user): filled by the
+    /// queries that know the viewer, false otherwise.
     pub favorite: bool,
     pub created_at: i64,
     pub deleted: bool,
@@ -63,7 +65,10 @@ pub struct Resource {
     pub metadata: String,
 }
 
-const W_COLUMNS: &str = "id, name, owner_id, template_id, favorite, created_at, deleted";
+/// Favorites are per user: queries that know no viewer answer `0 AS favorite`.
+const W_COLUMNS: &str = "id, name, owner_id, template_id, created_at, deleted, 0 AS favorite";
+/// The columns with whether the user bound as $1 marked the workspace.
+const W_COLUMNS_FOR_VIEWER: &str = "id, name, owner_id, template_id, created_at, deleted, (SELECT COUNT(*) FROM workspace_favorites f WHERE f.workspace_id = workspaces.id AND f.user_id = $1) AS favorite";
 const B_COLUMNS: &str = "b.id, b.workspace_id, b.number, b.transition, b.template_version_id, b.job_id, b.initiator_id, b.parameters, b.orphan, b.created_at, j.status AS job_status";
 
 fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error> {
@@ -72,7 +77,7 @@ fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error>
         name: row.try_get("name")?,
         owner_id: row.try_get("owner_id")?,
         template_id: row.try_get("template_id")?,
-        favorite: flag(row.try_get("favorite")?),
+        favorite: row.try_get::<i64, _>("favorite")? > 0,
         created_at: row.try_get("created_at")?,
         deleted: flag(row.try_get("deleted")?),
     })
@@ -144,7 +149,7 @@ impl Database {
         first: &NewBuild<'_>,
     ) -> Result<Build, QueueError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, favorite, created_at, deleted) VALUES ($1, $2, $3, $4, 0, $5, 0)")
+        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, created_at, deleted) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(&ws.id)
             .bind(&ws.name)
             .bind(&ws.owner_id)
@@ -246,35 +251,30 @@ impl Database {
         row.as_ref().map(workspace_from_row).transpose()
     }
 
-    /// Live workspaces, of one owner or all.
+    /// Live workspaces, of one owner or all, with `viewer_id`'s favorites first.
     pub async fn list_workspaces(
         &self,
         owner_id: Option<&str>,
+        viewer_id: &str,
     ) -> Result<Vec<Workspace>, sqlx::Error> {
         let rows = match owner_id {
             Some(owner) => {
-                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 AND owner_id = $1 ORDER BY favorite DESC, name");
-                sqlx::query(&sql).bind(owner).fetch_all(self.pool()).await?
+                let sql = format!("SELECT {W_COLUMNS_FOR_VIEWER} FROM workspaces WHERE deleted = 0 AND owner_id = $2 ORDER BY favorite DESC, name");
+                sqlx::query(&sql)
+                    .bind(viewer_id)
+                    .bind(owner)
+                    .fetch_all(self.pool())
+                    .await?
             }
             None => {
-                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 ORDER BY favorite DESC, name");
-                sqlx::query(&sql).fetch_all(self.pool()).await?
+                let sql = format!("SELECT {W_COLUMNS_FOR_VIEWER} FROM workspaces WHERE deleted = 0 ORDER BY favorite DESC, name");
+                sqlx::query(&sql)
+                    .bind(viewer_id)
+                    .fetch_all(self.pool())
+                    .await?
             }
         };
         rows.iter().map(workspace_from_row).collect()
-    }
-
-    pub async fn set_workspace_favorite(
-        &self,
-        id: &str,
-        favorite: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE workspaces SET favorite = $1 WHERE id = $2")
-            .bind(favorite as i64)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     pub async fn mark_workspace_deleted<'e, E>(&self, exec: E, id: &str) -> Result<(), sqlx::Error>
