@@ -330,25 +330,50 @@ pub async fn get(
     Ok(Json(workspace_view(&state, ws, &owner_user).await?))
 }
 
+#[derive(Debug, Deserialize, Default)]
+pub struct BuildQuery {
+    /// Check the request as if to queue it (parameters, version, state) and queue
+    /// nothing: 204 when it would be accepted. `restart` and `update` ask this before
+    /// they stop a workspace, so a bad value never leaves it stopped.
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
 pub async fn build(
     State(state): State<AppState>,
     auth: Auth,
     Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<BuildQuery>,
     Json(req): Json<BuildRequest>,
-) -> ApiResult<(StatusCode, Json<BuildView>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if q.validate_only {
+        check_build(&state, &auth, &owner, &name, &req).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let build = queue_build(&state, &auth, &owner, &name, req).await?;
-    Ok((StatusCode::CREATED, Json(build)))
+    Ok((StatusCode::CREATED, Json(build)).into_response())
 }
 
-/// Queues a start/stop/delete build of a workspace the caller may see (the API and the
-/// web page's buttons both use it).
-pub async fn queue_build(
+/// A build request that passed every check, ready to queue.
+pub struct CheckedBuild {
+    pub workspace: Workspace,
+    pub owner: User,
+    pub transition: Transition,
+    pub template_version_id: String,
+    pub values: BTreeMap<String, String>,
+    pub orphan: bool,
+}
+
+/// Everything `queue_build` checks before it queues: the workspace is visible and idle,
+/// the version usable, the parameter values valid for it.
+pub async fn check_build(
     state: &AppState,
     auth: &Auth,
     owner: &str,
     name: &str,
-    req: BuildRequest,
-) -> ApiResult<BuildView> {
+    req: &BuildRequest,
+) -> ApiResult<CheckedBuild> {
     let (ws, owner_user) = find_workspace(state, auth, owner, name).await?;
     let transition = req.transition.unwrap_or(Transition::Start);
     let latest = state
@@ -371,7 +396,7 @@ pub async fn queue_build(
         .ok_or_else(|| anyhow::anyhow!("build version missing"))?;
     if current.has_external_agent && transition != Transition::Delete && !req.orphan {
         return Err(ApiError::BadRequest(format!(
-            "{:?} is an external workspace: Hangar does not run its machine, so it cannot {transition} it. Start or stop the agent on your machine instead (`hangar external-workspaces agent-instructions {}`)",
+            "{} is an external workspace: Hangar does not run its machine, so it cannot {transition} it. Start or stop the agent on your machine instead (`hangar external-workspaces agent-instructions {}`)",
             ws.name, ws.name
         )));
     }
@@ -388,14 +413,41 @@ pub async fn queue_build(
         // Stop and delete keep the values: a template changed since must not block them.
         previous.clone()
     };
+    Ok(CheckedBuild {
+        workspace: ws,
+        owner: owner_user,
+        transition,
+        template_version_id: version.id,
+        values,
+        orphan: req.orphan && transition == Transition::Delete,
+    })
+}
+
+/// Queues a start/stop/delete build of a workspace the caller may see (the API and the
+/// web page's buttons both use it).
+pub async fn queue_build(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    req: BuildRequest,
+) -> ApiResult<BuildView> {
+    let CheckedBuild {
+        workspace: ws,
+        owner: owner_user,
+        transition,
+        template_version_id,
+        values,
+        orphan,
+    } = check_build(state, auth, owner, name, &req).await?;
     let params_json = serde_json::to_string(&values).map_err(anyhow::Error::from)?;
     let new = NewBuild {
         workspace_id: &ws.id,
         transition,
-        template_version_id: &version.id,
+        template_version_id: &template_version_id,
         initiator_id: &auth.user.id,
         parameters: &params_json,
-        orphan: req.orphan && transition == Transition::Delete,
+        orphan,
     };
     let build = match state.db.queue_build(&new).await {
         Ok(b) => b,
