@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
-use hangar::api::workspaces::CreateWorkspaceRequest;
-use hangar::model::{JobStatus, Role};
+use hangar::agent::protocol::{LogLine, MetadataResult};
+use hangar::api::workspaces::{BuildRequest, CreateWorkspaceRequest};
+use hangar::db::Database;
+use hangar::model::{now_ms, JobStatus, Role, Transition};
 
 const PLAIN_TF: &str = "resource \"terraform_data\" \"x\" {}\n";
 
@@ -52,4 +54,173 @@ async fn favorites_belong_to_the_user_who_marks_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains('★'), "{}", stdout(&out));
     app.stop().await;
+}
+
+const AGENT_TF: &str = r#"
+terraform {
+  required_providers {
+    hangar = { source = "hangar/hangar" }
+  }
+}
+data "hangar_workspace" "me" {}
+
+resource "hangar_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+}
+resource "terraform_data" "vm" {
+  count = data.hangar_workspace.me.start_count
+  input = hangar_agent.main.id
+}
+resource "terraform_data" "home" {}
+"#;
+
+/// Runs a build of `dev` to success; answers (build id, job id).
+async fn build(app: &TestApp, transition: Transition) -> (String, String) {
+    let req = BuildRequest {
+        transition: Some(transition),
+        ..Default::default()
+    };
+    let b = app.client.build_workspace("dev", &req).await.unwrap();
+    let job = app.client.follow_job(&b.job.id, |_| {}).await.unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    (b.id, b.job.id)
+}
+
+async fn create_dev(app: &TestApp) -> (String, String) {
+    push_files(app, "vm", &[("main.tf", AGENT_TF)]).await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "vm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    (ws.latest_build.id, job.id)
+}
+
+/// Whether a build still has its logs and its state.
+async fn kept(db: &Database, (build, job): &(String, String)) -> (bool, bool) {
+    (
+        !db.list_job_logs(job, 0).await.unwrap().is_empty(),
+        db.get_build_state(build).await.unwrap().is_some(),
+    )
+}
+
+/// Gives the build's agent a log line and a metadata value; answers the agent's id.
+async fn agent_reports(db: &Database, build: &str) -> String {
+    let agent = db.list_agents(build).await.unwrap().remove(0).id;
+    let line = LogLine {
+        at: now_ms(),
+        source: "startup_script".into(),
+        level: "info".into(),
+        text: "hello".into(),
+    };
+    db.insert_agent_logs(&agent, &[line], 1 << 20)
+        .await
+        .unwrap();
+    let value = MetadataResult {
+        key: "load".into(),
+        value: "0.1".into(),
+        error: String::new(),
+        collected_at: now_ms(),
+    };
+    db.upsert_agent_metadata(&agent, &[value]).await.unwrap();
+    agent
+}
+
+async fn agent_rows(db: &Database, agent: &str) -> usize {
+    db.list_agent_logs(agent, 0, 100).await.unwrap().len()
+        + db.list_agent_metadata(agent).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_purges_old_builds_and_keeps_what_workspaces_need() {
+    let app = spawn_app().await;
+    let db = Database::connect(&app.db_url).await.unwrap();
+    let first = create_dev(&app).await;
+    let stopped = build(&app, Transition::Stop).await;
+    let started = build(&app, Transition::Start).await;
+    let old_agent = agent_reports(&db, &first.0).await;
+    let live_agent = agent_reports(&db, &started.0).await;
+    for b in [&first, &stopped, &started] {
+        assert_eq!(kept(&db, b).await, (true, true));
+    }
+
+    let purged = db.purge_before(now_ms()).await.unwrap();
+    assert_eq!(purged.build_states, 2, "{purged:?}");
+    assert!(purged.job_log_lines > 0, "{purged:?}");
+    assert_eq!(kept(&db, &first).await, (false, false));
+    assert_eq!(kept(&db, &stopped).await, (false, false));
+    assert_eq!(kept(&db, &started).await, (true, true), "the latest build");
+    assert_eq!(agent_rows(&db, &old_agent).await, 0);
+    assert_eq!(agent_rows(&db, &live_agent).await, 2, "the running agent's");
+
+    // A stop is now the latest: the last successful start keeps its logs and state,
+    // while its agent no longer runs.
+    let stopped_again = build(&app, Transition::Stop).await;
+    db.purge_before(now_ms()).await.unwrap();
+    assert_eq!(kept(&db, &started).await, (true, true), "the last start");
+    assert_eq!(kept(&db, &stopped_again).await, (true, true));
+    assert_eq!(agent_rows(&db, &live_agent).await, 0);
+
+    // Nothing a build needs is gone: the workspace starts and stops as before.
+    let restarted = build(&app, Transition::Start).await;
+    assert_eq!(db.list_resources(&restarted.0).await.unwrap().len(), 2);
+    assert_eq!(
+        app.client.workspace("dev").await.unwrap().status,
+        hangar::model::WorkspaceStatus::Running
+    );
+    build(&app, Transition::Stop).await;
+    db.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_purges_on_its_own_with_a_retention() {
+    let app = spawn_app_with(|c| c.retention = Some(std::time::Duration::from_secs(1))).await;
+    let db = Database::connect(&app.db_url).await.unwrap();
+    let first = create_dev(&app).await;
+    build(&app, Transition::Stop).await;
+    let started = build(&app, Transition::Start).await;
+    let mut purged = false;
+    for _ in 0..100 {
+        if kept(&db, &first).await == (false, false) {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        purged,
+        "the first build's logs and state outlived a 1s retention"
+    );
+    assert_eq!(kept(&db, &started).await, (true, true));
+    db.close().await;
+    app.stop().await;
+
+    // The flag takes a duration and says so when it is not one.
+    let data = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(hangar_bin())
+        .args(["server", "--address", "127.0.0.1:0", "--retention", "soon"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("HANGAR_PG_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--retention soon"),
+        "{}",
+        stderr(&out)
+    );
 }

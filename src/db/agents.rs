@@ -425,3 +425,37 @@ impl Database {
             .collect()
     }
 }
+
+/// The agents whose every log line and metadata value is older than $1: their build is
+/// not their workspace's latest, and a newer build was made before $1 (an agent's token
+/// stops working once a newer build exists, so it wrote nothing after that).
+const EXPIRED_AGENTS: &str =
+    "SELECT a.id FROM workspace_agents a JOIN workspace_builds b ON b.id = a.build_id
+    WHERE EXISTS (SELECT 1 FROM workspace_builds b2 WHERE b2.workspace_id = b.workspace_id
+                  AND b2.number > b.number AND b2.created_at < $1)";
+
+impl Database {
+    /// Deletes the log lines and metadata of agents that no longer run (see
+    /// `EXPIRED_AGENTS`); answers how many rows.
+    pub async fn purge_agent_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        cutoff: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let logs = sqlx::query(&format!(
+            "DELETE FROM agent_logs WHERE agent_id IN ({EXPIRED_AGENTS})"
+        ))
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        let metadata = sqlx::query(&format!(
+            "DELETE FROM agent_metadata WHERE agent_id IN ({EXPIRED_AGENTS})"
+        ))
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(logs + metadata)
+    }
+}

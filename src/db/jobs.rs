@@ -262,3 +262,26 @@ impl Database {
         Ok(result.rows_affected() == 1)
     }
 }
+
+impl Database {
+    /// Deletes the log lines of these jobs; answers how many.
+    pub async fn delete_job_logs(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job_ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
+        let mut deleted = 0;
+        for chunk in job_ids.chunks(100) {
+            let sql = format!(
+                "DELETE FROM job_logs WHERE job_id IN {}",
+                super::placeholder_rows(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            deleted += q.execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(deleted)
+    }
+}

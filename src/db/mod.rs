@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod favorites;
 pub mod jobs;
+pub mod retention;
 pub mod templates;
 pub mod tokens;
 pub mod users;

@@ -419,3 +419,51 @@ impl Database {
         Ok(state.flatten())
     }
 }
+
+impl Database {
+    /// Builds whose logs and state retention may drop: finished before `cutoff`, still
+    /// holding either, and none of the ones a workspace needs: its latest build, the
+    /// newest build with a state (where the next build starts from) and its last
+    /// successful start. Answers (build id, job id) pairs.
+    pub async fn expired_builds(&self, cutoff: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.job_id FROM workspace_builds b JOIN jobs j ON j.id = b.job_id
+             WHERE j.completed_at < $1 AND j.status IN ('succeeded', 'failed', 'canceled')
+               AND b.number < (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = b.workspace_id)
+               AND b.id <> COALESCE((SELECT b3.id FROM workspace_builds b3
+                    WHERE b3.workspace_id = b.workspace_id AND b3.state IS NOT NULL
+                    ORDER BY b3.number DESC LIMIT 1), '')
+               AND b.id <> COALESCE((SELECT b4.id FROM workspace_builds b4 JOIN jobs j4 ON j4.id = b4.job_id
+                    WHERE b4.workspace_id = b.workspace_id AND b4.transition = 'start' AND j4.status = 'succeeded'
+                    ORDER BY b4.number DESC LIMIT 1), '')
+               AND (b.state IS NOT NULL OR EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = b.job_id))",
+        )
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("job_id")?)))
+            .collect()
+    }
+
+    /// Forgets the terraform state of these builds.
+    pub async fn clear_build_states(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        build_ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
+        let mut cleared = 0;
+        for chunk in build_ids.chunks(100) {
+            let sql = format!(
+                "UPDATE workspace_builds SET state = NULL WHERE state IS NOT NULL AND id IN {}",
+                super::placeholder_rows(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            cleared += q.execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(cleared)
+    }
+}
