@@ -224,3 +224,94 @@ async fn the_server_purges_on_its_own_with_a_retention() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_row_fails_the_job_and_the_request_that_read_it() {
+    use hangar::provisioner::queue::{Outcome, Runner};
+    // No provisioner in the server: this test runs the jobs itself.
+    let app = spawn_app_with(|c| c.provisioners = 0).await;
+    let db = Database::connect(&app.db_url).await.unwrap();
+    let mut config =
+        hangar::server::Config::new(app.data_dir.path().to_path_buf(), app.url.clone());
+    config.hangar_binary = hangar_bin();
+    let runner =
+        Runner::new(db.clone(), &config, tokio::sync::broadcast::channel(16).0).provisioner(1);
+    let size = "data \"hangar_parameter\" \"size\" {\n  name = \"size\"\n  default = \"2\"\n}\nresource \"terraform_data\" \"box\" {\n  input = data.hangar_parameter.size.value\n}\n";
+    let dir = template_dir(&[("main.tf", &format!("{PROVIDER}{size}"))]);
+    let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();
+    app.client
+        .push_template("sized", archive, None, "", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        runner.try_execute().await.unwrap(),
+        Outcome::Completed(JobStatus::Succeeded)
+    );
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "sized".into(),
+            parameters: [("size".to_string(), "3".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let build = ws.latest_build;
+
+    // The queued build's parameters are cut short: the build must not run without them.
+    sqlx::query("UPDATE workspace_builds SET parameters = $1 WHERE id = $2")
+        .bind("{\"size\": \"3\"")
+        .bind(&build.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        runner.try_execute().await.unwrap(),
+        Outcome::Completed(JobStatus::Failed)
+    );
+    let job = app.client.job(&build.job.id).await.unwrap();
+    assert_eq!(job.error_code.as_deref(), Some("internal"));
+    let error = job.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("the parameters of build {}", build.id)),
+        "{error}"
+    );
+    assert!(db.get_build_state(&build.id).await.unwrap().is_none());
+    // Requests reading the row fail too, rather than showing no parameters.
+    let err = app.client.workspace("dev").await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR)
+    );
+
+    // A template version's parameters likewise.
+    sqlx::query("UPDATE template_versions SET parameters = 'not json'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let err = app
+        .client
+        .template_version("sized", "v1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR)
+    );
+    let err = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "other".into(),
+            template: "sized".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR)
+    );
+    db.close().await;
+    app.stop().await;
+}

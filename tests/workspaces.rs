@@ -735,8 +735,8 @@ async fn multi_host_template_is_classified_and_state_carries_over() {
     let label = |addr: &str| {
         let r = find(addr);
         (
-            r.resource.kind.clone(),
-            r.resource.lifetime.clone(),
+            r.resource.kind.to_string(),
+            r.resource.lifetime.to_string(),
             r.agents
                 .iter()
                 .map(|a| a.agent.name.clone())

@@ -40,13 +40,15 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
     if a.workspace_deleted {
         return Some("this agent token belongs to a deleted workspace".into());
     }
-    if a.latest_build_transition != "start" {
+    if a.latest_build_transition != crate::model::Transition::Start {
         return Some(format!(
             "workspace {} is not started (its latest build is a {} build): start it to use this agent",
             a.workspace_name, a.latest_build_transition
         ));
     }
-    if a.build_number != a.latest_build_number || a.build_transition != "start" {
+    if a.build_number != a.latest_build_number
+        || a.build_transition != crate::model::Transition::Start
+    {
         return Some(format!(
             "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
             a.workspace_name
@@ -99,7 +101,7 @@ pub async fn manifest(
     AgentAuth(a): AgentAuth,
 ) -> ApiResult<Json<Manifest>> {
     Ok(Json(Manifest {
-        spec: a.agent.spec(),
+        spec: a.agent.spec()?,
         agent_id: a.agent.id,
         agent_name: a.agent.name,
         workspace_id: a.workspace_id,
@@ -171,7 +173,7 @@ async fn serve_agent(
     a: AgentWithWorkspace,
 ) -> anyhow::Result<()> {
     let id = a.agent.id.clone();
-    let spec = a.agent.spec();
+    let spec = a.agent.spec()?;
     state.db.agent_connected(&id, now_ms()).await?;
     tracing::info!(agent_id = %id, agent = %a.agent.name, workspace = %a.workspace_name, "agent connected");
     let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
@@ -305,11 +307,11 @@ pub struct AgentView {
 }
 
 /// The view of an agent at `now` (the workspaces API uses it for `list` and `show`).
-pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
+pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> ApiResult<AgentView> {
     let ag = &a.agent;
-    let spec = ag.spec();
+    let spec = ag.spec()?;
     let (status, healthy) = ag.health(&spec, now);
-    AgentView {
+    Ok(AgentView {
         id: ag.id.clone(),
         name: ag.name.clone(),
         workspace_id: a.workspace_id.clone(),
@@ -320,7 +322,7 @@ pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
         arch: ag.arch.clone(),
         version: ag.version.clone(),
         hostname: ag.hostname.clone(),
-        lifecycle: ag.lifecycle.clone(),
+        lifecycle: ag.lifecycle.to_string(),
         status,
         healthy,
         first_connected_at: ag.first_connected_at,
@@ -328,7 +330,7 @@ pub fn agent_view(a: &AgentWithWorkspace, now: i64) -> AgentView {
         disconnected_at: ag.disconnected_at,
         created_at: ag.created_at,
         troubleshooting_url: spec.troubleshooting_url,
-    }
+    })
 }
 
 /// The agent `id` if `auth` may see it: its workspace's owner, owners and template-admins.
@@ -347,7 +349,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AgentView>> {
     let a = visible_agent(&state, &auth, &id).await?;
-    Ok(Json(agent_view(&a, now_ms())))
+    Ok(Json(agent_view(&a, now_ms())?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,7 +415,7 @@ pub async fn metadata_views(
     state: &AppState,
     agent: &crate::db::agents::Agent,
 ) -> ApiResult<Vec<MetadataView>> {
-    let mut spec = agent.spec();
+    let mut spec = agent.spec()?;
     let rows = state.db.list_agent_metadata(&agent.id).await?;
     spec.metadata
         .sort_by(|x, y| x.order.cmp(&y.order).then(x.key.cmp(&y.key)));

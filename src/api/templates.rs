@@ -125,8 +125,13 @@ pub async fn version_view(
     Ok(VersionView {
         active: template.active_version_id.as_deref() == Some(v.id.as_str()),
         template_name: template.name.clone(),
-        parameters: serde_json::from_str(&v.parameters).unwrap_or_default(),
-        resources: serde_json::from_str(&v.resources).unwrap_or_default(),
+        resources: v
+            .resources
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::from)?,
+        parameters: v.parameters,
         id: v.id,
         template_id: v.template_id,
         name: v.name,
@@ -248,7 +253,6 @@ pub async fn push(
             }
         }
     };
-    let parameters = serde_json::to_string(&parameters).map_err(anyhow::Error::from)?;
     // The version and its import job are written together, so no import starts before its
     // version exists. A generated name (or the push order number) taken by a concurrent
     // push is a UNIQUE violation: look again and retry.
@@ -281,7 +285,7 @@ pub async fn push(
             created_at: now,
             job_id: Some(job_id.clone()),
             parameters: parameters.clone(),
-            resources: "[]".into(),
+            resources: Vec::new(),
             graph: None,
             has_external_agent: false,
         };
@@ -459,8 +463,7 @@ pub async fn dry_run(
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &version).await?;
     require_imported(&state, &v, "planned").await?;
-    let params: Vec<Parameter> = serde_json::from_str(&v.parameters).unwrap_or_default();
-    let values = crate::model::parameter::resolve(&params, &req.parameters, None)
+    let values = crate::model::parameter::resolve(&v.parameters, &req.parameters, None)
         .map_err(super::workspaces::parameter_errors)?;
     let input = crate::provisioner::jobs::DryRunInput {
         template_version_id: v.id.clone(),

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,7 +18,7 @@ use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
 use crate::db::workspaces::{BuildWithJob, NewBuild, QueueError, Resource, Workspace};
-use crate::model::parameter::{resolve, Parameter};
+use crate::model::parameter::resolve;
 use crate::model::{new_id, now_ms, JobStatus, Name, Transition, WorkspaceStatus};
 
 #[derive(Debug, Serialize, Deserialize, Default)]
@@ -217,8 +219,7 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
-    let values = resolve(&params, &req.parameters, None).map_err(parameter_errors)?;
+    let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors)?;
     if state
         .db
         .get_workspace_by_name(&auth.user.id, name.as_str())
@@ -404,11 +405,9 @@ pub async fn check_build(
         None => current.clone(),
         Some(v) => usable_version(state, &template, Some(v)).await?,
     };
-    let previous: BTreeMap<String, String> =
-        serde_json::from_str(&latest.build.parameters).unwrap_or_default();
-    let params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
+    let previous = &latest.build.parameters;
     let values = if transition == Transition::Start || !req.parameters.is_empty() {
-        resolve(&params, &req.parameters, Some(&previous)).map_err(parameter_errors)?
+        resolve(&version.parameters, &req.parameters, Some(previous)).map_err(parameter_errors)?
     } else {
         // Stop and delete keep the values: a template changed since must not block them.
         previous.clone()
@@ -589,7 +588,7 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
     let workspace_status = b.workspace_status();
     let b = b.build;
     Ok(BuildView {
-        parameters: serde_json::from_str(&b.parameters).unwrap_or_default(),
+        parameters: b.parameters,
         template_version: version.map(|v| v.name).unwrap_or_default(),
         id: b.id,
         number: b.number,
@@ -604,16 +603,16 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
     })
 }
 
-pub fn agent_view(agent: Agent) -> AgentView {
-    let spec = agent.spec();
+pub fn agent_view(agent: Agent) -> ApiResult<AgentView> {
+    let spec = agent.spec()?;
     let (status, healthy) = agent.health(&spec, now_ms());
     let apps = spec.apps;
-    AgentView {
+    Ok(AgentView {
         agent,
         status: status.as_str().to_string(),
         healthy,
         apps,
-    }
+    })
 }
 
 pub async fn workspace_view(
@@ -646,21 +645,27 @@ pub async fn workspace_view(
     let mut views = Vec::new();
     let mut daily_cost = 0;
     for r in resources {
-        let mine: Vec<AgentView> = agents
+        let mine = agents
             .iter()
             .filter(|a| a.host_address.as_deref() == Some(r.address.as_str()))
             .cloned()
             .map(agent_view)
-            .collect();
+            .collect::<ApiResult<Vec<AgentView>>>()?;
         agents.retain(|a| a.host_address.as_deref() != Some(r.address.as_str()));
         daily_cost += r.daily_cost;
+        let metadata_items = serde_json::from_str(&r.metadata).with_context(|| {
+            format!("the metadata of resource {} is not valid stored JSON", r.id)
+        })?;
         views.push(ResourceView {
-            metadata_items: serde_json::from_str(&r.metadata).unwrap_or_default(),
+            metadata_items,
             resource: r,
             agents: mine,
         });
     }
-    let external_agents: Vec<AgentView> = agents.into_iter().map(agent_view).collect();
+    let external_agents = agents
+        .into_iter()
+        .map(agent_view)
+        .collect::<ApiResult<Vec<AgentView>>>()?;
     let all_agents: Vec<&AgentView> = views
         .iter()
         .flat_map(|r| r.agents.iter())
@@ -756,7 +761,12 @@ pub async fn agent_instructions(
         .unwrap_or_default();
     let resources =
         crate::provisioner::classify::parse_state(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let manifest: serde_json::Value = serde_json::from_str(&agent.manifest).unwrap_or_default();
+    let manifest: serde_json::Value = serde_json::from_str(&agent.manifest).with_context(|| {
+        format!(
+            "the manifest of agent {} is not valid stored JSON",
+            agent.id
+        )
+    })?;
     let agent_id = manifest["agent_id"].as_str().unwrap_or_default();
     let token = resources
         .iter()

@@ -3,6 +3,8 @@
 use sqlx::Row;
 
 use super::{flag, Database};
+use crate::model::agent::Lifecycle;
+use crate::model::Transition;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Agent {
@@ -17,7 +19,7 @@ pub struct Agent {
     /// JSON: what the agent needs to run (dir, env, startup/shutdown scripts, scripts,
     /// metadata definitions, apps). Built by the provisioner from the state.
     pub manifest: String,
-    pub lifecycle: String,
+    pub lifecycle: Lifecycle,
     pub version: String,
     pub hostname: String,
     pub first_connected_at: Option<i64>,
@@ -27,10 +29,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// What the runner recorded for this agent (a manifest that does not parse yields an
-    /// agent with no scripts, which is more useful than one that cannot connect).
-    pub fn spec(&self) -> crate::agent::protocol::AgentSpec {
-        serde_json::from_str(&self.manifest).unwrap_or_default()
+    /// What the runner recorded for this agent. A manifest that does not parse is an
+    /// error naming the agent: it is never read as an agent with no scripts.
+    pub fn spec(&self) -> Result<crate::agent::protocol::AgentSpec, sqlx::Error> {
+        super::parse_json(
+            format_args!("the manifest of agent {}", self.id),
+            &self.manifest,
+        )
     }
 
     /// Its connection status at `now` (`spec` is `self.spec()`, parsed once by the caller) and whether it is healthy (connected and ready):
@@ -40,7 +45,7 @@ impl Agent {
         spec: &crate::agent::protocol::AgentSpec,
         now: i64,
     ) -> (crate::model::agent::AgentStatus, bool) {
-        use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
+        use crate::model::agent::{agent_healthy, agent_status, Contact};
         let contact = Contact {
             created_at: self.created_at,
             first_connected_at: self.first_connected_at,
@@ -48,10 +53,7 @@ impl Agent {
             disconnected_at: self.disconnected_at,
         };
         let status = agent_status(&contact, now, spec.connection_timeout);
-        (
-            status,
-            agent_healthy(status, self.lifecycle.parse().unwrap_or(Lifecycle::Created)),
-        )
+        (status, agent_healthy(status, self.lifecycle))
     }
 }
 
@@ -67,7 +69,10 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
         os: row.try_get("os")?,
         arch: row.try_get("arch")?,
         manifest: row.try_get("manifest")?,
-        lifecycle: row.try_get("lifecycle")?,
+        lifecycle: super::parse_text(
+            "workspace_agents.lifecycle",
+            &row.try_get::<String, _>("lifecycle")?,
+        )?,
         version: row.try_get("version")?,
         hostname: row.try_get("hostname")?,
         first_connected_at: row.try_get("first_connected_at")?,
@@ -131,12 +136,12 @@ pub struct AgentWithWorkspace {
     pub owner_id: String,
     pub owner_name: String,
     pub build_number: i64,
-    pub build_transition: String,
+    pub build_transition: Transition,
     /// The highest build number of the workspace: the agent is current only if its build
     /// is that one.
     pub latest_build_number: i64,
-    /// The transition of the workspace's latest build (`start`, `stop`, `delete`).
-    pub latest_build_transition: String,
+    /// The transition of the workspace's latest build.
+    pub latest_build_transition: Transition,
 }
 
 /// One stored line of an agent's script output.
@@ -167,9 +172,15 @@ fn with_workspace_from_row(row: &sqlx::any::AnyRow) -> Result<AgentWithWorkspace
         owner_id: row.try_get("owner_id")?,
         owner_name: row.try_get("owner_name")?,
         build_number: row.try_get("build_number")?,
-        build_transition: row.try_get("build_transition")?,
+        build_transition: super::parse_text(
+            "workspace_builds.transition",
+            &row.try_get::<String, _>("build_transition")?,
+        )?,
         latest_build_number: row.try_get("latest_build_number")?,
-        latest_build_transition: row.try_get("latest_build_transition")?,
+        latest_build_transition: super::parse_text(
+            "workspace_builds.transition",
+            &row.try_get::<String, _>("latest_build_transition")?,
+        )?,
     })
 }
 

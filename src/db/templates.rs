@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{flag, Database};
+use super::{flag, parse_json, to_json, Database};
+use crate::model::parameter::Parameter;
+use crate::model::resource::PreviewResource;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Template {
@@ -25,10 +27,9 @@ pub struct TemplateVersion {
     pub created_by: String,
     pub created_at: i64,
     pub job_id: Option<String>,
-    /// JSON list of `model::parameter::Parameter`.
-    pub parameters: String,
-    /// JSON list of the import's resource preview.
-    pub resources: String,
+    pub parameters: Vec<Parameter>,
+    /// The import's resource preview.
+    pub resources: Vec<PreviewResource>,
     /// `terraform graph` of the configuration, computed once at import.
     pub graph: Option<String>,
     pub has_external_agent: bool,
@@ -51,16 +52,23 @@ fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
 }
 
 fn version_from_row(row: &sqlx::any::AnyRow) -> Result<TemplateVersion, sqlx::Error> {
+    let id: String = row.try_get("id")?;
     Ok(TemplateVersion {
-        id: row.try_get("id")?,
+        parameters: parse_json(
+            format_args!("the parameters of template version {id}"),
+            &row.try_get::<String, _>("parameters")?,
+        )?,
+        resources: parse_json(
+            format_args!("the resource preview of template version {id}"),
+            &row.try_get::<String, _>("resources")?,
+        )?,
+        id,
         template_id: row.try_get("template_id")?,
         name: row.try_get("name")?,
         message: row.try_get("message")?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
         job_id: row.try_get("job_id")?,
-        parameters: row.try_get("parameters")?,
-        resources: row.try_get("resources")?,
         graph: row.try_get("graph")?,
         has_external_agent: flag(row.try_get("has_external_agent")?),
     })
@@ -212,8 +220,8 @@ impl Database {
             .bind(&v.created_by)
             .bind(v.created_at)
             .bind(&v.job_id)
-            .bind(&v.parameters)
-            .bind(&v.resources)
+            .bind(to_json(&v.parameters)?)
+            .bind(to_json(&v.resources)?)
             .bind(&v.graph)
             .bind(v.has_external_agent as i64)
             .execute(exec)
@@ -278,8 +286,8 @@ impl Database {
         &self,
         exec: E,
         version_id: &str,
-        parameters: &str,
-        resources: &str,
+        parameters: &[Parameter],
+        resources: &[PreviewResource],
         graph: Option<&str>,
         has_external_agent: bool,
     ) -> Result<(), sqlx::Error>
@@ -287,8 +295,8 @@ impl Database {
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
         sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4 WHERE id = $5")
-            .bind(parameters)
-            .bind(resources)
+            .bind(to_json(&parameters)?)
+            .bind(to_json(&resources)?)
             .bind(graph)
             .bind(has_external_agent as i64)
             .bind(version_id)

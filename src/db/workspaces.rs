@@ -2,7 +2,10 @@
 
 use sqlx::Row;
 
-use super::{flag, parse_text, Database};
+use std::collections::BTreeMap;
+
+use super::{flag, parse_json, parse_text, Database};
+use crate::model::resource::{Kind, Lifetime};
 use crate::model::{now_ms, JobKind, JobStatus, Transition, WorkspaceStatus};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -27,8 +30,8 @@ pub struct Build {
     pub template_version_id: String,
     pub job_id: String,
     pub initiator_id: String,
-    /// JSON object: parameter name → value used by this build.
-    pub parameters: String,
+    /// Parameter name → value used by this build.
+    pub parameters: BTreeMap<String, String>,
     pub orphan: bool,
     pub created_at: i64,
 }
@@ -54,10 +57,8 @@ pub struct Resource {
     #[serde(rename = "type")]
     pub kind_type: String,
     pub name: String,
-    /// computational | peripheral
-    pub kind: String,
-    /// persistent | ephemeral
-    pub lifetime: String,
+    pub kind: Kind,
+    pub lifetime: Lifetime,
     pub hide: bool,
     pub icon: String,
     pub daily_cost: i64,
@@ -84,16 +85,20 @@ fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error>
 }
 
 fn build_from_row(row: &sqlx::any::AnyRow) -> Result<BuildWithJob, sqlx::Error> {
+    let id: String = row.try_get("id")?;
     Ok(BuildWithJob {
         build: Build {
-            id: row.try_get("id")?,
+            parameters: parse_json(
+                format_args!("the parameters of build {id}"),
+                &row.try_get::<String, _>("parameters")?,
+            )?,
+            id,
             workspace_id: row.try_get("workspace_id")?,
             number: row.try_get("number")?,
             transition: parse_text("transition", &row.try_get::<String, _>("transition")?)?,
             template_version_id: row.try_get("template_version_id")?,
             job_id: row.try_get("job_id")?,
             initiator_id: row.try_get("initiator_id")?,
-            parameters: row.try_get("parameters")?,
             orphan: flag(row.try_get("orphan")?),
             created_at: row.try_get("created_at")?,
         },
@@ -108,8 +113,14 @@ fn resource_from_row(row: &sqlx::any::AnyRow) -> Result<Resource, sqlx::Error> {
         address: row.try_get("address")?,
         kind_type: row.try_get("type")?,
         name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
-        lifetime: row.try_get("lifetime")?,
+        kind: parse_text(
+            "workspace_resources.kind",
+            &row.try_get::<String, _>("kind")?,
+        )?,
+        lifetime: parse_text(
+            "workspace_resources.lifetime",
+            &row.try_get::<String, _>("lifetime")?,
+        )?,
         hide: flag(row.try_get("hide")?),
         icon: row.try_get("icon")?,
         daily_cost: row.try_get("daily_cost")?,
@@ -219,7 +230,7 @@ impl Database {
             template_version_id: new.template_version_id.to_string(),
             job_id,
             initiator_id: new.initiator_id.to_string(),
-            parameters: new.parameters.to_string(),
+            parameters: parse_json("a new build's parameters", new.parameters)?,
             orphan: new.orphan,
             created_at: now,
         })
@@ -330,6 +341,25 @@ impl Database {
         row.as_ref().map(build_from_row).transpose()
     }
 
+    /// The workspace of a build, found by the build's id (or its job's with `by_job`).
+    /// Reads nothing else of the row: who may see a build must not depend on whether
+    /// the rest of it is readable.
+    pub async fn workspace_of_build(
+        &self,
+        id: &str,
+        by_job: bool,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let sql = if by_job {
+            "SELECT workspace_id FROM workspace_builds WHERE job_id = $1"
+        } else {
+            "SELECT workspace_id FROM workspace_builds WHERE id = $1"
+        };
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
     /// The state the most recent build before `number` left (a failed build's partial
     /// state included), so the next build manages everything that exists.
     pub async fn previous_state(
@@ -387,8 +417,8 @@ impl Database {
                 .bind(&r.address)
                 .bind(&r.kind_type)
                 .bind(&r.name)
-                .bind(&r.kind)
-                .bind(&r.lifetime)
+                .bind(r.kind.as_str())
+                .bind(r.lifetime.as_str())
                 .bind(r.hide as i64)
                 .bind(&r.icon)
                 .bind(r.daily_cost)

@@ -18,19 +18,10 @@ use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
 use crate::db::Database;
 use crate::model::parameter::{ParamType, Parameter};
+pub use crate::model::resource::PreviewResource;
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::{JobKind, Transition};
 use crate::provider::contract as env;
-
-/// A resource the import previewed: what a build of this version will make.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PreviewResource {
-    pub address: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub kind: Kind,
-    pub lifetime: Lifetime,
-}
 
 /// What every job body works with; `timings` travel beside it because they change.
 #[derive(Clone, Copy)]
@@ -292,7 +283,7 @@ async fn import(
         .await?
         .context("the version to import is gone")?;
     let mut subject = Subject::load(db, &version.id, &version.created_by, "import").await?;
-    let mut params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
+    let mut params: Vec<Parameter> = version.parameters.clone();
     subject.params = params
         .iter()
         .map(|p| (p.name.clone(), placeholder(p)))
@@ -472,8 +463,8 @@ async fn dry_run(
         Err(e) => return Ok(terraform_failure(e)),
     };
     let version = &subject.version;
-    let known: Vec<PreviewResource> = serde_json::from_str(&version.resources).unwrap_or_default();
-    let lifetimes: HashMap<String, Lifetime> = known
+    let lifetimes: HashMap<String, Lifetime> = version
+        .resources
         .iter()
         .map(|p| (p.address.clone(), p.lifetime))
         .collect();
@@ -599,9 +590,9 @@ async fn build(
     subject.workspace_id = ws.id.clone();
     subject.build_id = b.id.clone();
     subject.transition = b.transition;
-    subject.params = serde_json::from_str(&b.parameters).unwrap_or_default();
+    subject.params = b.parameters.clone();
     subject.previous = previous_build
-        .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
+        .map(|p| p.build.parameters)
         .unwrap_or_default();
     let prior_state = db.previous_state(&ws.id, b.number).await?;
     let (dir, tf) = match open(cx, &subject, prior_state.as_deref(), timings).await? {

@@ -7,15 +7,16 @@ use std::collections::HashMap;
 use anyhow::Context;
 
 use super::classify::{self, Graph};
-use super::jobs::PreviewResource;
 use super::queue::JobResult;
 use crate::db::agents::Agent;
 use crate::db::jobs::{Completion, Job};
 use crate::db::templates::TemplateVersion;
 use crate::db::workspaces::Resource;
 use crate::db::Database;
+use crate::model::agent::Lifecycle;
 use crate::model::parameter::Parameter;
 use crate::model::resource::Lifetime;
+use crate::model::resource::PreviewResource;
 use crate::model::secret::hash_token;
 use crate::model::{new_id, now_ms};
 
@@ -93,8 +94,8 @@ async fn store(
         db.set_template_version_import(
             &mut *tx,
             &i.version_id,
-            &serde_json::to_string(&i.parameters)?,
-            &serde_json::to_string(&i.preview)?,
+            &i.parameters,
+            &i.preview,
             Some(&i.graph),
             i.has_external_agent,
         )
@@ -171,9 +172,8 @@ pub fn classify_build(
     version: &TemplateVersion,
     state: &[classify::StateResource],
 ) -> anyhow::Result<BuildRecord> {
-    let preview: Vec<PreviewResource> =
-        serde_json::from_str(&version.resources).unwrap_or_default();
-    let lifetimes: HashMap<String, Lifetime> = preview
+    let lifetimes: HashMap<String, Lifetime> = version
+        .resources
         .iter()
         .map(|p| (p.address.clone(), p.lifetime))
         .collect();
@@ -189,8 +189,8 @@ pub fn classify_build(
             address: r.address.clone(),
             kind_type: r.type_.clone(),
             name: r.name.clone(),
-            kind: r.kind.as_str().to_string(),
-            lifetime: r.lifetime.as_str().to_string(),
+            kind: r.kind,
+            lifetime: r.lifetime,
             hide: r.hide,
             icon: r.icon.clone().unwrap_or_default(),
             daily_cost: r.daily_cost,
@@ -213,7 +213,7 @@ pub fn classify_build(
                     os: a.os.clone(),
                     arch: a.arch.clone(),
                     manifest: manifest.to_string(),
-                    lifecycle: "created".into(),
+                    lifecycle: Lifecycle::Created,
                     version: String::new(),
                     hostname: String::new(),
                     first_connected_at: None,
