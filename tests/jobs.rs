@@ -36,7 +36,7 @@ fn postgres() -> bool {
 async fn refuse_build_success(db: &Database) {
     let statements: &[&str] = if postgres() {
         &[
-            "CREATE FUNCTION refuse_success() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+            "CREATE OR REPLACE FUNCTION refuse_success() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
             "CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON jobs FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.kind = 'workspace_build') EXECUTE FUNCTION refuse_success()",
         ]
     } else {
