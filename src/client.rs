@@ -353,6 +353,20 @@ impl Client {
             .await
     }
 
+    /// Asks whether `req` would be accepted, queuing nothing (`?validate_only=true`).
+    pub async fn validate_build(&self, name: &str, req: &BuildRequest) -> ClientResult<()> {
+        self.send(
+            self.request(
+                Method::POST,
+                &format!("/workspaces/{}/builds", owner_path(name)),
+            )
+            .query(&[("validate_only", "true")])
+            .json(req),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn workspace_builds(&self, name: &str) -> ClientResult<Vec<BuildView>> {
         self.get(&format!("/workspaces/{}/builds", owner_path(name)))
             .await

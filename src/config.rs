@@ -19,6 +19,8 @@ pub struct Config {
     pub hangar_binary: PathBuf,
     /// How long one terraform run of a job may take before it is interrupted.
     pub job_timeout: std::time::Duration,
+    /// How long old builds keep their logs and states (None: forever); see `db::retention`.
+    pub retention: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -29,6 +31,7 @@ impl Config {
             provisioners: 3,
             hangar_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hangar")),
             job_timeout: DEFAULT_JOB_TIMEOUT,
+            retention: None,
         }
     }
 }

@@ -38,9 +38,9 @@ pub async fn serve(
     }
     let stop_workers = runner.stopping.clone();
     let mut workers = Vec::new();
-    for _ in 0..config.provisioners {
+    for n in 1..=config.provisioners {
         workers.push(tokio::spawn(
-            runner.clone().work(state.jobs_available.clone()),
+            runner.provisioner(n).work(state.jobs_available.clone()),
         ));
     }
     let reaper = {
@@ -57,6 +57,9 @@ pub async fn serve(
             }
         })
     };
+    let purger = config
+        .retention
+        .map(|keep| tokio::spawn(purge_loop(state.db.clone(), keep, stop_workers.clone())));
     let app = api::router(state.clone())
         .merge(crate::web::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
@@ -88,8 +91,41 @@ pub async fn serve(
         let _ = w.await;
     }
     let _ = reaper.await;
+    if let Some(purger) = purger {
+        let _ = purger.await;
+    }
     state.db.close().await;
     Ok(())
+}
+
+/// Purges what is older than `keep` now and then: often enough that nothing outlives
+/// its retention by much (a tenth of it), at most hourly, at least every second.
+async fn purge_loop(
+    db: Database,
+    keep: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let every = (keep / 10).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    );
+    loop {
+        let cutoff = crate::model::now_ms() - keep.as_millis() as i64;
+        match db.purge_before(cutoff).await {
+            Ok(p) if !p.is_empty() => tracing::info!(
+                build_states = p.build_states,
+                job_log_lines = p.job_log_lines,
+                agent_rows = p.agent_rows,
+                "retention purged old builds' data"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention purge"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// The data dir holds the database (terraform state with agent tokens), work dirs and

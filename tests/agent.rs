@@ -173,7 +173,7 @@ impl Fixture {
         };
         assert!(self
             .db
-            .complete_job(&job.id, "test-provisioner", &done)
+            .complete_job(self.db.pool(), &job.id, "test-provisioner", &done)
             .await
             .unwrap());
     }
@@ -191,7 +191,7 @@ impl Fixture {
             os: "linux".into(),
             arch: "amd64".into(),
             manifest: spec.to_string(),
-            lifecycle: "created".into(),
+            lifecycle: hangar::model::agent::Lifecycle::Created,
             version: String::new(),
             hostname: String::new(),
             first_connected_at: None,
@@ -200,7 +200,7 @@ impl Fixture {
             created_at: now_ms(),
         };
         self.db
-            .insert_agents(&[(agent, hash_token(&token))])
+            .insert_agents(self.db.pool(), &[(agent, hash_token(&token))])
             .await
             .unwrap();
         (id, token)
@@ -227,13 +227,13 @@ impl Fixture {
             created_by: self.owner_id.clone(),
             created_at: now,
             job_id: None,
-            parameters: "[]".into(),
-            resources: "[]".into(),
+            parameters: Vec::new(),
+            resources: Vec::new(),
             graph: None,
             has_external_agent: false,
         };
         self.db
-            .insert_template_version(&version, b"")
+            .insert_template_version(self.db.pool(), &version, b"")
             .await
             .unwrap();
         let ws = Workspace {
@@ -653,7 +653,9 @@ async fn deleted_and_rebuilt_workspaces_refuse_old_tokens() {
 
     // Deleted: refused.
     f.build(&a, Transition::Delete).await;
-    f.db.mark_workspace_deleted(&a.workspace_id).await.unwrap();
+    f.db.mark_workspace_deleted(f.db.pool(), &a.workspace_id)
+        .await
+        .unwrap();
     let err = f
         .agent_client(&new_token)
         .agent_manifest()

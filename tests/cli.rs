@@ -632,3 +632,76 @@ async fn the_init_script_caches_the_agent_binary() {
     assert_eq!(inodes[0], inodes[1], "a cache hit keeps the file");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_and_update_check_values_before_they_stop() {
+    let app = spawn_app().await;
+    let size = "data \"hangar_parameter\" \"size\" {\n  name = \"size\"\n  type = \"number\"\n  default = \"2\"\n  mutable = true\n  validation {\n    min = 1\n    max = 4\n  }\n}\nresource \"terraform_data\" \"box\" {\n  input = data.hangar_parameter.size.value\n}\n";
+    push_files(&app, "sized", &[("main.tf", &format!("{PROVIDER}{size}"))]).await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "sized".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let client = app.client.clone();
+    let still_running = |what: &'static str| {
+        let client = client.clone();
+        async move {
+            let ws = client.workspace("dev").await.unwrap();
+            assert_eq!(ws.status, WorkspaceStatus::Running, "after {what}");
+            let builds = client.workspace_builds("dev").await.unwrap();
+            assert_eq!(builds.len(), 1, "{what} queued a build");
+        }
+    };
+
+    // The API answers 400 to the check and queues nothing.
+    let bad = hangar::wire::workspaces::BuildRequest {
+        transition: Some(hangar::model::Transition::Start),
+        parameters: [("size".to_string(), "9".to_string())].into(),
+        ..Default::default()
+    };
+    let err = app.client.validate_build("dev", &bad).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(reqwest::StatusCode::BAD_REQUEST),
+        "{err}"
+    );
+    still_running("a validate-only request").await;
+
+    let out = app.cli(&["restart", "dev", "--parameter", "size=9"]).await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("size"), "{}", stderr(&out));
+    still_running("restart with a bad value").await;
+
+    // A new version: update with a bad value for it stops nothing either.
+    let flavor = "data \"hangar_parameter\" \"flavor\" {\n  name = \"flavor\"\n  option {\n    name = \"Small\"\n    value = \"small\"\n  }\n}\n";
+    push_files(
+        &app,
+        "sized",
+        &[("main.tf", &format!("{PROVIDER}{size}{flavor}"))],
+    )
+    .await;
+    let out = app
+        .cli(&["update", "dev", "--parameter", "flavor=huge"])
+        .await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("flavor"), "{}", stderr(&out));
+    still_running("update with a bad value").await;
+
+    // A good value restarts: stop, then start.
+    let out = app.cli(&["restart", "dev", "--parameter", "size=3"]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let ws = app.client.workspace("dev").await.unwrap();
+    assert_eq!(ws.status, WorkspaceStatus::Running);
+    assert_eq!(ws.latest_build.parameters["size"], "3");
+    assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 3);
+    app.stop().await;
+}

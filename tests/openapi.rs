@@ -46,17 +46,18 @@ async fn every_route_is_documented_and_every_reference_resolves() {
             .keys()
             .filter(|s| s.starts_with(['1', '2']))
             .collect();
-        assert_eq!(
-            success.len(),
-            1,
-            "{} {path}: one success response, got {success:?}",
+        assert!(
+            !success.is_empty(),
+            "{} {path}: no success response",
             def.method
         );
-        assert_ne!(
-            responses[success[0]]["description"], "undocumented",
-            "{} {path} does not say what it returns",
-            def.method
-        );
+        for s in success {
+            assert_ne!(
+                responses[s]["description"], "undocumented",
+                "{} {path} does not say what it returns",
+                def.method
+            );
+        }
         assert!(
             responses.contains_key("default"),
             "{} {path} documents no error",

@@ -40,13 +40,15 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
     if a.workspace_deleted {
         return Some("this agent token belongs to a deleted workspace".into());
     }
-    if a.latest_build_transition != "start" {
+    if a.latest_build_transition != crate::model::Transition::Start {
         return Some(format!(
             "workspace {} is not started (its latest build is a {} build): start it to use this agent",
             a.workspace_name, a.latest_build_transition
         ));
     }
-    if a.build_number != a.latest_build_number || a.build_transition != "start" {
+    if a.build_number != a.latest_build_number
+        || a.build_transition != crate::model::Transition::Start
+    {
         return Some(format!(
             "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
             a.workspace_name
@@ -99,7 +101,7 @@ pub async fn manifest(
     AgentAuth(a): AgentAuth,
 ) -> ApiResult<Json<Manifest>> {
     Ok(Json(Manifest {
-        spec: a.agent.spec(),
+        spec: a.agent.spec()?,
         agent_id: a.agent.id,
         agent_name: a.agent.name,
         workspace_id: a.workspace_id,
@@ -171,7 +173,7 @@ async fn serve_agent(
     a: AgentWithWorkspace,
 ) -> anyhow::Result<()> {
     let id = a.agent.id.clone();
-    let spec = a.agent.spec();
+    let spec = a.agent.spec()?;
     state.db.agent_connected(&id, now_ms()).await?;
     tracing::info!(agent_id = %id, agent = %a.agent.name, workspace = %a.workspace_name, "agent connected");
     let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
@@ -360,7 +362,7 @@ pub async fn metadata_views(
     state: &AppState,
     agent: &crate::db::agents::Agent,
 ) -> ApiResult<Vec<MetadataView>> {
-    let mut spec = agent.spec();
+    let mut spec = agent.spec()?;
     let rows = state.db.list_agent_metadata(&agent.id).await?;
     spec.metadata
         .sort_by(|x, y| x.order.cmp(&y.order).then(x.key.cmp(&y.key)));

@@ -129,8 +129,8 @@ async fn check(
         }
         Access::Build => {
             let id = param("id");
-            let owner = match state.db.get_build(id).await? {
-                Some(b) => workspace_owner(state, &b.build.workspace_id).await?,
+            let owner = match state.db.workspace_of_build(id, false).await? {
+                Some(ws) => workspace_owner(state, &ws).await?,
                 None => None,
             };
             if !owner.is_some_and(|o| may_see_workspace(user, &o)) {
@@ -174,8 +174,8 @@ async fn may_see_job(state: &AppState, user: &User, id: &str) -> Result<bool, Ap
         return Ok(false);
     };
     Ok(match job.kind {
-        JobKind::WorkspaceBuild => match state.db.get_build_by_job(id).await? {
-            Some(b) => workspace_owner(state, &b.build.workspace_id)
+        JobKind::WorkspaceBuild => match state.db.workspace_of_build(id, true).await? {
+            Some(ws) => workspace_owner(state, &ws)
                 .await?
                 .is_some_and(|o| may_see_workspace(user, &o)),
             None => false,

@@ -6,7 +6,6 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 
 use crate::db;
-use crate::model::agent::Lifecycle;
 use crate::wire::agents::{AgentLog, AgentView};
 use crate::wire::audit::AuditEntry;
 use crate::wire::jobs::{Job, JobLog};
@@ -117,12 +116,8 @@ pub struct AgentPlace<'a> {
 
 /// An agent with its status and health at `now`.
 pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow::Result<AgentView> {
-    let spec = a.spec();
+    let spec = a.spec()?;
     let (status, healthy) = a.health(&spec, now);
-    let lifecycle: Lifecycle = a
-        .lifecycle
-        .parse()
-        .map_err(|e| anyhow::anyhow!("agent {}'s lifecycle: {e}", a.id))?;
     Ok(AgentView {
         id: a.id.clone(),
         name: a.name.clone(),
@@ -135,7 +130,7 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         arch: a.arch.clone(),
         version: a.version.clone(),
         hostname: a.hostname.clone(),
-        lifecycle,
+        lifecycle: a.lifecycle,
         status,
         healthy,
         first_connected_at: time(a.first_connected_at),
@@ -155,14 +150,8 @@ pub fn resource(
     let metadata: Vec<ResourceMetadata> =
         decode(&r.metadata, || format!("resource {id}'s metadata"))?;
     Ok(ResourceView {
-        kind: r
-            .kind
-            .parse()
-            .with_context(|| format!("resource {id}'s kind"))?,
-        lifetime: r
-            .lifetime
-            .parse()
-            .with_context(|| format!("resource {id}'s lifetime"))?,
+        kind: r.kind,
+        lifetime: r.lifetime,
         id: r.id,
         address: r.address,
         type_: r.kind_type,

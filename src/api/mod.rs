@@ -221,9 +221,11 @@ pub fn route_table() -> Vec<RouteDef> {
             Workspace,
             post(workspaces::build),
         )
-        .doc("Queue a start, stop or delete build")
+        .doc("Queue a start, stop or delete build (or only check it, with `validate_only`)")
+        .query::<ws::BuildQuery>()
         .body::<ws::BuildRequest>()
-        .created::<ws::BuildView>(),
+        .created::<ws::BuildView>()
+        .or_no_content("with `validate_only`: the build would be accepted"),
         r(
             u,
             "/workspaces/:owner/:name/favorite",

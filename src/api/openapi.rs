@@ -74,6 +74,8 @@ pub struct RouteDoc {
     pub body: Body,
     pub query: Option<fn() -> Vec<utoipa::openapi::path::Parameter>>,
     pub reply: Option<Reply>,
+    /// A second success: a 204 and what it means.
+    pub or_no_content: Option<&'static str>,
 }
 
 impl RouteDef {
@@ -107,6 +109,10 @@ impl RouteDef {
     }
     pub(super) fn raw(self, content_type: &'static str, what: &'static str) -> Self {
         self.reply(Reply::Raw { content_type, what })
+    }
+    pub(super) fn or_no_content(mut self, what: &'static str) -> Self {
+        self.doc.or_no_content = Some(what);
+        self
     }
     pub(super) fn websocket(self) -> Self {
         self.reply(Reply::WebSocket)
@@ -244,6 +250,9 @@ pub fn document(routes: &[RouteDef]) -> OpenApi {
             ),
             None => (200, ResponseBuilder::new().description("undocumented")),
         };
+        if let Some(what) = doc.or_no_content {
+            op = op.response("204", ResponseBuilder::new().description(what).build());
+        }
         op = op.response(status.to_string(), response.build()).response(
             "default",
             ResponseBuilder::new()

@@ -7,10 +7,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::auth::Auth;
-use super::convert::decode;
 use super::{ApiError, ApiResult, AppState};
 use crate::db::templates::{Template, TemplateVersion};
-use crate::model::parameter::Parameter;
 use crate::model::{archive, new_id, now_ms, JobKind, Name};
 use crate::provisioner::jobs::ImportInput;
 use crate::wire::templates::{
@@ -87,12 +85,13 @@ pub async fn version_view(
     Ok(VersionView {
         active: template.active_version_id.as_deref() == Some(v.id.as_str()),
         template_name: template.name.clone(),
-        parameters: decode(&v.parameters, || {
-            format!("template version {}'s parameters", v.id)
-        })?,
-        resources: decode(&v.resources, || {
-            format!("template version {}'s resources", v.id)
-        })?,
+        resources: v
+            .resources
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::from)?,
+        parameters: v.parameters,
         id: v.id,
         template_id: v.template_id,
         name: v.name,
@@ -214,48 +213,76 @@ pub async fn push(
             }
         }
     };
-    let existing = state.db.list_template_versions(&template.id).await?;
-    let name = match version_name {
-        Some(n) => n.into_string(),
-        None => next_version_name(existing.iter().map(|v| v.name.as_str())),
-    };
-    let version_id = new_id();
-    let job_id = new_id();
-    let input = serde_json::to_string(&ImportInput {
-        template_version_id: version_id.clone(),
-        activate: q.activate,
-    })
-    .map_err(anyhow::Error::from)?;
-    let version = TemplateVersion {
-        id: version_id,
-        template_id: template.id.clone(),
-        name: name.clone(),
-        message: q.message.clone(),
-        created_by: auth.user.id.clone(),
-        created_at: now,
-        job_id: Some(job_id.clone()),
-        parameters: serde_json::to_string(&parameters).map_err(anyhow::Error::from)?,
-        resources: "[]".into(),
-        graph: None,
-        has_external_agent: false,
-    };
-    // The job first (the version references it); both or neither.
-    let mut tx = state.db.pool().begin().await?;
-    state
-        .db
-        .insert_job(&mut *tx, &job_id, JobKind::TemplateVersionImport, &input)
-        .await?;
-    tx.commit().await?;
-    if let Err(e) = state.db.insert_template_version(&version, &body).await {
-        let _ = state.db.cancel_job(&job_id).await;
-        if crate::db::is_unique_violation(&e) {
-            return Err(ApiError::Conflict(format!(
-                "template {:?} already has a version named {name:?}: pick another with --name",
-                template.name
-            )));
+    // The version and its import job are written together, so no import starts before its
+    // version exists. A generated name (or the push order number) taken by a concurrent
+    // push is a UNIQUE violation: look again and retry.
+    let mut attempts = 0;
+    let (version, name) = loop {
+        let name = match &version_name {
+            Some(n) => n.to_string(),
+            None => next_version_name(
+                state
+                    .db
+                    .list_template_versions(&template.id)
+                    .await?
+                    .iter()
+                    .map(|v| v.name.as_str()),
+            ),
+        };
+        let version_id = new_id();
+        let job_id = new_id();
+        let input = serde_json::to_string(&ImportInput {
+            template_version_id: version_id.clone(),
+            activate: q.activate,
+        })
+        .map_err(anyhow::Error::from)?;
+        let version = TemplateVersion {
+            id: version_id,
+            template_id: template.id.clone(),
+            name: name.clone(),
+            message: q.message.clone(),
+            created_by: auth.user.id.clone(),
+            created_at: now,
+            job_id: Some(job_id.clone()),
+            parameters: parameters.clone(),
+            resources: Vec::new(),
+            graph: None,
+            has_external_agent: false,
+        };
+        let mut tx = state.db.pool().begin().await?;
+        // The job first: the version references it.
+        state
+            .db
+            .insert_job(&mut *tx, &job_id, JobKind::TemplateVersionImport, &input)
+            .await?;
+        match state
+            .db
+            .insert_template_version(&mut *tx, &version, &body)
+            .await
+        {
+            Ok(()) => {
+                tx.commit().await?;
+                break (version, name);
+            }
+            Err(e) if crate::db::is_unique_violation(&e) => {
+                drop(tx);
+                attempts += 1;
+                let taken = version_name.is_some()
+                    && state
+                        .db
+                        .get_template_version_by_name(&template.id, &name)
+                        .await?
+                        .is_some();
+                if taken || attempts >= 20 {
+                    return Err(ApiError::Conflict(format!(
+                        "template {:?} already has a version named {name:?}: pick another with --name",
+                        template.name
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        return Err(e.into());
-    }
+    };
     state.jobs_available.notify_waiters();
     state
         .db
@@ -326,7 +353,10 @@ pub async fn activate(
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &req.version).await?;
     require_imported(&state, &v, "activated").await?;
-    state.db.set_active_version(&template.id, &v.id).await?;
+    state
+        .db
+        .set_active_version(state.db.pool(), &template.id, &v.id)
+        .await?;
     state
         .db
         .audit(
@@ -370,10 +400,7 @@ pub async fn dry_run(
     let template = template_by_name(&state, &name).await?;
     let v = version_by_name(&state, &template, &version).await?;
     require_imported(&state, &v, "planned").await?;
-    let params: Vec<Parameter> = decode(&v.parameters, || {
-        format!("template version {}'s parameters", v.id)
-    })?;
-    let values = crate::model::parameter::resolve(&params, &req.parameters, None)
+    let values = crate::model::parameter::resolve(&v.parameters, &req.parameters, None)
         .map_err(super::workspaces::parameter_errors)?;
     let input = crate::provisioner::jobs::DryRunInput {
         template_version_id: v.id.clone(),

@@ -3,24 +3,26 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Auth;
-use super::convert::{decode, AgentPlace};
+use super::convert::AgentPlace;
 use super::templates::{template_by_name, version_by_name};
 use super::{ApiError, ApiResult, AppState, FieldError};
 use crate::db::agents::Agent;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
 use crate::db::workspaces::{BuildWithJob, NewBuild, QueueError, Workspace};
-use crate::model::parameter::{resolve, Parameter};
+use crate::model::parameter::resolve;
 use crate::model::{new_id, now_ms, Name, Transition, WorkspaceStatus};
 use crate::wire::agents::AgentView;
 use crate::wire::workspaces::{
-    AgentInstructions, BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest,
-    InstructionsQuery, ListQuery, WorkspaceView,
+    AgentInstructions, BuildQuery, BuildRequest, BuildView, CreateWorkspaceRequest,
+    FavoriteRequest, InstructionsQuery, ListQuery, WorkspaceView,
 };
 use crate::wire::Timestamp;
 
@@ -51,11 +53,12 @@ pub async fn find_workspace(
             .filter(|u| super::authz::may_see_workspace(&auth.user, &u.id))
             .ok_or_else(not_found)?
     };
-    let ws = state
+    let mut ws = state
         .db
         .get_workspace_by_name(&owner_user.id, name)
         .await?
         .ok_or_else(not_found)?;
+    ws.favorite = state.db.is_favorite(&auth.user.id, &ws.id).await?;
     Ok((ws, owner_user))
 }
 
@@ -138,10 +141,7 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let params: Vec<Parameter> = decode(&version.parameters, || {
-        format!("template version {}'s parameters", version.id)
-    })?;
-    let values = resolve(&params, &req.parameters, None).map_err(parameter_errors)?;
+    let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors)?;
     if state
         .db
         .get_workspace_by_name(&auth.user.id, name.as_str())
@@ -209,7 +209,7 @@ pub async fn list_views(
         Some(auth.user.id.as_str())
     };
     let mut out = Vec::new();
-    for ws in state.db.list_workspaces(owner).await? {
+    for ws in state.db.list_workspaces(owner, &auth.user.id).await? {
         let owner_user = state
             .db
             .get_user(&ws.owner_id)
@@ -249,21 +249,37 @@ pub async fn build(
     State(state): State<AppState>,
     auth: Auth,
     Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<BuildQuery>,
     Json(req): Json<BuildRequest>,
-) -> ApiResult<(StatusCode, Json<BuildView>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if q.validate_only {
+        check_build(&state, &auth, &owner, &name, &req).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let build = queue_build(&state, &auth, &owner, &name, req).await?;
-    Ok((StatusCode::CREATED, Json(build)))
+    Ok((StatusCode::CREATED, Json(build)).into_response())
 }
 
-/// Queues a start/stop/delete build of a workspace the caller may see (the API and the
-/// web page's buttons both use it).
-pub async fn queue_build(
+/// A build request that passed every check, ready to queue.
+pub struct CheckedBuild {
+    pub workspace: Workspace,
+    pub owner: User,
+    pub transition: Transition,
+    pub template_version_id: String,
+    pub values: BTreeMap<String, String>,
+    pub orphan: bool,
+}
+
+/// Everything `queue_build` checks before it queues: the workspace is visible and idle,
+/// the version usable, the parameter values valid for it.
+pub async fn check_build(
     state: &AppState,
     auth: &Auth,
     owner: &str,
     name: &str,
-    req: BuildRequest,
-) -> ApiResult<BuildView> {
+    req: &BuildRequest,
+) -> ApiResult<CheckedBuild> {
     let (ws, owner_user) = find_workspace(state, auth, owner, name).await?;
     let transition = req.transition.unwrap_or(Transition::Start);
     let latest = state
@@ -286,7 +302,7 @@ pub async fn queue_build(
         .ok_or_else(|| anyhow::anyhow!("build version missing"))?;
     if current.has_external_agent && transition != Transition::Delete && !req.orphan {
         return Err(ApiError::BadRequest(format!(
-            "{:?} is an external workspace: Hangar does not run its machine, so it cannot {transition} it. Start or stop the agent on your machine instead (`hangar external-workspaces agent-instructions {}`)",
+            "{} is an external workspace: Hangar does not run its machine, so it cannot {transition} it. Start or stop the agent on your machine instead (`hangar external-workspaces agent-instructions {}`)",
             ws.name, ws.name
         )));
     }
@@ -294,26 +310,48 @@ pub async fn queue_build(
         None => current.clone(),
         Some(v) => usable_version(state, &template, Some(v)).await?,
     };
-    let previous: BTreeMap<String, String> = decode(&latest.build.parameters, || {
-        format!("build {}'s parameters", latest.build.id)
-    })?;
-    let params: Vec<Parameter> = decode(&version.parameters, || {
-        format!("template version {}'s parameters", version.id)
-    })?;
+    let previous = &latest.build.parameters;
     let values = if transition == Transition::Start || !req.parameters.is_empty() {
-        resolve(&params, &req.parameters, Some(&previous)).map_err(parameter_errors)?
+        resolve(&version.parameters, &req.parameters, Some(previous)).map_err(parameter_errors)?
     } else {
         // Stop and delete keep the values: a template changed since must not block them.
         previous.clone()
     };
+    Ok(CheckedBuild {
+        workspace: ws,
+        owner: owner_user,
+        transition,
+        template_version_id: version.id,
+        values,
+        orphan: req.orphan && transition == Transition::Delete,
+    })
+}
+
+/// Queues a start/stop/delete build of a workspace the caller may see (the API and the
+/// web page's buttons both use it).
+pub async fn queue_build(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    req: BuildRequest,
+) -> ApiResult<BuildView> {
+    let CheckedBuild {
+        workspace: ws,
+        owner: owner_user,
+        transition,
+        template_version_id,
+        values,
+        orphan,
+    } = check_build(state, auth, owner, name, &req).await?;
     let params_json = serde_json::to_string(&values).map_err(anyhow::Error::from)?;
     let new = NewBuild {
         workspace_id: &ws.id,
         transition,
-        template_version_id: &version.id,
+        template_version_id: &template_version_id,
         initiator_id: &auth.user.id,
         parameters: &params_json,
-        orphan: req.orphan && transition == Transition::Delete,
+        orphan,
     };
     let build = match state.db.queue_build(&new).await {
         Ok(b) => b,
@@ -366,7 +404,8 @@ pub async fn favorite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Marks (or unmarks) a workspace the caller may see as a favorite: lists show it first.
+/// Marks (or unmarks) a workspace the caller may see as one of the caller's favorites:
+/// the caller's lists show it first; nobody else's change.
 pub async fn set_favorite(
     state: &AppState,
     auth: &Auth,
@@ -375,7 +414,10 @@ pub async fn set_favorite(
     favorite: bool,
 ) -> ApiResult<()> {
     let (ws, _) = find_workspace(state, auth, owner, name).await?;
-    state.db.set_workspace_favorite(&ws.id, favorite).await?;
+    state
+        .db
+        .set_favorite(&auth.user.id, &ws.id, favorite)
+        .await?;
     Ok(())
 }
 
@@ -446,7 +488,7 @@ pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildVie
     let workspace_status = b.workspace_status();
     let b = b.build;
     Ok(BuildView {
-        parameters: decode(&b.parameters, || format!("build {}'s parameters", b.id))?,
+        parameters: b.parameters,
         template_version: version.map(|v| v.name).unwrap_or_default(),
         id: b.id,
         number: b.number,
@@ -587,7 +629,12 @@ pub async fn agent_instructions(
         .unwrap_or_default();
     let resources =
         crate::provisioner::classify::parse_state(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let manifest: serde_json::Value = serde_json::from_str(&agent.manifest).unwrap_or_default();
+    let manifest: serde_json::Value = serde_json::from_str(&agent.manifest).with_context(|| {
+        format!(
+            "the manifest of agent {} is not valid stored JSON",
+            agent.id
+        )
+    })?;
     let agent_id = manifest["agent_id"].as_str().unwrap_or_default();
     let token = resources
         .iter()

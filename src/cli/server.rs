@@ -30,6 +30,11 @@ pub struct ServerArgs {
     /// How long one terraform run of a build may take, e.g. 30m or 2h.
     #[arg(long, env = "HANGAR_JOB_TIMEOUT", default_value = "30m")]
     pub job_timeout: String,
+    /// Keep old builds' logs and terraform states this long, e.g. 30d or 12h (default:
+    /// forever). Each workspace's latest build and its last successful start are always
+    /// kept, as are the logs of the agents that run now.
+    #[arg(long, env = "HANGAR_RETENTION")]
+    pub retention: Option<String>,
     /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
     /// and push the built-in templates.
     #[arg(long, env = "HANGAR_BOOTSTRAP")]
@@ -69,6 +74,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.provisioners = args.provisioners;
     config.job_timeout =
         std::time::Duration::from_secs(super::output::parse_duration(&args.job_timeout)? as u64);
+    config.retention = args
+        .retention
+        .as_deref()
+        .map(|r| {
+            super::output::parse_duration(r)
+                .map(|secs| std::time::Duration::from_secs(secs as u64))
+                .with_context(|| format!("--retention {r}"))
+        })
+        .transpose()?;
     let backend = if args.postgres_url.is_some() {
         "PostgreSQL"
     } else {

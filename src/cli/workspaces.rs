@@ -464,6 +464,18 @@ fn verb(t: Transition) -> &'static str {
 }
 
 pub async fn restart(args: NameArgs) -> anyhow::Result<ExitCode> {
+    // The start must be acceptable before the stop: a bad value must not leave the
+    // workspace stopped.
+    session::client()?
+        .validate_build(
+            &args.name,
+            &BuildRequest {
+                transition: Some(Transition::Start),
+                parameters: parse_pairs(&args.parameters, "--parameter")?,
+                ..Default::default()
+            },
+        )
+        .await?;
     let code = stop_first(&args).await?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
@@ -500,23 +512,21 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     prompt_missing(&new, &mut values, &BTreeMap::new())?;
+    let start = BuildRequest {
+        transition: Some(Transition::Start),
+        template_version: Some(active.clone()),
+        parameters: values,
+        orphan: false,
+    };
+    // Checked before the stop: a bad value must not leave the workspace stopped.
+    client.validate_build(&args.name, &start).await?;
     if ws.status == crate::model::WorkspaceStatus::Running {
         let code = stop_first(&args).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
     }
-    let build = client
-        .build_workspace(
-            &args.name,
-            &BuildRequest {
-                transition: Some(Transition::Start),
-                template_version: Some(active.clone()),
-                parameters: values,
-                orphan: false,
-            },
-        )
-        .await?;
+    let build = client.build_workspace(&args.name, &start).await?;
     println!(
         "Updating {} to {}@{active} (build #{})…",
         args.name, ws.template, build.number

@@ -3,6 +3,8 @@
 use sqlx::Row;
 
 use super::{flag, Database};
+use crate::model::agent::Lifecycle;
+use crate::model::Transition;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Agent {
@@ -17,7 +19,7 @@ pub struct Agent {
     /// JSON: what the agent needs to run (dir, env, startup/shutdown scripts, scripts,
     /// metadata definitions, apps). Built by the provisioner from the state.
     pub manifest: String,
-    pub lifecycle: String,
+    pub lifecycle: Lifecycle,
     pub version: String,
     pub hostname: String,
     pub first_connected_at: Option<i64>,
@@ -27,10 +29,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// What the runner recorded for this agent (a manifest that does not parse yields an
-    /// agent with no scripts, which is more useful than one that cannot connect).
-    pub fn spec(&self) -> crate::wire::agent::AgentSpec {
-        serde_json::from_str(&self.manifest).unwrap_or_default()
+    /// What the runner recorded for this agent. A manifest that does not parse is an
+    /// error naming the agent: it is never read as an agent with no scripts.
+    pub fn spec(&self) -> Result<crate::wire::agent::AgentSpec, sqlx::Error> {
+        super::parse_json(
+            format_args!("the manifest of agent {}", self.id),
+            &self.manifest,
+        )
     }
 
     /// Its connection status at `now` (`spec` is `self.spec()`, parsed once by the caller) and whether it is healthy (connected and ready):
@@ -40,7 +45,7 @@ impl Agent {
         spec: &crate::wire::agent::AgentSpec,
         now: i64,
     ) -> (crate::model::agent::AgentStatus, bool) {
-        use crate::model::agent::{agent_healthy, agent_status, Contact, Lifecycle};
+        use crate::model::agent::{agent_healthy, agent_status, Contact};
         let contact = Contact {
             created_at: self.created_at,
             first_connected_at: self.first_connected_at,
@@ -48,10 +53,7 @@ impl Agent {
             disconnected_at: self.disconnected_at,
         };
         let status = agent_status(&contact, now, spec.connection_timeout);
-        (
-            status,
-            agent_healthy(status, self.lifecycle.parse().unwrap_or(Lifecycle::Created)),
-        )
+        (status, agent_healthy(status, self.lifecycle))
     }
 }
 
@@ -67,7 +69,10 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
         os: row.try_get("os")?,
         arch: row.try_get("arch")?,
         manifest: row.try_get("manifest")?,
-        lifecycle: row.try_get("lifecycle")?,
+        lifecycle: super::parse_text(
+            "workspace_agents.lifecycle",
+            &row.try_get::<String, _>("lifecycle")?,
+        )?,
         version: row.try_get("version")?,
         hostname: row.try_get("hostname")?,
         first_connected_at: row.try_get("first_connected_at")?,
@@ -78,9 +83,17 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
 }
 
 impl Database {
-    /// Records a build's agents with the SHA-256 of their tokens.
-    pub async fn insert_agents(&self, agents: &[(Agent, String)]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+    /// Records a build's agents with the SHA-256 of their tokens, all or nothing (inside
+    /// the caller's transaction when `conn` is one).
+    pub async fn insert_agents<'a, A>(
+        &self,
+        conn: A,
+        agents: &[(Agent, String)],
+    ) -> Result<(), sqlx::Error>
+    where
+        A: sqlx::Acquire<'a, Database = sqlx::Any>,
+    {
+        let mut tx = conn.begin().await?;
         for (a, token_hash) in agents {
             sqlx::query("INSERT INTO workspace_agents (id, build_id, name, host_address, external, os, arch, token_hash, manifest, lifecycle, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'created', $10)")
                 .bind(&a.id)
@@ -123,12 +136,12 @@ pub struct AgentWithWorkspace {
     pub owner_id: String,
     pub owner_name: String,
     pub build_number: i64,
-    pub build_transition: String,
+    pub build_transition: Transition,
     /// The highest build number of the workspace: the agent is current only if its build
     /// is that one.
     pub latest_build_number: i64,
-    /// The transition of the workspace's latest build (`start`, `stop`, `delete`).
-    pub latest_build_transition: String,
+    /// The transition of the workspace's latest build.
+    pub latest_build_transition: Transition,
 }
 
 /// One stored line of an agent's script output.
@@ -159,9 +172,15 @@ fn with_workspace_from_row(row: &sqlx::any::AnyRow) -> Result<AgentWithWorkspace
         owner_id: row.try_get("owner_id")?,
         owner_name: row.try_get("owner_name")?,
         build_number: row.try_get("build_number")?,
-        build_transition: row.try_get("build_transition")?,
+        build_transition: super::parse_text(
+            "workspace_builds.transition",
+            &row.try_get::<String, _>("build_transition")?,
+        )?,
         latest_build_number: row.try_get("latest_build_number")?,
-        latest_build_transition: row.try_get("latest_build_transition")?,
+        latest_build_transition: super::parse_text(
+            "workspace_builds.transition",
+            &row.try_get::<String, _>("latest_build_transition")?,
+        )?,
     })
 }
 
@@ -415,5 +434,39 @@ impl Database {
                 })
             })
             .collect()
+    }
+}
+
+/// The agents whose every log line and metadata value is older than $1: their build is
+/// not their workspace's latest, and a newer build was made before $1 (an agent's token
+/// stops working once a newer build exists, so it wrote nothing after that).
+const EXPIRED_AGENTS: &str =
+    "SELECT a.id FROM workspace_agents a JOIN workspace_builds b ON b.id = a.build_id
+    WHERE EXISTS (SELECT 1 FROM workspace_builds b2 WHERE b2.workspace_id = b.workspace_id
+                  AND b2.number > b.number AND b2.created_at < $1)";
+
+impl Database {
+    /// Deletes the log lines and metadata of agents that no longer run (see
+    /// `EXPIRED_AGENTS`); answers how many rows.
+    pub async fn purge_agent_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        cutoff: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let logs = sqlx::query(&format!(
+            "DELETE FROM agent_logs WHERE agent_id IN ({EXPIRED_AGENTS})"
+        ))
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        let metadata = sqlx::query(&format!(
+            "DELETE FROM agent_metadata WHERE agent_id IN ({EXPIRED_AGENTS})"
+        ))
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(logs + metadata)
     }
 }

@@ -134,12 +134,18 @@ impl Database {
         status.map(|s| parse_text("status", &s)).transpose()
     }
 
-    pub async fn complete_job(
+    /// Ends a job this worker holds; false when it no longer does (reaped as lost). Runs on
+    /// `exec`, so the caller commits it together with what the job recorded.
+    pub async fn complete_job<'e, E>(
         &self,
+        exec: E,
         id: &str,
         worker_id: &str,
         done: &Completion<'_>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let result = sqlx::query(
             "UPDATE jobs SET status = $1, error = $2, error_code = $3, timings = $4, completed_at = $5, updated_at = $5, result = $8 WHERE id = $6 AND worker_id = $7 AND status IN ('running', 'canceling')",
         )
@@ -151,7 +157,7 @@ impl Database {
         .bind(id)
         .bind(worker_id)
         .bind(done.result)
-        .execute(self.pool())
+        .execute(exec)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -235,7 +241,15 @@ impl Database {
 
 impl Database {
     /// Fails a job whatever worker held it: its process is known to be dead.
-    pub async fn fail_lost_job(&self, id: &str, error: &str) -> Result<bool, sqlx::Error> {
+    pub async fn fail_lost_job<'e, E>(
+        &self,
+        exec: E,
+        id: &str,
+        error: &str,
+    ) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let now = now_ms();
         let result = sqlx::query(
             "UPDATE jobs SET status = 'failed', error_code = 'lost', error = $1, completed_at = $2, updated_at = $2 WHERE id = $3 AND status IN ('running', 'canceling')",
@@ -243,8 +257,31 @@ impl Database {
         .bind(error)
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(exec)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+}
+
+impl Database {
+    /// Deletes the log lines of these jobs; answers how many.
+    pub async fn delete_job_logs(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job_ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
+        let mut deleted = 0;
+        for chunk in job_ids.chunks(100) {
+            let sql = format!(
+                "DELETE FROM job_logs WHERE job_id IN {}",
+                super::placeholder_rows(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            deleted += q.execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(deleted)
     }
 }

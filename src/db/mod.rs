@@ -4,7 +4,9 @@
 
 pub mod agents;
 pub mod audit;
+pub mod favorites;
 pub mod jobs;
+pub mod retention;
 pub mod templates;
 pub mod tokens;
 pub mod users;
@@ -113,12 +115,30 @@ pub(crate) fn flag(v: i64) -> bool {
     v != 0
 }
 
-pub(crate) fn parse_text<T: FromStr<Err = String>>(
-    column: &str,
+/// A stored word (a status, a kind, a role) as its enum: a row holding anything else is
+/// an error naming the column, never a silent default.
+pub(crate) fn parse_text<T>(column: &str, v: &str) -> Result<T, sqlx::Error>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    v.parse()
+        .map_err(|e: T::Err| sqlx::Error::Decode(format!("{column}: {e}").into()))
+}
+
+/// Stored JSON as its type. A corrupt row fails the request or job reading it, naming
+/// the row, instead of reading as empty (a build run without its parameters).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    what: impl std::fmt::Display,
     v: &str,
 ) -> Result<T, sqlx::Error> {
-    v.parse()
-        .map_err(|e: String| sqlx::Error::Decode(format!("{column}: {e}").into()))
+    serde_json::from_str(v)
+        .map_err(|e| sqlx::Error::Decode(format!("{what} is not valid stored JSON: {e}").into()))
+}
+
+/// JSON to store; serializing these plain types cannot fail.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(e.into()))
 }
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: one INSERT for many rows.

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{flag, Database};
+use super::{flag, parse_json, to_json, Database};
+use crate::model::parameter::Parameter;
+use crate::model::resource::PreviewResource;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Template {
@@ -25,10 +27,9 @@ pub struct TemplateVersion {
     pub created_by: String,
     pub created_at: i64,
     pub job_id: Option<String>,
-    /// JSON list of `model::parameter::Parameter`.
-    pub parameters: String,
-    /// JSON list of the import's resource preview.
-    pub resources: String,
+    pub parameters: Vec<Parameter>,
+    /// The import's resource preview.
+    pub resources: Vec<PreviewResource>,
     /// `terraform graph` of the configuration, computed once at import.
     pub graph: Option<String>,
     pub has_external_agent: bool,
@@ -51,16 +52,23 @@ fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
 }
 
 fn version_from_row(row: &sqlx::any::AnyRow) -> Result<TemplateVersion, sqlx::Error> {
+    let id: String = row.try_get("id")?;
     Ok(TemplateVersion {
-        id: row.try_get("id")?,
+        parameters: parse_json(
+            format_args!("the parameters of template version {id}"),
+            &row.try_get::<String, _>("parameters")?,
+        )?,
+        resources: parse_json(
+            format_args!("the resource preview of template version {id}"),
+            &row.try_get::<String, _>("resources")?,
+        )?,
+        id,
         template_id: row.try_get("template_id")?,
         name: row.try_get("name")?,
         message: row.try_get("message")?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
         job_id: row.try_get("job_id")?,
-        parameters: row.try_get("parameters")?,
-        resources: row.try_get("resources")?,
         graph: row.try_get("graph")?,
         has_external_agent: flag(row.try_get("has_external_agent")?),
     })
@@ -105,18 +113,46 @@ impl Database {
         rows.iter().map(template_from_row).collect()
     }
 
-    pub async fn set_active_version(
+    pub async fn set_active_version<'e, E>(
         &self,
+        exec: E,
         template_id: &str,
         version_id: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3")
             .bind(version_id)
             .bind(crate::model::now_ms())
             .bind(template_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
+    }
+
+    /// Makes an imported version active unless a version pushed after it already is: the
+    /// newest push wins, whichever import finishes last. False when it stayed inactive.
+    pub async fn activate_if_newest<'e, E>(
+        &self,
+        exec: E,
+        template_id: &str,
+        version_id: &str,
+    ) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let done = sqlx::query(
+            "UPDATE templates SET active_version_id = $1, updated_at = $2 WHERE id = $3 AND NOT EXISTS (
+                SELECT 1 FROM template_versions cur, template_versions v
+                WHERE cur.id = templates.active_version_id AND v.id = $1 AND cur.push_seq > v.push_seq)",
+        )
+        .bind(version_id)
+        .bind(crate::model::now_ms())
+        .bind(template_id)
+        .execute(exec)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Deletes a template and its versions only while no live workspace uses it, in one
@@ -163,12 +199,19 @@ impl Database {
         Ok(0)
     }
 
-    pub async fn insert_template_version(
+    /// Inserts a version numbered after the template's others (its place in push order).
+    /// Fails on a UNIQUE violation when the name is taken or a concurrent push took the
+    /// same number: the caller retries.
+    pub async fn insert_template_version<'e, E>(
         &self,
+        exec: E,
         v: &TemplateVersion,
         archive: &[u8],
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent, push_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT COALESCE(MAX(push_seq), 0) + 1 FROM template_versions WHERE template_id = $2))")
             .bind(&v.id)
             .bind(&v.template_id)
             .bind(&v.name)
@@ -177,11 +220,11 @@ impl Database {
             .bind(&v.created_by)
             .bind(v.created_at)
             .bind(&v.job_id)
-            .bind(&v.parameters)
-            .bind(&v.resources)
+            .bind(to_json(&v.parameters)?)
+            .bind(to_json(&v.resources)?)
             .bind(&v.graph)
             .bind(v.has_external_agent as i64)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
@@ -218,7 +261,9 @@ impl Database {
         &self,
         template_id: &str,
     ) -> Result<Vec<TemplateVersion>, sqlx::Error> {
-        let sql = format!("SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY created_at, name");
+        let sql = format!(
+            "SELECT {V_COLUMNS} FROM template_versions WHERE template_id = $1 ORDER BY push_seq"
+        );
         let rows = sqlx::query(&sql)
             .bind(template_id)
             .fetch_all(self.pool())
@@ -237,21 +282,25 @@ impl Database {
     }
 
     /// What a version's import found.
-    pub async fn set_template_version_import(
+    pub async fn set_template_version_import<'e, E>(
         &self,
+        exec: E,
         version_id: &str,
-        parameters: &str,
-        resources: &str,
+        parameters: &[Parameter],
+        resources: &[PreviewResource],
         graph: Option<&str>,
         has_external_agent: bool,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4 WHERE id = $5")
-            .bind(parameters)
-            .bind(resources)
+            .bind(to_json(&parameters)?)
+            .bind(to_json(&resources)?)
             .bind(graph)
             .bind(has_external_agent as i64)
             .bind(version_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }

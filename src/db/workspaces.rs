@@ -2,7 +2,10 @@
 
 use sqlx::Row;
 
-use super::{flag, parse_text, Database};
+use std::collections::BTreeMap;
+
+use super::{flag, parse_json, parse_text, Database};
+use crate::model::resource::{Kind, Lifetime};
 use crate::model::{now_ms, JobKind, JobStatus, Transition, WorkspaceStatus};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -11,6 +14,8 @@ pub struct Workspace {
     pub name: String,
     pub owner_id: String,
     pub template_id: String,
+    /// Whether the user who asked marked it (favorites are per user): filled by the
+    /// queries that know the viewer, false otherwise.
     pub favorite: bool,
     pub created_at: i64,
     pub deleted: bool,
@@ -25,8 +30,8 @@ pub struct Build {
     pub template_version_id: String,
     pub job_id: String,
     pub initiator_id: String,
-    /// JSON object: parameter name → value used by this build.
-    pub parameters: String,
+    /// Parameter name → value used by this build.
+    pub parameters: BTreeMap<String, String>,
     pub orphan: bool,
     pub created_at: i64,
 }
@@ -52,10 +57,8 @@ pub struct Resource {
     #[serde(rename = "type")]
     pub kind_type: String,
     pub name: String,
-    /// computational | peripheral
-    pub kind: String,
-    /// persistent | ephemeral
-    pub lifetime: String,
+    pub kind: Kind,
+    pub lifetime: Lifetime,
     pub hide: bool,
     pub icon: String,
     pub daily_cost: i64,
@@ -63,7 +66,10 @@ pub struct Resource {
     pub metadata: String,
 }
 
-const W_COLUMNS: &str = "id, name, owner_id, template_id, favorite, created_at, deleted";
+/// Favorites are per user: queries that know no viewer answer `0 AS favorite`.
+const W_COLUMNS: &str = "id, name, owner_id, template_id, created_at, deleted, 0 AS favorite";
+/// The columns with whether the user bound as $1 marked the workspace.
+const W_COLUMNS_FOR_VIEWER: &str = "id, name, owner_id, template_id, created_at, deleted, (SELECT COUNT(*) FROM workspace_favorites f WHERE f.workspace_id = workspaces.id AND f.user_id = $1) AS favorite";
 const B_COLUMNS: &str = "b.id, b.workspace_id, b.number, b.transition, b.template_version_id, b.job_id, b.initiator_id, b.parameters, b.orphan, b.created_at, j.status AS job_status";
 
 fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error> {
@@ -72,23 +78,27 @@ fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error>
         name: row.try_get("name")?,
         owner_id: row.try_get("owner_id")?,
         template_id: row.try_get("template_id")?,
-        favorite: flag(row.try_get("favorite")?),
+        favorite: row.try_get::<i64, _>("favorite")? > 0,
         created_at: row.try_get("created_at")?,
         deleted: flag(row.try_get("deleted")?),
     })
 }
 
 fn build_from_row(row: &sqlx::any::AnyRow) -> Result<BuildWithJob, sqlx::Error> {
+    let id: String = row.try_get("id")?;
     Ok(BuildWithJob {
         build: Build {
-            id: row.try_get("id")?,
+            parameters: parse_json(
+                format_args!("the parameters of build {id}"),
+                &row.try_get::<String, _>("parameters")?,
+            )?,
+            id,
             workspace_id: row.try_get("workspace_id")?,
             number: row.try_get("number")?,
             transition: parse_text("transition", &row.try_get::<String, _>("transition")?)?,
             template_version_id: row.try_get("template_version_id")?,
             job_id: row.try_get("job_id")?,
             initiator_id: row.try_get("initiator_id")?,
-            parameters: row.try_get("parameters")?,
             orphan: flag(row.try_get("orphan")?),
             created_at: row.try_get("created_at")?,
         },
@@ -103,8 +113,14 @@ fn resource_from_row(row: &sqlx::any::AnyRow) -> Result<Resource, sqlx::Error> {
         address: row.try_get("address")?,
         kind_type: row.try_get("type")?,
         name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
-        lifetime: row.try_get("lifetime")?,
+        kind: parse_text(
+            "workspace_resources.kind",
+            &row.try_get::<String, _>("kind")?,
+        )?,
+        lifetime: parse_text(
+            "workspace_resources.lifetime",
+            &row.try_get::<String, _>("lifetime")?,
+        )?,
         hide: flag(row.try_get("hide")?),
         icon: row.try_get("icon")?,
         daily_cost: row.try_get("daily_cost")?,
@@ -144,7 +160,7 @@ impl Database {
         first: &NewBuild<'_>,
     ) -> Result<Build, QueueError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, favorite, created_at, deleted) VALUES ($1, $2, $3, $4, 0, $5, 0)")
+        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, created_at, deleted) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(&ws.id)
             .bind(&ws.name)
             .bind(&ws.owner_id)
@@ -214,7 +230,7 @@ impl Database {
             template_version_id: new.template_version_id.to_string(),
             job_id,
             initiator_id: new.initiator_id.to_string(),
-            parameters: new.parameters.to_string(),
+            parameters: parse_json("a new build's parameters", new.parameters)?,
             orphan: new.orphan,
             created_at: now,
         })
@@ -246,41 +262,39 @@ impl Database {
         row.as_ref().map(workspace_from_row).transpose()
     }
 
-    /// Live workspaces, of one owner or all.
+    /// Live workspaces, of one owner or all, with `viewer_id`'s favorites first.
     pub async fn list_workspaces(
         &self,
         owner_id: Option<&str>,
+        viewer_id: &str,
     ) -> Result<Vec<Workspace>, sqlx::Error> {
         let rows = match owner_id {
             Some(owner) => {
-                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 AND owner_id = $1 ORDER BY favorite DESC, name");
-                sqlx::query(&sql).bind(owner).fetch_all(self.pool()).await?
+                let sql = format!("SELECT {W_COLUMNS_FOR_VIEWER} FROM workspaces WHERE deleted = 0 AND owner_id = $2 ORDER BY favorite DESC, name");
+                sqlx::query(&sql)
+                    .bind(viewer_id)
+                    .bind(owner)
+                    .fetch_all(self.pool())
+                    .await?
             }
             None => {
-                let sql = format!("SELECT {W_COLUMNS} FROM workspaces WHERE deleted = 0 ORDER BY favorite DESC, name");
-                sqlx::query(&sql).fetch_all(self.pool()).await?
+                let sql = format!("SELECT {W_COLUMNS_FOR_VIEWER} FROM workspaces WHERE deleted = 0 ORDER BY favorite DESC, name");
+                sqlx::query(&sql)
+                    .bind(viewer_id)
+                    .fetch_all(self.pool())
+                    .await?
             }
         };
         rows.iter().map(workspace_from_row).collect()
     }
 
-    pub async fn set_workspace_favorite(
-        &self,
-        id: &str,
-        favorite: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE workspaces SET favorite = $1 WHERE id = $2")
-            .bind(favorite as i64)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn mark_workspace_deleted(&self, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn mark_workspace_deleted<'e, E>(&self, exec: E, id: &str) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE workspaces SET deleted = 1 WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
@@ -327,6 +341,25 @@ impl Database {
         row.as_ref().map(build_from_row).transpose()
     }
 
+    /// The workspace of a build, found by the build's id (or its job's with `by_job`).
+    /// Reads nothing else of the row: who may see a build must not depend on whether
+    /// the rest of it is readable.
+    pub async fn workspace_of_build(
+        &self,
+        id: &str,
+        by_job: bool,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let sql = if by_job {
+            "SELECT workspace_id FROM workspace_builds WHERE job_id = $1"
+        } else {
+            "SELECT workspace_id FROM workspace_builds WHERE id = $1"
+        };
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
     /// The state the most recent build before `number` left (a failed build's partial
     /// state included), so the next build manages everything that exists.
     pub async fn previous_state(
@@ -344,22 +377,35 @@ impl Database {
         Ok(state.flatten())
     }
 
-    pub async fn set_build_state(&self, build_id: &str, state: &[u8]) -> Result<(), sqlx::Error> {
+    pub async fn set_build_state<'e, E>(
+        &self,
+        exec: E,
+        build_id: &str,
+        state: &[u8],
+    ) -> Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query("UPDATE workspace_builds SET state = $1 WHERE id = $2")
             .bind(state)
             .bind(build_id)
-            .execute(self.pool())
+            .execute(exec)
             .await?;
         Ok(())
     }
 
-    /// Replaces a build's recorded resources.
-    pub async fn set_build_resources(
+    /// Replaces a build's recorded resources, all or nothing (inside the caller's
+    /// transaction when `conn` is one).
+    pub async fn set_build_resources<'a, A>(
         &self,
+        conn: A,
         build_id: &str,
         resources: &[Resource],
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
+    ) -> Result<(), sqlx::Error>
+    where
+        A: sqlx::Acquire<'a, Database = sqlx::Any>,
+    {
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM workspace_resources WHERE build_id = $1")
             .bind(build_id)
             .execute(&mut *tx)
@@ -371,8 +417,8 @@ impl Database {
                 .bind(&r.address)
                 .bind(&r.kind_type)
                 .bind(&r.name)
-                .bind(&r.kind)
-                .bind(&r.lifetime)
+                .bind(r.kind.as_str())
+                .bind(r.lifetime.as_str())
                 .bind(r.hide as i64)
                 .bind(&r.icon)
                 .bind(r.daily_cost)
@@ -401,5 +447,53 @@ impl Database {
                 .fetch_optional(self.pool())
                 .await?;
         Ok(state.flatten())
+    }
+}
+
+impl Database {
+    /// Builds whose logs and state retention may drop: finished before `cutoff`, still
+    /// holding either, and none of the ones a workspace needs: its latest build, the
+    /// newest build with a state (where the next build starts from) and its last
+    /// successful start. Answers (build id, job id) pairs.
+    pub async fn expired_builds(&self, cutoff: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.job_id FROM workspace_builds b JOIN jobs j ON j.id = b.job_id
+             WHERE j.completed_at < $1 AND j.status IN ('succeeded', 'failed', 'canceled')
+               AND b.number < (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = b.workspace_id)
+               AND b.id <> COALESCE((SELECT b3.id FROM workspace_builds b3
+                    WHERE b3.workspace_id = b.workspace_id AND b3.state IS NOT NULL
+                    ORDER BY b3.number DESC LIMIT 1), '')
+               AND b.id <> COALESCE((SELECT b4.id FROM workspace_builds b4 JOIN jobs j4 ON j4.id = b4.job_id
+                    WHERE b4.workspace_id = b.workspace_id AND b4.transition = 'start' AND j4.status = 'succeeded'
+                    ORDER BY b4.number DESC LIMIT 1), '')
+               AND (b.state IS NOT NULL OR EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = b.job_id))",
+        )
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("job_id")?)))
+            .collect()
+    }
+
+    /// Forgets the terraform state of these builds.
+    pub async fn clear_build_states(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        build_ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
+        let mut cleared = 0;
+        for chunk in build_ids.chunks(100) {
+            let sql = format!(
+                "UPDATE workspace_builds SET state = NULL WHERE state IS NOT NULL AND id IN {}",
+                super::placeholder_rows(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            cleared += q.execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(cleared)
     }
 }

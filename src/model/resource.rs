@@ -23,6 +23,16 @@ pub enum Lifetime {
     Ephemeral,
 }
 
+/// A resource a version's import previewed: what a build of it will make.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreviewResource {
+    pub address: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub kind: Kind,
+    pub lifetime: Lifetime,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{value:?} is not a valid {what}; expected one of: {expected}")]
 pub struct ParseLabelError {

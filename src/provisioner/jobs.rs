@@ -8,30 +8,19 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::classify::{self, Graph};
+use super::outcome::{classify_build, ImportRecord, Record};
 use super::queue::{JobResult, LogSender, Runner};
 use super::terraform::{InitCache, LogLevel, LogLine, Stage, Terraform, TerraformError};
 use super::workdir;
-use crate::db::agents::Agent;
 use crate::db::jobs::Job;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
-use crate::db::workspaces::Resource;
 use crate::db::Database;
 use crate::model::parameter::{ParamType, Parameter};
+pub use crate::model::resource::PreviewResource;
 use crate::model::resource::{Kind, Lifetime};
-use crate::model::secret::hash_token;
-use crate::model::{new_id, now_ms, JobKind, Transition};
+use crate::model::{JobKind, Transition};
 use crate::provider::contract as env;
-
-/// A resource the import previewed: what a build of this version will make.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PreviewResource {
-    pub address: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub kind: Kind,
-    pub lifetime: Lifetime,
-}
 
 /// What every job body works with; `timings` travel beside it because they change.
 #[derive(Clone, Copy)]
@@ -50,6 +39,7 @@ pub async fn execute(
     logs: &LogSender,
     cancel: &CancellationToken,
     timings: &mut serde_json::Map<String, serde_json::Value>,
+    record: &mut Record,
 ) -> anyhow::Result<JobResult> {
     let terraform = match &runner.terraform {
         Ok(tf) => tf.clone(),
@@ -63,8 +53,8 @@ pub async fn execute(
         cancel,
     };
     match job.kind {
-        JobKind::TemplateVersionImport => import(cx, timings).await,
-        JobKind::WorkspaceBuild => build(cx, timings).await,
+        JobKind::TemplateVersionImport => import(cx, timings, record).await,
+        JobKind::WorkspaceBuild => build(cx, timings, record).await,
         JobKind::TemplateVersionDryRun => dry_run(cx, timings).await,
     }
 }
@@ -275,6 +265,7 @@ async fn timed<T>(
 async fn import(
     cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
+    record: &mut Record,
 ) -> anyhow::Result<JobResult> {
     let JobCtx {
         runner,
@@ -291,7 +282,7 @@ async fn import(
         .await?
         .context("the version to import is gone")?;
     let mut subject = Subject::load(db, &version.id, &version.created_by, "import").await?;
-    let mut params: Vec<Parameter> = serde_json::from_str(&version.parameters).unwrap_or_default();
+    let mut params: Vec<Parameter> = version.parameters.clone();
     subject.params = params
         .iter()
         .map(|p| (p.name.clone(), placeholder(p)))
@@ -339,18 +330,6 @@ async fn import(
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);
     let (preview, has_external) = preview_resources(&graph, &start_plan.json, &lifetimes, false)?;
     enrich_parameters(&mut params, &start_plan.json);
-    db.set_template_version_import(
-        &version.id,
-        &serde_json::to_string(&params)?,
-        &serde_json::to_string(&preview)?,
-        Some(&graph),
-        has_external,
-    )
-    .await?;
-    if input.activate {
-        db.set_active_version(&subject.template.id, &version.id)
-            .await?;
-    }
     logs.info(
         Stage::Plan,
         format!(
@@ -359,6 +338,14 @@ async fn import(
             preview.len()
         ),
     );
+    record.import = Some(ImportRecord {
+        version_id: version.id.clone(),
+        parameters: params,
+        preview,
+        graph,
+        has_external_agent: has_external,
+        activate_in: input.activate.then(|| subject.template.id.clone()),
+    });
     Ok(JobResult::ok())
 }
 
@@ -482,8 +469,8 @@ async fn dry_run(
         Err(e) => return Ok(terraform_failure(e)),
     };
     let version = &subject.version;
-    let known: Vec<PreviewResource> = serde_json::from_str(&version.resources).unwrap_or_default();
-    let lifetimes: HashMap<String, Lifetime> = known
+    let lifetimes: HashMap<String, Lifetime> = version
+        .resources
         .iter()
         .map(|p| (p.address.clone(), p.lifetime))
         .collect();
@@ -573,6 +560,7 @@ fn evaluated_parameter(v: &serde_json::Value) -> Option<Parameter> {
 async fn build(
     cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
+    record: &mut Record,
 ) -> anyhow::Result<JobResult> {
     let JobCtx {
         runner,
@@ -596,7 +584,7 @@ async fn build(
             Stage::Apply,
             "orphan delete: the workspace is forgotten and its resources are left as they are",
         );
-        db.mark_workspace_deleted(&ws.id).await?;
+        record.delete_workspace = Some(ws.id.clone());
         return Ok(JobResult::ok());
     }
     let previous_build = db
@@ -608,9 +596,9 @@ async fn build(
     subject.workspace_id = ws.id.clone();
     subject.build_id = b.id.clone();
     subject.transition = b.transition;
-    subject.params = serde_json::from_str(&b.parameters).unwrap_or_default();
+    subject.params = b.parameters.clone();
     subject.previous = previous_build
-        .map(|p| serde_json::from_str(&p.build.parameters).unwrap_or_default())
+        .map(|p| p.build.parameters)
         .unwrap_or_default();
     let prior_state = db.previous_state(&ws.id, b.number).await?;
     let (dir, tf) = match open(cx, &subject, prior_state.as_deref(), timings).await? {
@@ -627,9 +615,7 @@ async fn build(
     .await;
     // Whatever terraform managed to do, its state is kept: nothing it created is forgotten.
     let state = super::terraform::read_state(dir.path())?;
-    if let Some(state) = &state {
-        db.set_build_state(&b.id, state).await?;
-    }
+    record.state = state.clone().map(|s| (b.id.clone(), s));
     if let Err(e) = applied {
         return Ok(terraform_failure(e));
     }
@@ -637,127 +623,9 @@ async fn build(
         Some(bytes) => classify::parse_state(bytes).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Vec::new(),
     };
-    record(runner, &b.id, &subject.version, &state_resources).await?;
+    record.build = Some(classify_build(&b.id, &subject.version, &state_resources)?);
     if destroy {
-        db.mark_workspace_deleted(&ws.id).await?;
+        record.delete_workspace = Some(ws.id.clone());
     }
     Ok(JobResult::ok())
-}
-
-/// Classifies the state and stores resources and agents (token hashes only).
-async fn record(
-    runner: &Runner,
-    build_id: &str,
-    version: &crate::db::templates::TemplateVersion,
-    state: &[classify::StateResource],
-) -> anyhow::Result<()> {
-    let preview: Vec<PreviewResource> =
-        serde_json::from_str(&version.resources).unwrap_or_default();
-    let lifetimes: HashMap<String, Lifetime> = preview
-        .iter()
-        .map(|p| (p.address.clone(), p.lifetime))
-        .collect();
-    let graph = Graph::parse(version.graph.as_deref().unwrap_or("digraph {}"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let classified = classify::classify(&graph, state, &lifetimes);
-    let resources: Vec<Resource> = classified
-        .resources
-        .iter()
-        .map(|r| Resource {
-            id: new_id(),
-            build_id: build_id.to_string(),
-            address: r.address.clone(),
-            kind_type: r.type_.clone(),
-            name: r.name.clone(),
-            kind: r.kind.as_str().to_string(),
-            lifetime: r.lifetime.as_str().to_string(),
-            hide: r.hide,
-            icon: r.icon.clone().unwrap_or_default(),
-            daily_cost: r.daily_cost,
-            metadata: serde_json::to_string(&r.metadata).unwrap_or_else(|_| "[]".into()),
-        })
-        .collect();
-    runner.db.set_build_resources(build_id, &resources).await?;
-    let now = now_ms();
-    let agents: Vec<(Agent, String)> = classified
-        .agents
-        .iter()
-        .map(|a| {
-            let manifest = agent_manifest(a, state, &classified.provider_resources);
-            (
-                Agent {
-                    id: new_id(),
-                    build_id: build_id.to_string(),
-                    name: a.name.clone(),
-                    host_address: a.host.clone(),
-                    external: a.external,
-                    os: a.os.clone(),
-                    arch: a.arch.clone(),
-                    manifest: manifest.to_string(),
-                    lifecycle: "created".into(),
-                    version: String::new(),
-                    hostname: String::new(),
-                    first_connected_at: None,
-                    last_connected_at: None,
-                    disconnected_at: None,
-                    created_at: now,
-                },
-                hash_token(&a.token),
-            )
-        })
-        .collect();
-    runner.db.insert_agents(&agents).await?;
-    Ok(())
-}
-
-/// What the agent needs to run (`agent::protocol::AgentSpec`): its own settings and the
-/// apps, scripts and env that name it, plus `agent_id` to find its token in the state.
-/// The token itself is never part of it.
-fn agent_manifest(
-    agent: &classify::AgentRecord,
-    state: &[classify::StateResource],
-    extras: &[classify::StateResource],
-) -> serde_json::Value {
-    use crate::wire::agent::AgentSpec;
-    let attrs = state
-        .iter()
-        .find(|r| r.address == agent.address)
-        .map(|r| without_nulls(r.masked_attributes()))
-        .unwrap_or_default();
-    let mut spec: AgentSpec = serde_json::from_value(attrs.clone()).unwrap_or_default();
-    let mine = |kind: &'static str| {
-        extras.iter().filter(move |r| {
-            r.type_.ends_with(kind) && r.attr_str("agent_id").as_deref() == Some(agent.id.as_str())
-        })
-    };
-    spec.scripts = mine("_script")
-        .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
-        .collect();
-    spec.apps = mine("_app")
-        .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
-        .collect();
-    for env in mine("_env") {
-        if let (Some(name), Some(value)) = (env.attr_str("name"), env.attr_str("value")) {
-            spec.env.insert(name, value);
-        }
-    }
-    let mut out = serde_json::to_value(&spec).unwrap_or_default();
-    out["agent_id"] = agent.id.clone().into();
-    out
-}
-
-/// Terraform writes unset attributes as null; the agent's spec wants them absent so
-/// its defaults apply.
-fn without_nulls(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(map) => map
-            .into_iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k, without_nulls(v)))
-            .collect(),
-        serde_json::Value::Array(items) => {
-            serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
-        }
-        other => other,
-    }
 }

@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod init_script;
 pub mod jobs;
+pub mod outcome;
 pub mod queue;
 pub mod terraform;
 pub mod workdir;

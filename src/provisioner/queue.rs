@@ -9,8 +9,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::terraform::{LogLine, Terraform, TerraformEnv};
-use super::{jobs, workdir};
-use crate::db::jobs::{Completion, Job, JobLog};
+use super::{jobs, outcome, workdir};
+use crate::db::jobs::{Job, JobLog};
 use crate::db::Database;
 use crate::model::{now_ms, JobStatus};
 
@@ -104,9 +104,18 @@ impl Runner {
             access_url,
             data_dir,
             terraform,
-            worker_id: format!("{}-{}", hostname(), crate::model::new_id()),
+            worker_id: format!("server-{}", hostname()),
             stopping: CancellationToken::new(),
             job_updates,
+        }
+    }
+
+    /// The `n`th provisioner of this server: the same runner under its own worker id
+    /// (`server-<hostname>-<n>`), which the jobs it runs record.
+    pub fn provisioner(&self, n: usize) -> Runner {
+        Runner {
+            worker_id: format!("{}-{n}", self.worker_id),
+            ..self.clone()
         }
     }
 
@@ -134,8 +143,9 @@ impl Runner {
         ));
         let (logs, writer) = log_writer(self.db.clone(), job.id.clone(), self.job_updates.clone());
         let mut timings = serde_json::Map::new();
+        let mut record = outcome::Record::default();
         let started = Instant::now();
-        let result = jobs::execute(self, &job, &logs, &cancel, &mut timings).await;
+        let result = jobs::execute(self, &job, &logs, &cancel, &mut timings, &mut record).await;
         timings.insert(
             "total_ms".into(),
             (started.elapsed().as_millis() as u64).into(),
@@ -152,18 +162,7 @@ impl Runner {
             Err(e) => JobResult::failed("internal", format!("{e:#}")),
         };
         let timings = serde_json::Value::Object(timings).to_string();
-        self.db
-            .complete_job(
-                &job.id,
-                &self.worker_id,
-                &Completion {
-                    status: result.status,
-                    error: result.error.as_deref(),
-                    error_code: result.error_code.as_deref(),
-                    timings: &timings,
-                    result: &result.output.to_string(),
-                },
-            )
+        let result = outcome::finish(&self.db, &job, &self.worker_id, result, &timings, &record)
             .await
             .context("finishing a job")?;
         let _ = self.job_updates.send(job.id.clone());
@@ -215,20 +214,29 @@ impl Runner {
 
     /// Saves the state in a dead job's work dir into its build and fails the job.
     async fn recover(&self, job: &Job) -> anyhow::Result<bool> {
+        let mut state = None;
         if let Some(dir) = workdir::find_leftover(&self.work_root(), &job.id) {
             // A terraform orphaned by the crash is still writing its state: let it finish.
             wait_until_unused(&dir, STALE_AFTER).await;
             self.recover_logs(job, &dir).await?;
-            if let Some(state) = workdir::read_leftover_state(&dir) {
-                if let Some(build) = self.db.get_build_by_job(&job.id).await? {
-                    self.db.set_build_state(&build.build.id, &state).await?;
-                }
-            }
+            state = workdir::read_leftover_state(&dir);
+        }
+        let build = match state {
+            Some(_) => self.db.get_build_by_job(&job.id).await?,
+            None => None,
+        };
+        // The recovered state and the failure go together.
+        let mut tx = self.db.pool().begin().await?;
+        if let (Some(state), Some(build)) = (state, build) {
+            self.db
+                .set_build_state(&mut *tx, &build.build.id, &state)
+                .await?;
         }
         let failed = self
             .db
-            .fail_lost_job(&job.id, "the provisioner running this build died (crash, kill or power loss); the state terraform had written was recovered, so the next build manages every resource that exists")
+            .fail_lost_job(&mut *tx, &job.id, "the provisioner running this build died (crash, kill or power loss); the state terraform had written was recovered, so the next build manages every resource that exists")
             .await?;
+        tx.commit().await?;
         let _ = self.job_updates.send(job.id.clone());
         Ok(failed)
     }

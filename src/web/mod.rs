@@ -273,7 +273,7 @@ async fn active_parameters(
 ) -> Result<Vec<Parameter>, WebError> {
     Ok(match active_version_id {
         Some(id) => match state.db.get_template_version(id).await? {
-            Some(v) => serde_json::from_str(&v.parameters).unwrap_or_default(),
+            Some(v) => v.parameters,
             None => Vec::new(),
         },
         None => Vec::new(),

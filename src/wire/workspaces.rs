@@ -37,6 +37,17 @@ pub struct BuildRequest {
     pub orphan: bool,
 }
 
+/// `POST /workspaces/{owner}/{name}/builds?validate_only=true`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuildQuery {
+    /// Check the request as if to queue it (parameters, version, state) and queue
+    /// nothing: 204 when it would be accepted. `restart` and `update` ask this before
+    /// they stop a workspace, so a bad value never leaves it stopped.
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BuildView {
     pub id: String,
