@@ -15,9 +15,12 @@ use crate::wire::templates::{ActivateRequest, DryRunRequest, TemplateView, Versi
 use crate::wire::tokens::{CreateTokenRequest, CreatedToken, Token};
 use crate::wire::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse, User};
 use crate::wire::workspaces::{
-    AgentInstructions, BuildRequest, BuildView, CreateWorkspaceRequest, FavoriteRequest,
-    WorkspaceView,
+    AgentInstructions, BuildRequest, BuildView, BuildsQuery, CreateWorkspaceRequest,
+    FavoriteRequest, ListQuery, WorkspaceView, WorkspacesPage,
 };
+
+/// Page size the client asks for when it walks a whole list.
+const PAGE: i64 = 100;
 use crate::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
@@ -336,10 +339,28 @@ impl Client {
         self.post("/workspaces", req).await
     }
 
+    /// Every matching workspace, fetched a page at a time.
     pub async fn workspaces(&self, all: bool, search: &str) -> ClientResult<Vec<WorkspaceView>> {
-        let req = self
-            .request(Method::GET, "/workspaces")
-            .query(&[("all", all.to_string()), ("search", search.to_string())]);
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .workspaces_page(&ListQuery {
+                    all,
+                    search: search.to_string(),
+                    limit: Some(PAGE),
+                    offset: Some(out.len() as i64),
+                })
+                .await?;
+            let last = page.workspaces.len() < PAGE as usize;
+            out.extend(page.workspaces);
+            if last || out.len() as i64 >= page.count {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub async fn workspaces_page(&self, q: &ListQuery) -> ClientResult<WorkspacesPage> {
+        let req = self.request(Method::GET, "/workspaces").query(q);
         self.json(req).await
     }
 
@@ -367,9 +388,18 @@ impl Client {
         .map(|_| ())
     }
 
-    pub async fn workspace_builds(&self, name: &str) -> ClientResult<Vec<BuildView>> {
-        self.get(&format!("/workspaces/{}/builds", owner_path(name)))
-            .await
+    /// The newest `limit` builds of a workspace (the server allows 1 to 100 a page).
+    pub async fn workspace_builds(&self, name: &str, limit: i64) -> ClientResult<Vec<BuildView>> {
+        let req = self
+            .request(
+                Method::GET,
+                &format!("/workspaces/{}/builds", owner_path(name)),
+            )
+            .query(&BuildsQuery {
+                limit: Some(limit),
+                offset: None,
+            });
+        self.json(req).await
     }
 
     pub async fn set_favorite(&self, name: &str, favorite: bool) -> ClientResult<()> {

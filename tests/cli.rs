@@ -657,7 +657,7 @@ async fn restart_and_update_check_values_before_they_stop() {
         async move {
             let ws = client.workspace("dev").await.unwrap();
             assert_eq!(ws.status, WorkspaceStatus::Running, "after {what}");
-            let builds = client.workspace_builds("dev").await.unwrap();
+            let builds = client.workspace_builds("dev", 100).await.unwrap();
             assert_eq!(builds.len(), 1, "{what} queued a build");
         }
     };
@@ -702,6 +702,9 @@ async fn restart_and_update_check_values_before_they_stop() {
     let ws = app.client.workspace("dev").await.unwrap();
     assert_eq!(ws.status, WorkspaceStatus::Running);
     assert_eq!(ws.latest_build.parameters["size"], "3");
-    assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 3);
+    assert_eq!(
+        app.client.workspace_builds("dev", 100).await.unwrap().len(),
+        3
+    );
     app.stop().await;
 }

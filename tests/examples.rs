@@ -81,7 +81,7 @@ async fn the_ci_example_creates_uses_and_deletes_a_workspace() {
     );
     let delete = app
         .client
-        .workspace_builds("api-demo")
+        .workspace_builds("api-demo", 100)
         .await
         .unwrap()
         .remove(0);

@@ -79,6 +79,15 @@ resource "terraform_data" "slow" {
 }
 "#;
 
+/// A build that runs until it is canceled.
+const SLEEPY_TF: &str = r#"
+resource "terraform_data" "sleepy" {
+  provisioner "local-exec" {
+    command = "sleep 120"
+  }
+}
+"#;
+
 async fn push(app: &TestApp, name: &str, main_tf: &str) {
     push_files(app, name, &[("main.tf", &format!("{PROVIDER}{main_tf}"))]).await;
 }
@@ -605,7 +614,10 @@ async fn pages_show_members_their_own_and_render_errors() {
         .unwrap();
     assert_eq!(post.status(), 303);
     assert_eq!(post.headers()["location"], "/login");
-    assert_eq!(app.client.workspace_builds("dev").await.unwrap().len(), 1);
+    assert_eq!(
+        app.client.workspace_builds("dev", 100).await.unwrap().len(),
+        1
+    );
 
     // The favorite toggle: the owner's post marks it; a member cannot see it to mark it.
     // Forms are posted as a browser posts them from our pages: with our Origin.
@@ -644,6 +656,33 @@ async fn pages_show_members_their_own_and_render_errors() {
     assert_eq!(theirs.status(), 404);
     assert!(app.client.workspace("dev").await.unwrap().favorite);
 
+    // Cancel: nothing runs on dev (409, said on the page); a member cannot reach it; a
+    // running build is canceled from its page.
+    let dev = app.client.workspace("dev").await.unwrap();
+    app.client
+        .follow_job(&dev.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let idle = post_as("/@owner/dev/cancel", owner_token, &[])
+        .await
+        .unwrap();
+    assert_eq!(idle.status(), 409);
+    assert!(idle.text().await.unwrap().contains("already finished"));
+    push(&app, "sleepy", SLEEPY_TF).await;
+    let job = create(&app, "sleepy", "sleepy").await;
+    let foreign = post_as("/@owner/sleepy/cancel", member.token().unwrap(), &[])
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let canceled = post_as("/@owner/sleepy/cancel", owner_token, &[])
+        .await
+        .unwrap();
+    assert_eq!(canceled.status(), 303);
+    let job = app.client.follow_job(&job, |_| {}).await.unwrap();
+    assert_eq!(job.status, hangar::model::JobStatus::Canceled);
+    let sleepy = app.client.workspace("sleepy").await.unwrap();
+    assert_eq!(sleepy.status, hangar::model::WorkspaceStatus::Canceled);
+
     // A value not among the options, then a taken name: 400, the form again, nothing made.
     let create_form = |form: &'static [(&'static str, &'static str)]| {
         post_as("/templates/web/create", owner_token, form)
@@ -667,7 +706,7 @@ async fn pages_show_members_their_own_and_render_errors() {
         body.contains("id=\"error-name\"") && body.contains("already have a workspace named"),
         "{body}"
     );
-    assert_eq!(app.client.workspaces(true, "").await.unwrap().len(), 1);
+    assert_eq!(app.client.workspaces(true, "").await.unwrap().len(), 2);
 
     let login = http
         .post(format!("{}/login", app.url))

@@ -127,7 +127,7 @@ async fn local_workspace_lifecycle_through_the_cli() {
     let out = app.cli(&["start", "dev", "-y"]).await;
     assert!(stdout(&out).contains("already running"), "{}", stdout(&out));
     assert_eq!(
-        app.client.workspace_builds("dev").await.unwrap().len(),
+        app.client.workspace_builds("dev", 100).await.unwrap().len(),
         3,
         "no needless rebuild"
     );
@@ -512,6 +512,145 @@ async fn members_see_only_their_own_workspaces() {
     app.stop().await;
 }
 
+/// The list pages and filters in SQL: 33 workspaces (one real, 32 seeded from it), pages
+/// of 10, every filter, favorites first, the bounds refused, a member still confined.
+#[tokio::test(flavor = "multi_thread")]
+async fn workspace_lists_page_and_filter_in_sql() {
+    use hangar::wire::workspaces::ListQuery;
+    let app = spawn_app().await;
+    push_files(
+        &app,
+        "t",
+        &[(
+            "main.tf",
+            &format!("{PROVIDER}resource \"terraform_data\" \"x\" {{}}\n"),
+        )],
+    )
+    .await;
+    let mia = app.user("mia", hangar::model::Role::Member).await;
+    app.client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "ws-000".into(),
+            template: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let real = wait_build(&app, "ws-000").await;
+    let owner_id = real.owner_id.clone();
+    let mia_id = mia.me().await.unwrap().id;
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.unwrap();
+    let model = seed::model(&pool, &real.id).await;
+    let mut plan: Vec<seed::Planned> = (1..30)
+        .map(|i| seed::Planned {
+            owner_id: owner_id.clone(),
+            name: format!("ws-{i:03}"),
+            stopped: i % 6 == 0,
+        })
+        .collect();
+    plan.extend((0..3).map(|i| seed::Planned {
+        owner_id: mia_id.clone(),
+        name: format!("mia-{i}"),
+        stopped: false,
+    }));
+    seed::seed(&pool, &model, &plan).await;
+
+    let page = |search: &str, limit: i64, offset: i64| {
+        let client = app.client.clone();
+        let q = ListQuery {
+            all: true,
+            search: search.into(),
+            limit: Some(limit),
+            offset: Some(offset),
+        };
+        async move { client.workspaces_page(&q).await }
+    };
+    let names = |p: &hangar::wire::workspaces::WorkspacesPage| -> Vec<String> {
+        p.workspaces.iter().map(|w| w.name.clone()).collect()
+    };
+    let first = page("", 10, 0).await.unwrap();
+    assert_eq!(first.count, 33);
+    assert_eq!(names(&first)[..3], ["mia-0", "mia-1", "mia-2"]);
+    assert_eq!(names(&first)[3], "ws-000");
+    // Seeded rows read like the real one: resources, template, version.
+    let seeded = &first.workspaces[4];
+    assert_eq!(seeded.resources.len(), real.resources.len());
+    assert_eq!(seeded.template, "t");
+    assert_eq!(seeded.template_version, real.template_version);
+    let last = page("", 10, 30).await.unwrap();
+    assert_eq!(names(&last), ["ws-027", "ws-028", "ws-029"]);
+    assert_eq!(last.count, 33);
+    let past = page("", 10, 40).await.unwrap();
+    assert!(past.workspaces.is_empty());
+    assert_eq!(past.count, 33, "past the end the count is still given");
+    // The whole list through the client's paging: every name once, in order.
+    let all = app.client.workspaces(true, "").await.unwrap();
+    assert_eq!(all.len(), 33);
+
+    let stopped = page("status:stopped", 100, 0).await.unwrap();
+    assert_eq!(names(&stopped), ["ws-006", "ws-012", "ws-018", "ws-024"]);
+    assert!(stopped
+        .workspaces
+        .iter()
+        .all(|w| w.status == WorkspaceStatus::Stopped));
+    assert_eq!(page("status:running", 100, 0).await.unwrap().count, 29);
+    assert_eq!(page("owner:mia", 100, 0).await.unwrap().count, 3);
+    assert_eq!(
+        page("owner:mia status:stopped", 100, 0)
+            .await
+            .unwrap()
+            .count,
+        0
+    );
+    assert_eq!(page("template:t", 100, 0).await.unwrap().count, 33);
+    assert_eq!(page("template:nope", 100, 0).await.unwrap().count, 0);
+    assert_eq!(
+        names(&page("ws-01", 100, 0).await.unwrap()).len(),
+        10,
+        "ws-010 … ws-019"
+    );
+    assert_eq!(names(&page("name:029", 100, 0).await.unwrap()), ["ws-029"]);
+    // LIKE wildcards in a search are literal characters.
+    assert_eq!(page("ws_0", 100, 0).await.unwrap().count, 0);
+    assert_eq!(page("%", 100, 0).await.unwrap().count, 0);
+
+    // The viewer's favorites come first.
+    app.client.set_favorite("ws-029", true).await.unwrap();
+    let favored = page("", 2, 0).await.unwrap();
+    assert_eq!(names(&favored), ["ws-029", "mia-0"]);
+    assert!(favored.workspaces[0].favorite && !favored.workspaces[1].favorite);
+
+    // Bounds and unknown words are 400s that say what is accepted.
+    for (search, limit, offset, says) in [
+        ("", 0, 0, "limit"),
+        ("", 101, 0, "limit"),
+        ("", 10, -1, "offset"),
+        ("status:sleeping", 10, 0, "running"),
+        ("colour:red", 10, 0, "owner:"),
+    ] {
+        let err = page(search, limit, offset).await.unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(StatusCode::BAD_REQUEST),
+            "{search} {limit} {offset}"
+        );
+        assert!(err.to_string().contains(says), "{err}");
+    }
+
+    // A member asking for everyone's still gets only her own, counted as such.
+    let hers = mia
+        .workspaces_page(&ListQuery {
+            all: true,
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hers.count, 3);
+    assert_eq!(names(&hers), ["mia-0", "mia-1"]);
+    app.stop().await;
+}
+
 /// Many jobs, two workers each claiming as fast as it can: every job exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_claims_take_each_job_once() {
@@ -868,7 +1007,7 @@ async fn orphan_delete_leaves_resources_and_templates_in_use_stay() {
     );
     let out = app.cli(&["restart", "pinned", "-y"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let builds = app.client.workspace_builds("pinned").await.unwrap();
+    let builds = app.client.workspace_builds("pinned", 100).await.unwrap();
     let transitions: Vec<Transition> = builds.iter().map(|b| b.transition).collect();
     assert_eq!(
         transitions,

@@ -192,9 +192,9 @@ pub fn route_table() -> Vec<RouteDef> {
         .body::<tp::DryRunRequest>()
         .created::<jb::Job>(),
         r(g, "/workspaces", User, get(workspaces::list))
-            .doc("The caller's workspaces (everyone's with `all`), favorites first")
+            .doc("A page of the caller's workspaces (everyone's with `all`), favorites first, filtered by `search`, with the count of all that match")
             .query::<ws::ListQuery>()
-            .list::<ws::WorkspaceView>(),
+            .ok::<ws::WorkspacesPage>(),
         r(p, "/workspaces", User, post(workspaces::create))
             .doc("Create a workspace and queue its first start")
             .body::<ws::CreateWorkspaceRequest>()
@@ -213,7 +213,8 @@ pub fn route_table() -> Vec<RouteDef> {
             Workspace,
             get(workspaces::builds),
         )
-        .doc("A workspace's builds, newest first")
+        .doc("A page of a workspace's builds, newest first")
+        .query::<ws::BuildsQuery>()
         .list::<ws::BuildView>(),
         r(
             p,

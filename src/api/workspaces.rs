@@ -16,13 +16,16 @@ use super::{ApiError, ApiResult, AppState, FieldError};
 use crate::db::agents::Agent;
 use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
-use crate::db::workspaces::{BuildWithJob, NewBuild, QueueError, Workspace};
+use crate::db::workspaces::{
+    BuildDetail, Listing, NewBuild, QueueError, Workspace, WorkspaceQuery,
+};
 use crate::model::parameter::resolve;
+use crate::model::search::WorkspaceSearch;
 use crate::model::{new_id, now_ms, Name, Transition, WorkspaceStatus};
 use crate::wire::agents::AgentView;
 use crate::wire::workspaces::{
-    AgentInstructions, BuildQuery, BuildRequest, BuildView, CreateWorkspaceRequest,
-    FavoriteRequest, InstructionsQuery, ListQuery, WorkspaceView,
+    AgentInstructions, BuildQuery, BuildRequest, BuildView, BuildsQuery, CreateWorkspaceRequest,
+    FavoriteRequest, InstructionsQuery, ListQuery, WorkspaceView, WorkspacesPage,
 };
 use crate::wire::Timestamp;
 
@@ -186,54 +189,62 @@ pub async fn create_workspace(
             &template.name,
         )
         .await?;
-    workspace_view(state, ws, &auth.user).await
+    view_of(state, &auth.user, &ws).await
 }
 
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Vec<WorkspaceView>>> {
-    Ok(Json(list_views(&state, &auth, &q).await?))
+) -> ApiResult<Json<WorkspacesPage>> {
+    Ok(Json(list_page(&state, &auth, &q).await?))
 }
 
-/// The caller's workspaces (everyone's with `all`, for roles that see them), favorites first.
-pub async fn list_views(
-    state: &AppState,
-    auth: &Auth,
-    q: &ListQuery,
-) -> ApiResult<Vec<WorkspaceView>> {
-    let owner = if q.all && auth.user.role.sees_all_workspaces() {
+/// Page size when the caller names none, and the largest it may name.
+pub const DEFAULT_PAGE: i64 = 25;
+pub const MAX_PAGE: i64 = 100;
+
+/// `limit` and `offset` as given, checked.
+pub fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}, not {limit}: page with offset"
+        )));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest(format!(
+            "offset must be 0 or more, not {offset}"
+        )));
+    }
+    Ok((limit, offset))
+}
+
+/// A page of the caller's workspaces (everyone's with `all`, for roles that see them),
+/// favorites first, filtered by the search in SQL.
+pub async fn list_page(state: &AppState, auth: &Auth, q: &ListQuery) -> ApiResult<WorkspacesPage> {
+    let search = WorkspaceSearch::parse(&q.search).map_err(ApiError::BadRequest)?;
+    let (limit, offset) = page_bounds(q.limit, q.offset)?;
+    let owner_id = if q.all && auth.user.role.sees_all_workspaces() {
         None
     } else {
         Some(auth.user.id.as_str())
     };
-    let mut out = Vec::new();
-    for ws in state.db.list_workspaces(owner, &auth.user.id).await? {
-        let owner_user = state
-            .db
-            .get_user(&ws.owner_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("workspace without owner"))?;
-        let view = workspace_view(state, ws, &owner_user).await?;
-        if matches_search(&view, &q.search) {
-            out.push(view);
-        }
-    }
-    Ok(out)
-}
-
-/// `name`, `owner:alice`, `template:local`, `status:running`, combined with spaces.
-fn matches_search(view: &WorkspaceView, search: &str) -> bool {
-    search
-        .split_whitespace()
-        .all(|term| match term.split_once(':') {
-            Some(("owner", v)) => view.owner == v,
-            Some(("template", v)) => view.template == v,
-            Some(("status", v)) => view.status.as_str() == v,
-            Some(("name", v)) => view.name.contains(v),
-            _ => view.name.contains(term),
-        })
+    let query = WorkspaceQuery {
+        viewer_id: &auth.user.id,
+        owner_id,
+        search: &search,
+        limit,
+        offset,
+    };
+    let (listings, count) = state.db.list_workspace_page(&query).await?;
+    let now = now_ms();
+    let workspaces = listings
+        .into_iter()
+        .map(|l| workspace_view(l, now))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(WorkspacesPage { workspaces, count })
 }
 
 pub async fn get(
@@ -241,8 +252,8 @@ pub async fn get(
     auth: Auth,
     Path((owner, name)): Path<(String, String)>,
 ) -> ApiResult<Json<WorkspaceView>> {
-    let (ws, owner_user) = find_workspace(&state, &auth, &owner, &name).await?;
-    Ok(Json(workspace_view(&state, ws, &owner_user).await?))
+    let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
+    Ok(Json(view_of(&state, &auth.user, &ws).await?))
 }
 
 pub async fn build(
@@ -370,28 +381,35 @@ pub async fn queue_build(
         .await?;
     let full = state
         .db
-        .get_build(&build.id)
+        .build_detail(&build.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("build vanished"))?;
-    build_view(state, full).await
+    Ok(build_view(full)?)
 }
 
 pub async fn builds(
     State(state): State<AppState>,
     auth: Auth,
     Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<BuildsQuery>,
 ) -> ApiResult<Json<Vec<BuildView>>> {
     let (ws, _) = find_workspace(&state, &auth, &owner, &name).await?;
-    Ok(Json(build_history(&state, &ws).await?))
+    let (limit, offset) = page_bounds(q.limit, q.offset)?;
+    Ok(Json(build_history(&state, &ws, limit, offset).await?))
 }
 
-/// Every build of a workspace, newest first.
-pub async fn build_history(state: &AppState, ws: &Workspace) -> ApiResult<Vec<BuildView>> {
-    let mut out = Vec::new();
-    for b in state.db.list_builds(&ws.id).await? {
-        out.push(build_view(state, b).await?);
-    }
-    Ok(out)
+/// A page of a workspace's builds, newest first, in one query.
+pub async fn build_history(
+    state: &AppState,
+    ws: &Workspace,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<Vec<BuildView>> {
+    let details = state.db.build_details(&ws.id, limit, offset).await?;
+    Ok(details
+        .into_iter()
+        .map(build_view)
+        .collect::<anyhow::Result<_>>()?)
 }
 
 pub async fn favorite(
@@ -421,20 +439,17 @@ pub async fn set_favorite(
     Ok(())
 }
 
-/// The build and the workspace it belongs to, if the caller may see it.
-async fn visible_build(state: &AppState, auth: &Auth, id: &str) -> ApiResult<BuildWithJob> {
-    let b = state
-        .db
-        .get_build(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no build {id:?}")))?;
+/// The build, if the caller may see its workspace.
+async fn visible_build(state: &AppState, auth: &Auth, id: &str) -> ApiResult<BuildDetail> {
+    let not_found = || ApiError::NotFound(format!("no build {id:?}"));
+    let b = state.db.build_detail(id).await?.ok_or_else(not_found)?;
     let ws = state
         .db
-        .get_workspace(&b.build.workspace_id)
+        .get_workspace(&b.build.build.workspace_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("build without workspace"))?;
     if !super::authz::may_see_workspace(&auth.user, &ws.owner_id) {
-        return Err(ApiError::NotFound(format!("no build {id:?}")));
+        return Err(not_found());
     }
     Ok(b)
 }
@@ -445,7 +460,7 @@ pub async fn get_build(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildView>> {
     let b = visible_build(&state, &auth, &id).await?;
-    Ok(Json(build_view(&state, b).await?))
+    Ok(Json(build_view(b)?))
 }
 
 pub async fn cancel_build(
@@ -453,93 +468,87 @@ pub async fn cancel_build(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildView>> {
-    let b = visible_build(&state, &auth, &id).await?;
-    if !state.db.cancel_job(&b.build.job_id).await? {
-        return Err(ApiError::Conflict(format!(
-            "build #{} already finished ({})",
-            b.build.number, b.job_status
-        )));
-    }
-    let _ = state.job_updates.send(b.build.job_id.clone());
-    state
-        .db
-        .audit(Some(&auth.user.id), "cancel_build", &b.build.id, "")
-        .await?;
-    let b = visible_build(&state, &auth, &id).await?;
-    Ok(Json(build_view(&state, b).await?))
+    Ok(Json(cancel(&state, &auth, &id).await?))
 }
 
-pub async fn build_view(state: &AppState, b: BuildWithJob) -> ApiResult<BuildView> {
-    let job = state
-        .db
-        .get_job(&b.build.job_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("build without job"))?;
-    let version = state
-        .db
-        .get_template_version(&b.build.template_version_id)
-        .await?;
-    let initiator = state
-        .db
-        .get_user(&b.build.initiator_id)
-        .await?
-        .map(|u| u.username)
-        .unwrap_or_default();
-    let workspace_status = b.workspace_status();
-    let b = b.build;
-    Ok(BuildView {
-        parameters: b.parameters,
-        template_version: version.map(|v| v.name).unwrap_or_default(),
-        id: b.id,
-        number: b.number,
-        transition: b.transition,
-        status: job.status,
-        workspace_status,
-        template_version_id: b.template_version_id,
-        initiator,
-        orphan: b.orphan,
-        created_at: Timestamp(b.created_at),
-        job: super::convert::job(job)?,
-    })
-}
-
-pub async fn workspace_view(
+/// Cancels the latest build of a workspace (the web page's Cancel button).
+pub async fn cancel_latest(
     state: &AppState,
-    ws: Workspace,
-    owner: &User,
-) -> ApiResult<WorkspaceView> {
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+) -> ApiResult<BuildView> {
+    let (ws, _) = find_workspace(state, auth, owner, name).await?;
     let latest = state
         .db
         .latest_build(&ws.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
-    let template = state
+    cancel(state, auth, &latest.build.id).await
+}
+
+/// Cancels a pending or running build the caller may see; a finished one is a conflict.
+pub async fn cancel(state: &AppState, auth: &Auth, id: &str) -> ApiResult<BuildView> {
+    let b = visible_build(state, auth, id).await?;
+    if !state.db.cancel_job(&b.build.build.job_id).await? {
+        return Err(ApiError::Conflict(format!(
+            "build #{} already finished ({})",
+            b.build.build.number, b.build.job_status
+        )));
+    }
+    let _ = state.job_updates.send(b.build.build.job_id.clone());
+    state
         .db
-        .get_template(&ws.template_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("workspace template missing"))?;
-    let version = state
+        .audit(Some(&auth.user.id), "cancel_build", &b.build.build.id, "")
+        .await?;
+    let b = visible_build(state, auth, id).await?;
+    Ok(build_view(b)?)
+}
+
+pub fn build_view(d: BuildDetail) -> anyhow::Result<BuildView> {
+    let workspace_status = d.build.workspace_status();
+    let b = d.build.build;
+    Ok(BuildView {
+        parameters: b.parameters,
+        template_version: d.version_name,
+        id: b.id,
+        number: b.number,
+        transition: b.transition,
+        status: d.job.status,
+        workspace_status,
+        template_version_id: b.template_version_id,
+        initiator: d.initiator_name,
+        orphan: b.orphan,
+        created_at: Timestamp(b.created_at),
+        job: super::convert::job(d.job)?,
+    })
+}
+
+/// The view of one workspace, as `viewer` sees it (their favorite mark).
+pub async fn view_of(state: &AppState, viewer: &User, ws: &Workspace) -> ApiResult<WorkspaceView> {
+    let listing = state
         .db
-        .get_template_version(&latest.build.template_version_id)
+        .workspace_listings(&viewer.id, std::slice::from_ref(&ws.id))
         .await?
-        .ok_or_else(|| anyhow::anyhow!("build version missing"))?;
-    let active_version = match &template.active_version_id {
-        Some(id) => state.db.get_template_version(id).await?.map(|v| v.name),
-        None => None,
-    };
-    let status = latest.workspace_status();
-    let resources = state.db.list_resources(&latest.build.id).await?;
-    let mut agents = state.db.list_agents(&latest.build.id).await?;
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("workspace {} has no build", ws.id))?;
+    Ok(workspace_view(listing, now_ms())?)
+}
+
+/// A workspace's view from its listing at `now`: resources with their agents, health, cost.
+pub fn workspace_view(l: Listing, now: i64) -> anyhow::Result<WorkspaceView> {
+    let ws = l.workspace;
+    let status = l.latest.build.workspace_status();
     let place = AgentPlace {
         workspace_id: &ws.id,
         workspace_name: &ws.name,
-        owner_name: &owner.username,
+        owner_name: &l.owner_name,
     };
-    let now = now_ms();
+    let mut agents = l.agents;
     let view = |a: &Agent| super::convert::agent(a, &place, now);
     let mut views = Vec::new();
     let mut daily_cost = 0;
-    for r in resources {
+    for r in l.resources {
         let mine = agents
             .iter()
             .filter(|a| a.host_address.as_deref() == Some(r.address.as_str()))
@@ -553,31 +562,32 @@ pub async fn workspace_view(
         .iter()
         .map(view)
         .collect::<anyhow::Result<Vec<AgentView>>>()?;
-    let all_agents: Vec<&AgentView> = views
-        .iter()
-        .flat_map(|r| r.agents.iter())
-        .chain(external_agents.iter())
-        .collect();
-    let healthy = status == WorkspaceStatus::Running && all_agents.iter().all(|a| a.healthy);
+    let healthy = status == WorkspaceStatus::Running
+        && views
+            .iter()
+            .flat_map(|r| r.agents.iter())
+            .chain(external_agents.iter())
+            .all(|a| a.healthy);
+    let version_id = l.latest.build.build.template_version_id.clone();
     Ok(WorkspaceView {
         id: ws.id,
         name: ws.name,
-        owner: owner.username.clone(),
-        owner_id: owner.id.clone(),
-        template: template.name,
-        template_id: template.id,
-        outdated: template
+        owner: l.owner_name,
+        owner_id: ws.owner_id,
+        template: l.template_name,
+        template_id: ws.template_id,
+        outdated: l
             .active_version_id
             .as_deref()
-            .is_some_and(|a| a != version.id),
-        template_version: version.name,
-        active_version,
+            .is_some_and(|a| a != version_id),
+        template_version: l.latest.version_name.clone(),
+        active_version: l.active_version_name,
         status,
         healthy,
         favorite: ws.favorite,
-        external: version.has_external_agent,
+        external: l.has_external_agent,
         created_at: Timestamp(ws.created_at),
-        latest_build: build_view(state, latest).await?,
+        latest_build: build_view(l.latest)?,
         resources: views,
         external_agents,
         daily_cost,

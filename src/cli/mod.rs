@@ -82,6 +82,9 @@ pub enum Command {
     /// A workspace's build history.
     Builds {
         name: String,
+        /// How many of the newest builds to show (1 to 100).
+        #[arg(short = 'n', long, default_value_t = 25, value_parser = clap::value_parser!(i64).range(1..=100))]
+        limit: i64,
         #[arg(short, long, value_enum, default_value_t)]
         output: output::Format,
     },
@@ -202,7 +205,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             follow,
         } => workspaces::logs(&name, build, follow).await,
         Command::Cancel { name } => workspaces::cancel(&name).await,
-        Command::Builds { name, output } => workspaces::builds(&name, output).await,
+        Command::Builds {
+            name,
+            limit,
+            output,
+        } => workspaces::builds(&name, limit, output).await,
         Command::Favorite { name } => {
             session::client()?.set_favorite(&name, true).await?;
             println!("{name} is a favorite.");

@@ -723,10 +723,12 @@ fn push_apps(out: &mut String, indent: &str, agent: &crate::wire::agents::AgentV
 
 pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
-    let builds = client.workspace_builds(name).await?;
+    let builds = client.workspace_builds(name, 100).await?;
     let b = match build {
         Some(n) => builds.iter().find(|b| b.number == n).ok_or_else(|| {
-            anyhow::anyhow!("{name} has no build #{n}: see `hangar builds {name}`")
+            anyhow::anyhow!(
+                "{name} has no build #{n} among its newest 100: see `hangar builds {name}`"
+            )
         })?,
         None => builds
             .first()
@@ -743,9 +745,9 @@ pub async fn logs(name: &str, build: Option<i64>, follow: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn builds(name: &str, format: Format) -> anyhow::Result<ExitCode> {
+pub async fn builds(name: &str, limit: i64, format: Format) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
-    let builds = client.workspace_builds(name).await?;
+    let builds = client.workspace_builds(name, limit).await?;
     match format {
         Format::Json => output::json(&builds)?,
         Format::Table => {

@@ -122,6 +122,30 @@ impl Database {
             .await?;
         rows.iter().map(agent_from_row).collect()
     }
+
+    /// The agents of these builds, by build, each list ordered by name.
+    pub async fn agents_of_builds(
+        &self,
+        build_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<Agent>>, sqlx::Error> {
+        let mut out: std::collections::HashMap<String, Vec<Agent>> = Default::default();
+        if build_ids.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM workspace_agents WHERE build_id IN ({}) ORDER BY name",
+            super::workspaces::placeholders(1, build_ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in build_ids {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(self.pool()).await? {
+            let a = agent_from_row(&row)?;
+            out.entry(a.build_id.clone()).or_default().push(a);
+        }
+        Ok(out)
+    }
 }
 
 /// An agent with what decides whether its token still works and who may see it.

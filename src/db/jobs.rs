@@ -36,9 +36,9 @@ pub struct JobLog {
     pub text: String,
 }
 
-const COLUMNS: &str = "id, kind, status, input, worker_id, created_at, started_at, updated_at, completed_at, canceled_at, error, error_code, timings, result";
+pub(super) const COLUMNS: &str = "id, kind, status, input, worker_id, created_at, started_at, updated_at, completed_at, canceled_at, error, error_code, timings, result";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
+pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
     Ok(Job {
         id: row.try_get("id")?,
         kind: parse_text("kind", &row.try_get::<String, _>("kind")?)?,

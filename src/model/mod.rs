@@ -5,6 +5,7 @@ pub mod archive;
 pub mod name;
 pub mod parameter;
 pub mod resource;
+pub mod search;
 pub mod secret;
 pub mod status;
 

@@ -4,7 +4,7 @@
 
 mod views;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:name", get(workspace_page))
         .route("/@:owner/:name/favorite", post(favorite))
         .route("/@:owner/:name/builds", post(build))
+        .route("/@:owner/:name/cancel", post(cancel))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
 }
@@ -173,16 +174,33 @@ async fn logout(State(state): State<AppState>, auth: Option<Auth>) -> PageResult
     Ok(resp)
 }
 
-async fn workspace_list(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+/// `/?search=&page=`: the list's search box and page, as the API's.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ListParams {
+    #[serde(default)]
+    search: String,
+    #[serde(default)]
+    page: i64,
+}
+
+/// Workspaces per page of the web list.
+const LIST_PAGE: i64 = 50;
+
+async fn workspace_list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<ListParams>,
+) -> PageResult {
     // Owners and template-admins see everyone's workspaces; members their own.
+    let page_no = params.page.max(0);
     let q = ListQuery {
         all: true,
-        search: String::new(),
+        search: params.search.clone(),
+        limit: Some(LIST_PAGE),
+        offset: Some(page_no.saturating_mul(LIST_PAGE)),
     };
-    let list = workspaces::list_views(&state, &viewer.0, &q).await?;
-    let ctx = ListPage {
-        workspaces: list.iter().map(ListRow::from).collect(),
-    };
+    let list = workspaces::list_page(&state, &viewer.0, &q).await?;
+    let ctx = ListPage::new(&list, &params.search, page_no, LIST_PAGE);
     page("workspaces.html", &ctx, &viewer)
 }
 
@@ -191,9 +209,9 @@ async fn workspace_page(
     viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
 ) -> PageResult {
-    let (ws, owner_user) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
-    let builds = workspaces::build_history(&state, &ws).await?;
-    let ws = workspaces::workspace_view(&state, ws, &owner_user).await?;
+    let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
+    let builds = workspaces::build_history(&state, &ws, workspaces::MAX_PAGE, 0).await?;
+    let ws = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
     let mut details = Vec::new();
     for a in ws.agents() {
         let logs = state.db.tail_agent_logs(&a.id, AGENT_LOG_LINES).await?;
@@ -247,6 +265,15 @@ async fn build(
     Ok(see_other(&workspace_href(&owner, &name)))
 }
 
+async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> PageResult {
+    workspaces::cancel_latest(&state, &viewer.0, &owner, &name).await?;
+    Ok(see_other(&workspace_href(&owner, &name)))
+}
+
 async fn build_page(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -255,12 +282,10 @@ async fn build_page(
     let (ws, owner_user) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
     let found = state
         .db
-        .list_builds(&ws.id)
+        .build_detail_by_number(&ws.id, number)
         .await?
-        .into_iter()
-        .find(|b| b.build.number == number)
         .ok_or_else(|| ApiError::NotFound(format!("workspace {name:?} has no build #{number}")))?;
-    let build = workspaces::build_view(&state, found).await?;
+    let build = workspaces::build_view(found)?;
     let logs = jobs::logs_page(&state, &build.job.id, 0, false).await?;
     let ctx = BuildPage::new(&owner_user.username, &ws.name, build, logs);
     page("build.html", &ctx, &viewer)

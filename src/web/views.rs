@@ -12,7 +12,7 @@ use crate::model::{Transition, WorkspaceStatus};
 use crate::wire::agents::{AgentLog, MetadataView};
 use crate::wire::jobs::{JobLog, LogsPage};
 use crate::wire::templates::TemplateView;
-use crate::wire::workspaces::{BuildView, WorkspaceView};
+use crate::wire::workspaces::{BuildView, WorkspaceView, WorkspacesPage};
 use crate::wire::Timestamp;
 
 const VIEWS: &[(&str, &str)] = &[
@@ -124,6 +124,45 @@ impl From<&WorkspaceView> for ListRow {
 #[derive(Serialize)]
 pub struct ListPage {
     pub workspaces: Vec<ListRow>,
+    pub search: String,
+    /// How many match in all, and the links to the neighbouring pages (when they exist).
+    pub count: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl ListPage {
+    pub fn new(list: &WorkspacesPage, search: &str, page: i64, per_page: i64) -> ListPage {
+        let link = |p: i64| {
+            let mut url = format!("/?page={p}");
+            if !search.is_empty() {
+                url.push_str("&search=");
+                url.push_str(&urlencode(search));
+            }
+            url
+        };
+        ListPage {
+            workspaces: list.workspaces.iter().map(ListRow::from).collect(),
+            search: search.to_string(),
+            count: list.count,
+            prev: (page > 0).then(|| link(page - 1)),
+            next: ((page + 1) * per_page < list.count).then(|| link(page + 1)),
+        }
+    }
+}
+
+/// `text` for a URL's query string.
+fn urlencode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// One line of a workspace's build history.
@@ -658,19 +697,35 @@ mod tests {
                 "list",
                 render(
                     "workspaces.html",
-                    &ListPage {
-                        workspaces: vec![
-                            ListRow::from(&ws),
-                            ListRow::from(&workspace(JobStatus::Failed)),
-                        ],
-                    },
+                    &ListPage::new(
+                        &WorkspacesPage {
+                            workspaces: vec![ws.clone(), workspace(JobStatus::Failed)],
+                            count: 120,
+                        },
+                        "owner:me dev&x",
+                        1,
+                        50,
+                    ),
                     user,
                 )
                 .unwrap(),
             ),
             (
                 "list-empty",
-                render("workspaces.html", &ListPage { workspaces: vec![] }, user).unwrap(),
+                render(
+                    "workspaces.html",
+                    &ListPage::new(
+                        &WorkspacesPage {
+                            workspaces: vec![],
+                            count: 0,
+                        },
+                        "",
+                        0,
+                        50,
+                    ),
+                    user,
+                )
+                .unwrap(),
             ),
             (
                 "workspace",
@@ -763,6 +818,16 @@ mod tests {
             assert!(list.contains(column), "{column}");
         }
         assert!(list.contains("href=\"/@owner/dev\""), "{list}");
+        // Page 2 of 3 (120 at 50 a page), the search kept in both links and the box.
+        assert!(list.contains("120 workspaces"), "{list}");
+        for link in [
+            "id=\"prev-page\" href=\"/?page=0&amp;search=owner%3Ame%20dev%26x\"",
+            "id=\"next-page\" href=\"/?page=2&amp;search=owner%3Ame%20dev%26x\"",
+            "value=\"owner:me dev&amp;x\"",
+        ] {
+            assert!(list.contains(link), "{link} missing in {list}");
+        }
+        assert!(!page("list-empty").contains("next-page"));
         let ws = page("workspace");
         for word in [
             "computational",
@@ -801,6 +866,11 @@ mod tests {
             "no delete while a build runs"
         );
         assert!(page("workspace-busy").contains("http-equiv=\"refresh\""));
+        assert!(page("workspace-busy").contains("action=\"/@owner/dev/cancel\""));
+        assert!(
+            !page("workspace").contains("/cancel\""),
+            "nothing to cancel when idle"
+        );
         assert!(page("templates").contains("Where it runs"));
         assert!(page("templates").contains("href=\"/templates/local/create\""));
         assert!(!page("templates").contains("/templates/broken/create"));

@@ -123,14 +123,35 @@ impl WorkspaceView {
     }
 }
 
-/// `GET /workspaces?all=&search=`.
+/// `GET /workspaces?all=&search=&limit=&offset=`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     pub all: bool,
+    /// `name`, `owner:alice`, `template:local`, `status:running`, `name:dev`, with spaces.
     #[serde(default)]
     pub search: String,
+    /// Page size: 1 to 100, 25 when absent.
+    pub limit: Option<i64>,
+    /// How many matching workspaces to skip.
+    pub offset: Option<i64>,
+}
+
+/// `GET /workspaces/{owner}/{name}/builds?limit=&offset=`: newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuildsQuery {
+    /// Page size: 1 to 100, 25 when absent.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// One page of the workspace list, and how many workspaces match in all (Coder's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkspacesPage {
+    pub workspaces: Vec<WorkspaceView>,
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

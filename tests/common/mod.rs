@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod seed;
+
 use hangar::client::Client;
 use hangar::config::Config;
 use hangar::db::Database;
