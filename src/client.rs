@@ -38,7 +38,14 @@ pub enum ClientError {
     },
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
+    /// A session's WebSocket could not be opened.
+    #[error("cannot open a session through {url}: {reason}")]
+    Session { url: String, reason: String },
 }
+
+/// A session's WebSocket to the server (its binary frames are the session's bytes).
+pub type SessionSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn render_error(body: &ErrorBody) -> String {
     let mut out = body.message.clone();
@@ -328,6 +335,60 @@ impl Client {
 
     pub async fn delete_template(&self, name: &str) -> ClientResult<()> {
         self.delete(&format!("/templates/{name}")).await
+    }
+
+    // Sessions into workspaces.
+
+    /// Opens a WebSocket relayed to TCP `port` on an agent's loopback.
+    pub async fn dial_tcp(&self, agent_id: &str, port: u16) -> ClientResult<SessionSocket> {
+        self.dial(&format!("/workspaceagents/{agent_id}/tcp?port={port}"))
+            .await
+    }
+
+    async fn dial(&self, path: &str) -> ClientResult<SessionSocket> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        let base = &self.base;
+        let ws_base = base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+            .unwrap_or_else(|| base.clone());
+        let url = format!("{ws_base}/api/v2{path}");
+        let failed = |reason: String| ClientError::Session {
+            url: base.clone(),
+            reason,
+        };
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(t) = &self.token {
+            let value = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| failed("the session token is not a valid header value".into()))?;
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
+                value,
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(WsError::Http(resp)) => {
+                let status =
+                    StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
+                    .unwrap_or_else(|| ErrorBody {
+                        message: format!("the server answered {status}"),
+                        ..Default::default()
+                    });
+                Err(ClientError::Api { status, body })
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
     }
 
     // Workspaces.

@@ -4,7 +4,8 @@
 //! - `server` + `api` + `web` are the server's faces; `db` is the only place SQL lives.
 //! - `model` holds plain types and rules; `provisioner` runs terraform for jobs.
 //! - `provider` is the Terraform provider this same binary serves to terraform.
-//! - `agent` runs inside a workspace and connects back to the server.
+//! - `agent` runs inside a workspace and connects back to the server; `tunnel` is the
+//!   multiplexed transport over that connection that user sessions ride on.
 //! - `wire` holds the API's request and response types: server, client, CLI, agent and
 //!   tests all speak them (it depends on `model` only).
 
@@ -19,5 +20,6 @@ pub mod model;
 pub mod provider;
 pub mod provisioner;
 pub mod server;
+pub mod tunnel;
 pub mod web;
 pub mod wire;

@@ -39,6 +39,8 @@ enum Expect {
     AlicesAndAdmins,
     /// A template import: owners and template-admins; members see a 404.
     AdminsElse404,
+    /// A session into alice's workspace: alice alone; every other user sees a 404.
+    AliceOnly,
 }
 
 fn expect(method: &Method, path: &str) -> Expect {
@@ -70,6 +72,7 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("PUT", "/users/:user/status/suspend")
         | ("PUT", "/users/:user/status/activate")
         | ("GET", "/audit") => OwnerOnly,
+        ("GET", "/workspaceagents/:id/tcp") => AliceOnly,
         (_, p)
             if p.starts_with("/workspaces/:owner/:name")
                 || p.starts_with("/workspacebuilds/:id")
@@ -92,6 +95,7 @@ fn allowed(expect: Expect, caller: Caller) -> bool {
         Admins | AdminsElse404 => matches!(caller, Owner | TemplateAdmin),
         OwnerOnly => caller == Owner,
         AlicesAndAdmins => matches!(caller, Owner | TemplateAdmin | Alice),
+        AliceOnly => caller == Alice,
     }
 }
 
@@ -100,7 +104,7 @@ fn refusal(expect: Expect, caller: Caller) -> StatusCode {
     use Expect::*;
     match (expect, caller) {
         (AgentOnly, _) | (_, Anonymous) | (_, Agent) => StatusCode::UNAUTHORIZED,
-        (AlicesAndAdmins | AdminsElse404, _) => StatusCode::NOT_FOUND,
+        (AlicesAndAdmins | AdminsElse404 | AliceOnly, _) => StatusCode::NOT_FOUND,
         _ => StatusCode::FORBIDDEN,
     }
 }

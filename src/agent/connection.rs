@@ -5,15 +5,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::protocol::{AgentMessage, ServerMessage};
 use super::{backoff, AgentConfig};
 use crate::model::agent::{Lifecycle, HEARTBEAT_INTERVAL_MS};
+use crate::tunnel;
 
 /// The longest wait between reconnect attempts: after a server restart the agent is back
 /// within this (plus the connect itself).
@@ -124,12 +123,12 @@ fn next_batch(pending: &mut VecDeque<AgentMessage>) -> Option<AgentMessage> {
     Some(AgentMessage::Logs { logs })
 }
 
-async fn send(socket: &mut Socket, msg: &AgentMessage) -> Result<(), String> {
+async fn send(control: &mpsc::Sender<String>, msg: &AgentMessage) -> Result<(), String> {
     let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
-    socket
-        .send(Message::Text(text))
+    control
+        .send(text)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|_| "the connection is closed".to_string())
 }
 
 /// How a session ended.
@@ -139,8 +138,39 @@ enum Ended {
     Lost(String),
 }
 
+/// One connection: the control protocol in text frames, and the tunnel whose streams
+/// the server opens for user sessions (ended with the connection).
 async fn session(
-    socket: &mut Socket,
+    socket: Socket,
+    hello: &Hello,
+    rx: &mut mpsc::UnboundedReceiver<AgentMessage>,
+    pending: &mut VecDeque<AgentMessage>,
+    lifecycle: &watch::Receiver<Lifecycle>,
+    reporters_gone: &mut bool,
+) -> Ended {
+    let tunnel::Split {
+        mut control_rx,
+        control_tx,
+        mux,
+    } = tunnel::split(socket);
+    let streams = tokio::spawn(tunnel::agent_side(mux, super::sessions::serve));
+    let ended = control(
+        &mut control_rx,
+        &control_tx,
+        hello,
+        rx,
+        pending,
+        lifecycle,
+        reporters_gone,
+    )
+    .await;
+    streams.abort();
+    ended
+}
+
+async fn control(
+    control_rx: &mut mpsc::Receiver<String>,
+    control_tx: &mpsc::Sender<String>,
     hello: &Hello,
     rx: &mut mpsc::UnboundedReceiver<AgentMessage>,
     pending: &mut VecDeque<AgentMessage>,
@@ -153,7 +183,7 @@ async fn session(
         arch: hello.arch.clone(),
         hostname: hello.hostname.clone(),
     };
-    if let Err(e) = send(socket, &first).await {
+    if let Err(e) = send(control_tx, &first).await {
         return Ended::Lost(e);
     }
     // Read the lifecycle first, then take everything already queued: whatever was
@@ -170,13 +200,12 @@ async fn session(
         // Deliver the queue before waiting; a failed send keeps the message for the next
         // connection.
         while let Some(msg) = next_batch(pending) {
-            if let Err(e) = send(socket, &msg).await {
+            if let Err(e) = send(control_tx, &msg).await {
                 pending.push_front(msg);
                 return Ended::Lost(e);
             }
         }
         if *reporters_gone {
-            let _ = socket.close(None).await;
             return Ended::Done;
         }
         tokio::select! {
@@ -188,27 +217,23 @@ async fn session(
                 if last_heard.elapsed() > interval * 3 {
                     return Ended::Lost("the server stopped answering heartbeats".into());
                 }
-                if let Err(e) = send(socket, &AgentMessage::Heartbeat).await {
+                if let Err(e) = send(control_tx, &AgentMessage::Heartbeat).await {
                     return Ended::Lost(e);
                 }
             }
-            frame = socket.next() => match frame {
+            text = control_rx.recv() => match text {
                 None => return Ended::Lost("the server closed the connection".into()),
-                Some(Err(e)) => return Ended::Lost(e.to_string()),
-                Some(Ok(Message::Close(_))) => return Ended::Lost("the server closed the connection".into()),
-                Some(Ok(Message::Text(text))) => {
+                Some(text) => {
                     last_heard = Instant::now();
                     match serde_json::from_str::<ServerMessage>(&text) {
                         Ok(ServerMessage::Pong) => {}
                         Ok(ServerMessage::Goodbye { reason }) => {
-                            let _ = socket.close(None).await;
                             return Ended::Lost(format!("the server said goodbye: {reason}"));
                         }
                         // A newer server may say things this agent does not know yet.
                         Err(_) => {}
                     }
                 }
-                Some(Ok(_)) => last_heard = Instant::now(),
             },
         }
     }
@@ -227,12 +252,12 @@ pub async fn run(
     let mut refusals = 0u32;
     loop {
         let cap = match connect(&config).await {
-            Ok(mut socket) => {
+            Ok(socket) => {
                 tracing::info!("connected to the server");
                 attempt = 0;
                 refusals = 0;
                 match session(
-                    &mut socket,
+                    socket,
                     &hello,
                     &mut rx,
                     &mut pending,

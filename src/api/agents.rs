@@ -4,18 +4,20 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tokio::sync::mpsc;
 
 use super::auth::{bearer, hashes_equal, Auth};
 use super::{ApiError, ApiResult, AppState};
 use crate::db::agents::{AgentMetadataRow, AgentWithWorkspace};
 use crate::db::Database;
 use crate::model::{now_ms, secret::hash_token};
+use crate::tunnel::{self, Control, Split};
 use crate::wire::agent::{AgentMessage, AgentSpec, Manifest, ServerMessage};
 use crate::wire::agents::{AgentLog, AgentLogsQuery, AgentView, MetadataView};
 use crate::wire::Timestamp;
@@ -134,13 +136,18 @@ pub async fn connect(
 }
 
 /// Live agent connections: closed when the server shuts down, and waited for before the
-/// database closes (an upgraded socket outlives its HTTP request).
+/// database closes (an upgraded socket outlives its HTTP request). Each holds its tunnel,
+/// through which user sessions reach the agent.
 #[derive(Clone, Default)]
 pub struct AgentConnections {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Each live connection holds a read guard; closing takes the write lock, which is
     /// granted once every connection ended.
     live: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// Agent id → (connection number, the tunnel's control). A reconnect replaces the
+    /// entry; the old connection's cleanup then leaves the new one alone.
+    tunnels: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Control)>>>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AgentConnections {
@@ -154,62 +161,101 @@ impl AgentConnections {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.live.write()).await;
     }
+
+    fn register(&self, agent_id: &str, control: Control) -> u64 {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock().insert(agent_id.to_string(), (n, control));
+        n
+    }
+
+    fn unregister(&self, agent_id: &str, n: u64) {
+        let mut tunnels = self.lock();
+        if tunnels.get(agent_id).is_some_and(|(m, _)| *m == n) {
+            tunnels.remove(agent_id);
+        }
+    }
+
+    /// The tunnel to a connected agent, to open a session stream on.
+    pub fn tunnel(&self, agent_id: &str) -> Option<Control> {
+        self.lock().get(agent_id).map(|(_, c)| c.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, Control)>> {
+        self.tunnels.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> anyhow::Result<()> {
+async fn send(control: &mpsc::Sender<String>, msg: &ServerMessage) -> anyhow::Result<()> {
     let text = serde_json::to_string(msg)?;
-    socket.send(Message::Text(text)).await?;
-    Ok(())
-}
-
-async fn goodbye(socket: &mut WebSocket, reason: String) {
-    let _ = send(socket, &ServerMessage::Goodbye { reason }).await;
-    let _ = socket.send(Message::Close(None)).await;
+    control
+        .send(text)
+        .await
+        .map_err(|_| anyhow::anyhow!("the agent's socket is closed"))
 }
 
 async fn serve_agent(
-    mut socket: WebSocket,
+    socket: WebSocket,
     state: &AppState,
     a: AgentWithWorkspace,
 ) -> anyhow::Result<()> {
     let id = a.agent.id.clone();
     let spec = a.agent.spec()?;
-    state.db.agent_connected(&id, now_ms()).await?;
-    tracing::info!(agent_id = %id, agent = %a.agent.name, workspace = %a.workspace_name, "agent connected");
+    let Split {
+        mut control_rx,
+        control_tx,
+        mux,
+    } = tunnel::split(socket);
+    let (control, mux_task) = tunnel::server_side(mux);
+    let n = state.agent_conns.register(&id, control);
+    let result = control_loop(state, &id, &spec, &mut control_rx, &control_tx).await;
+    state.agent_conns.unregister(&id, n);
+    mux_task.abort();
+    result
+}
+
+async fn control_loop(
+    state: &AppState,
+    id: &str,
+    spec: &AgentSpec,
+    control_rx: &mut mpsc::Receiver<String>,
+    control_tx: &mpsc::Sender<String>,
+) -> anyhow::Result<()> {
+    state.db.agent_connected(id, now_ms()).await?;
+    tracing::info!(agent_id = %id, "agent connected");
     let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let goodbye = |reason: String| async move {
+        let _ = send(control_tx, &ServerMessage::Goodbye { reason }).await;
+    };
     loop {
         tokio::select! {
             _ = state.agent_conns.shutdown.cancelled() => {
-                goodbye(&mut socket, "the server is shutting down".into()).await;
+                goodbye("the server is shutting down".into()).await;
                 return Ok(());
             }
             // A token stops working when the workspace is stopped, rebuilt or deleted:
             // a connected agent is told then, not only on its next connect.
             _ = recheck.tick() => {
-                let refusal = match state.db.get_agent_with_workspace(&id).await? {
+                let refusal = match state.db.get_agent_with_workspace(id).await? {
                     Some(current) => agent_token_refusal(&current),
                     None => Some("this agent no longer exists".into()),
                 };
                 if let Some(reason) = refusal {
                     tracing::info!(agent_id = %id, reason = %reason, "closing the connection of a revoked agent");
-                    goodbye(&mut socket, reason).await;
+                    goodbye(reason).await;
                     return Ok(());
                 }
             }
-            msg = socket.recv() => match msg {
-                None | Some(Ok(Message::Close(_))) => return Ok(()),
-                Some(Err(err)) => return Err(err.into()),
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<AgentMessage>(&text) {
+            msg = control_rx.recv() => match msg {
+                None => return Ok(()),
+                Some(text) => match serde_json::from_str::<AgentMessage>(&text) {
                     Ok(m) => {
-                        if let Some(reply) = handle_message(&state.db, &id, &spec, m).await? {
-                            send(&mut socket, &reply).await?;
+                        if let Some(reply) = handle_message(&state.db, id, spec, m).await? {
+                            send(control_tx, &reply).await?;
                         }
                     }
                     Err(err) => tracing::warn!(agent_id = %id, error = %err, "ignoring a malformed agent message"),
                 },
-                // Pings are answered by the WebSocket layer; binary frames mean nothing here.
-                Some(Ok(_)) => {}
             },
         }
     }

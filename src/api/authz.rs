@@ -39,11 +39,20 @@ pub enum Access {
     Job,
     /// The agent `:id`, as its workspace.
     WorkspaceAgent,
+    /// A session into the agent `:id` (a shell, a forwarded port): its workspace's owner
+    /// only, never another user whatever their role.
+    AgentSession,
 }
 
 /// Whether `user` may see and act on a workspace owned by `owner_id`.
 pub fn may_see_workspace(user: &User, owner_id: &str) -> bool {
     user.id == owner_id || user.role.sees_all_workspaces()
+}
+
+/// Whether `user` may open sessions (shells, forwards) into a workspace of `owner_id`:
+/// its owner only. Shares will widen this, here.
+pub fn may_connect(user: &User, owner_id: &str) -> bool {
+    user.id == owner_id
 }
 
 fn role_error(user: &User, needs: &str) -> ApiError {
@@ -151,6 +160,17 @@ async fn check(
                 .await?
                 .is_some_and(|a| may_see_workspace(user, &a.owner_id));
             if !visible {
+                return Err(ApiError::NotFound(format!("no workspace agent {id}")));
+            }
+        }
+        Access::AgentSession => {
+            let id = param("id");
+            let theirs = state
+                .db
+                .get_agent_with_workspace(id)
+                .await?
+                .is_some_and(|a| may_connect(user, &a.owner_id));
+            if !theirs {
                 return Err(ApiError::NotFound(format!("no workspace agent {id}")));
             }
         }

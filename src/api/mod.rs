@@ -11,6 +11,7 @@ pub mod guard;
 pub mod jobs;
 pub mod login_limits;
 pub mod openapi;
+pub mod sessions;
 pub mod templates;
 pub mod tokens;
 pub mod users;
@@ -293,6 +294,15 @@ pub fn route_table() -> Vec<RouteDef> {
         )
         .doc("An agent's metadata items with their latest values")
         .list::<ag::MetadataView>(),
+        r(
+            g,
+            "/workspaceagents/:id/tcp",
+            AgentSession,
+            get(sessions::tcp),
+        )
+        .doc("A TCP connection to a port on the agent's loopback, as a WebSocket of binary frames (the workspace's owner only)")
+        .query::<ag::TcpQuery>()
+        .websocket(),
         r(
             g,
             "/init-script/:os/:arch",

@@ -4,6 +4,7 @@ pub mod external;
 pub mod output;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod templates;
 pub mod tokens;
 pub mod users;
@@ -44,6 +45,9 @@ pub enum Command {
     Templates(templates::TemplatesCommand),
     /// Create a workspace from a template.
     Create(workspaces::CreateArgs),
+    /// Forward local TCP ports to ports in a workspace (through its agent; no port is
+    /// opened in the workspace).
+    PortForward(sessions::PortForwardArgs),
     /// Show a workspace, its resources and agents.
     Show {
         name: String,
@@ -205,6 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             follow,
         } => workspaces::logs(&name, build, follow).await,
         Command::Cancel { name } => workspaces::cancel(&name).await,
+        Command::PortForward(args) => sessions::port_forward(args).await,
         Command::Builds {
             name,
             limit,

@@ -66,3 +66,11 @@ pub struct MetadataView {
     pub error: String,
     pub collected_at: Option<Timestamp>,
 }
+
+/// `GET /workspaceagents/{id}/tcp?port=`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TcpQuery {
+    /// The TCP port on the agent's loopback.
+    pub port: u16,
+}

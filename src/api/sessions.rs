@@ -1,0 +1,125 @@
+//! Sessions users open into a workspace through its agent's tunnel: the caller's WebSocket
+//! is relayed to a stream the server opens to the agent. Only the workspace's owner may
+//! open one (owners and template-admins see other people's workspaces, but do not get
+//! into them); each session is recorded in the audit log when it starts and ends.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+
+use super::auth::Auth;
+use super::{ApiError, ApiResult, AppState};
+use crate::tunnel::{self, StreamHandle, StreamReply, StreamRequest};
+use crate::wire::agents::TcpQuery;
+
+/// How long the agent has to say whether a session could start.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `GET /workspaceagents/{id}/tcp?port=N`: a WebSocket whose binary frames are the bytes
+/// of a TCP connection to `port` on the agent's loopback.
+pub async fn tcp(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<TcpQuery>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let request = StreamRequest::Tcp { port: q.port };
+    let (stream, place) = open(&state, &id, &request).await?;
+    let detail = format!("tcp port {}", q.port);
+    Ok(ws.on_upgrade(move |socket| relay(state, auth, place, detail, socket, stream)))
+}
+
+/// Opens a session stream to a connected agent of a running workspace and waits for the
+/// agent's answer; returns the stream and `owner/workspace.agent` for the audit log.
+async fn open(
+    state: &AppState,
+    agent_id: &str,
+    request: &StreamRequest,
+) -> ApiResult<(StreamHandle, String)> {
+    let a = state
+        .db
+        .get_agent_with_workspace(agent_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workspace agent {agent_id}")))?;
+    let place = format!("{}/{}.{}", a.owner_name, a.workspace_name, a.agent.name);
+    if let Some(why) = super::agents::agent_token_refusal(&a) {
+        return Err(ApiError::Conflict(format!(
+            "{place} cannot take sessions: {why}"
+        )));
+    }
+    let mut control = state.agent_conns.tunnel(agent_id).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "the agent of {place} is not connected: see `hangar show {}` for its status",
+            a.workspace_name
+        ))
+    })?;
+    let start = async {
+        let mut stream = control
+            .open_stream()
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        tunnel::write_line(&mut stream, request).await?;
+        let reply: StreamReply = tunnel::read_line(&mut stream).await?;
+        Ok::<_, std::io::Error>((stream, reply))
+    };
+    let (stream, reply) = match tokio::time::timeout(START_TIMEOUT, start).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return Err(ApiError::Conflict(format!(
+                "the agent of {place} did not take the session: {e}"
+            )))
+        }
+        Err(_) => {
+            return Err(ApiError::Conflict(format!(
+                "the agent of {place} did not answer within {}s",
+                START_TIMEOUT.as_secs()
+            )))
+        }
+    };
+    if let Some(error) = reply.error {
+        return Err(ApiError::Conflict(error));
+    }
+    Ok((stream, place))
+}
+
+/// Relays the user's WebSocket and the agent's stream until either ends, with audit
+/// records at both ends.
+async fn relay(
+    state: AppState,
+    auth: Auth,
+    place: String,
+    detail: String,
+    socket: axum::extract::ws::WebSocket,
+    mut stream: StreamHandle,
+) {
+    let user = auth.user.id.clone();
+    let _ = state
+        .db
+        .audit(Some(&user), "session_start", &place, &detail)
+        .await;
+    let started = Instant::now();
+    let tunnel::Split {
+        control_rx: _control_rx,
+        control_tx: _control_tx,
+        mut mux,
+    } = tunnel::split(socket);
+    let outcome = match tunnel::relay(&mut mux, &mut stream).await {
+        Ok((up, down)) => format!("{up} bytes in, {down} out"),
+        Err(e) => format!("ended: {e}"),
+    };
+    let _ = state
+        .db
+        .audit(
+            Some(&user),
+            "session_end",
+            &place,
+            &format!(
+                "{detail}, {outcome}, {:.1}s",
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+}

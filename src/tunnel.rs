@@ -1,0 +1,326 @@
+//! The agent connection's transport. One WebSocket per agent carries two things: text
+//! frames are the control protocol (the JSON messages of `wire::agent`), binary frames
+//! are a yamux session in which the server opens one stream per session a user starts (a
+//! TCP forward today). Streams open only from the server's side: the agent accepts them
+//! and the server drops any the agent opens, so a workspace can never reach into the
+//! server. Each stream starts with one JSON line saying what it is for
+//! ([`StreamRequest`]), answered by one JSON line ([`StreamReply`]); raw bytes follow.
+
+use std::fmt::Display;
+
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream,
+};
+use tokio::sync::mpsc;
+
+pub use tokio_yamux::{Control, Session, StreamHandle};
+
+/// Bytes of yamux frames carried per WebSocket binary frame, at most.
+const CHUNK: usize = 64 * 1024;
+/// The longest request or reply line at the start of a stream.
+const MAX_LINE: usize = 4 * 1024;
+
+/// One WebSocket frame, whichever library carried it.
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+    Close,
+}
+
+/// What `split` needs of a WebSocket library's message type (axum's on the server,
+/// tungstenite's in the agent and CLI).
+pub trait WsMessage: Sized + Send + 'static {
+    fn text(s: String) -> Self;
+    fn binary(b: Vec<u8>) -> Self;
+    /// `None` for pings and pongs, which the library answers itself.
+    fn frame(self) -> Option<Frame>;
+}
+
+impl WsMessage for axum::extract::ws::Message {
+    fn text(s: String) -> Self {
+        Self::Text(s)
+    }
+    fn binary(b: Vec<u8>) -> Self {
+        Self::Binary(b)
+    }
+    fn frame(self) -> Option<Frame> {
+        match self {
+            Self::Text(t) => Some(Frame::Text(t)),
+            Self::Binary(b) => Some(Frame::Binary(b)),
+            Self::Close(_) => Some(Frame::Close),
+            _ => None,
+        }
+    }
+}
+
+impl WsMessage for tokio_tungstenite::tungstenite::Message {
+    fn text(s: String) -> Self {
+        Self::Text(s)
+    }
+    fn binary(b: Vec<u8>) -> Self {
+        Self::Binary(b)
+    }
+    fn frame(self) -> Option<Frame> {
+        match self {
+            Self::Text(t) => Some(Frame::Text(t)),
+            Self::Binary(b) => Some(Frame::Binary(b)),
+            Self::Close(_) => Some(Frame::Close),
+            _ => None,
+        }
+    }
+}
+
+/// A WebSocket taken apart: control text both ways, and the multiplexed bytes.
+pub struct Split {
+    /// Text frames from the peer; `None` once the socket is gone.
+    pub control_rx: mpsc::Receiver<String>,
+    /// Text frames to the peer. Dropping every sender closes the socket.
+    pub control_tx: mpsc::Sender<String>,
+    /// The bytes of the yamux session, in binary frames.
+    pub mux: DuplexStream,
+}
+
+/// Takes a WebSocket apart into its control text and its bytes; two tasks pump them until
+/// the socket ends or every control sender is dropped (which closes it). The end of the
+/// bytes in one direction travels as an empty binary frame, so a session's relay sees
+/// each direction end on its own, as over TCP.
+pub fn split<S, M, E>(socket: S) -> Split
+where
+    S: Stream<Item = Result<M, E>> + Sink<M> + Send + 'static,
+    <S as Sink<M>>::Error: Send,
+    M: WsMessage,
+    E: Display + Send,
+{
+    let (mut sink, mut stream) = socket.split();
+    let (control_in, control_rx) = mpsc::channel::<String>(256);
+    let (control_tx, mut control_out) = mpsc::channel::<String>(256);
+    let (mux, pipe) = tokio::io::duplex(4 * CHUNK);
+    let (mut pipe_read, pipe_write) = tokio::io::split(pipe);
+    let reader = tokio::spawn(async move {
+        let mut pipe_write = Some(pipe_write);
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg.frame() {
+                Some(Frame::Text(t)) => {
+                    let delivered = control_in.send(t).await;
+                    if delivered.is_err() {
+                        break;
+                    }
+                }
+                // An empty binary frame is the peer's end of file (WebSockets have no
+                // half-close): the bytes end, the socket stays for the other direction.
+                Some(Frame::Binary(b)) if b.is_empty() => {
+                    if let Some(mut w) = pipe_write.take() {
+                        let _ = w.shutdown().await;
+                    }
+                }
+                Some(Frame::Binary(b)) => {
+                    let Some(w) = pipe_write.as_mut() else { break };
+                    if w.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Frame::Close) => break,
+                None => {}
+            }
+        }
+        // The peer is gone: the control loop sees its channel end, the bytes their end
+        // of file (a split half must be shut down: dropping it closes nothing).
+        if let Some(mut w) = pipe_write {
+            let _ = w.shutdown().await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; CHUNK];
+        let mut mux_open = true;
+        loop {
+            tokio::select! {
+                // Control first: a goodbye queued as the session ends still goes out.
+                biased;
+                text = control_out.recv() => match text {
+                    Some(t) => {
+                        if sink.send(M::text(t)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                n = pipe_read.read(&mut buf), if mux_open => match n {
+                    Ok(0) | Err(_) => {
+                        mux_open = false;
+                        if sink.send(M::binary(Vec::new())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(n) => {
+                        if sink.send(M::binary(buf[..n].to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        let _ = sink.close().await;
+        reader.abort();
+    });
+    Split {
+        control_rx,
+        control_tx,
+        mux,
+    }
+}
+
+fn config() -> tokio_yamux::Config {
+    tokio_yamux::Config {
+        // Liveness is the control protocol's heartbeat; yamux pings would be a second one.
+        enable_keepalive: false,
+        ..Default::default()
+    }
+}
+
+/// The server's end: it opens streams through the returned [`Control`]; streams the agent
+/// tries to open are dropped. The session runs until the socket ends.
+pub fn server_side(mux: DuplexStream) -> (Control, tokio::task::JoinHandle<()>) {
+    let mut session = Session::new_client(mux, config());
+    let control = session.control();
+    let task = tokio::spawn(async move {
+        while let Some(Ok(unasked)) = session.next().await {
+            drop(unasked);
+        }
+    });
+    (control, task)
+}
+
+/// The agent's end: every stream the server opens is handed to `serve`.
+pub async fn agent_side<F, Fut>(mux: DuplexStream, serve: F)
+where
+    F: Fn(StreamHandle) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut session = Session::new_server(mux, config());
+    while let Some(Ok(stream)) = session.next().await {
+        tokio::spawn(serve(stream));
+    }
+}
+
+/// What a stream is for: the first line the server writes on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StreamRequest {
+    /// Connect to this TCP port on the agent's loopback and relay bytes.
+    Tcp { port: u16 },
+}
+
+/// The agent's answer, before any bytes flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamReply {
+    /// Why the session could not start (nothing follows then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Writes one JSON line.
+pub async fn write_line<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    v: &T,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Reads one JSON line of at most [`MAX_LINE`] bytes, byte by byte so that nothing after
+/// it is consumed.
+pub async fn read_line<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> std::io::Result<T> {
+    let mut line = Vec::new();
+    let mut reader = tokio::io::BufReader::with_capacity(1, r);
+    loop {
+        let buf = reader.fill_buf().await?;
+        let Some(&b) = buf.first() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the stream ended before its first line",
+            ));
+        };
+        reader.consume(1);
+        if b == b'\n' {
+            break;
+        }
+        line.push(b);
+        if line.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the stream's first line is too long",
+            ));
+        }
+    }
+    serde_json::from_slice(&line)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Relays bytes both ways until both directions ended; returns (a→b, b→a) byte counts.
+pub async fn relay<A, B>(a: &mut A, b: &mut B) -> std::io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::io::copy_bidirectional(a, b).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_is_read_without_taking_what_follows() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_line(&mut a, &StreamRequest::Tcp { port: 8080 })
+            .await
+            .unwrap();
+        a.write_all(b"raw bytes").await.unwrap();
+        drop(a);
+        let req: StreamRequest = read_line(&mut b).await.unwrap();
+        assert_eq!(req, StreamRequest::Tcp { port: 8080 });
+        let mut rest = String::new();
+        b.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "raw bytes");
+    }
+
+    #[tokio::test]
+    async fn long_or_broken_lines_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(64 * 1024);
+        a.write_all(&vec![b'x'; MAX_LINE + 10]).await.unwrap();
+        let err = read_line::<_, StreamRequest>(&mut b).await.unwrap_err();
+        assert!(err.to_string().contains("too long"), "{err}");
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(b"{\"kind\":\"rm -rf\"}\n").await.unwrap();
+        assert!(read_line::<_, StreamRequest>(&mut b).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn streams_opened_by_the_server_reach_the_agent() {
+        let (server_io, agent_io) = tokio::io::duplex(64 * 1024);
+        let (mut control, _task) = server_side(server_io);
+        tokio::spawn(agent_side(agent_io, |mut s: StreamHandle| async move {
+            let req: StreamRequest = read_line(&mut s).await.unwrap();
+            let StreamRequest::Tcp { port } = req;
+            s.write_all(format!("port {port}").as_bytes())
+                .await
+                .unwrap();
+            s.shutdown().await.unwrap();
+        }));
+        for port in [1u16, 2, 3] {
+            let mut s = control.open_stream().await.unwrap();
+            write_line(&mut s, &StreamRequest::Tcp { port })
+                .await
+                .unwrap();
+            let mut got = String::new();
+            s.read_to_string(&mut got).await.unwrap();
+            assert_eq!(got, format!("port {port}"));
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Getting into a workspace through its agent's tunnel, for real: the `local` template's
+//! agent (started by its init script), a real HTTP server in the workspace, the real
+//! `hangar port-forward` binary, and the bytes compared end to end.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use hangar::model::Role;
+use hangar::wire::workspaces::{CreateWorkspaceRequest, WorkspaceView};
+use reqwest::StatusCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..150 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `python3 -m http.server` serving `dir` on `port`: the workspace's own web server,
+/// killed when dropped.
+struct HttpServer {
+    _child: tokio::process::Child,
+}
+
+impl HttpServer {
+    async fn start(dir: &std::path::Path, port: u16) -> HttpServer {
+        let child = tokio::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs the workspace's HTTP server");
+        until("the HTTP server", async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await;
+        HttpServer { _child: child }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner() {
+    let app = spawn_app().await;
+    push_builtin(&app, "local").await;
+    let homes = tempfile::tempdir().unwrap();
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "local".into(),
+            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let ws: WorkspaceView = until("a healthy workspace", async || {
+        let ws = app.client.workspace("dev").await.ok()?;
+        ws.healthy.then_some(ws)
+    })
+    .await;
+    let agent = ws.agents().next().unwrap().clone();
+
+    // The workspace serves 1 MiB of random bytes over HTTP on a port nobody forwards yet.
+    let site = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..1024 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(site.path().join("blob"), &payload).unwrap();
+    let remote = free_port();
+    let _server = HttpServer::start(site.path(), remote).await;
+
+    // `hangar port-forward dev --tcp LOCAL:REMOTE`, the real binary, until killed.
+    let local = free_port();
+    let mut forward = tokio::process::Command::new(hangar_bin())
+        .args(["port-forward", "dev", "--tcp", &format!("{local}:{remote}")])
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(forward.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("port-forward says what it forwards")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        first.contains(&format!("127.0.0.1:{local}")) && first.contains("owner/dev.main"),
+        "{first}"
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let got = http
+            .get(format!("http://127.0.0.1:{local}/blob"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert!(got.bytes().await.unwrap() == payload, "identical bytes");
+    }
+    // Several connections at once, each its own stream in the one tunnel.
+    let many = futures::future::join_all((0..8).map(|_| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{local}/blob"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert!(many.iter().all(|b| *b == payload));
+    forward.kill().await.unwrap();
+
+    // Through the API directly: a closed port says so; other users cannot open anything,
+    // whatever their role, and are told the agent does not exist.
+    let closed = app
+        .client
+        .dial_tcp(&agent.id, free_port())
+        .await
+        .unwrap_err();
+    assert_eq!(closed.status(), Some(StatusCode::CONFLICT));
+    assert!(
+        closed
+            .to_string()
+            .contains("nothing accepts connections on port"),
+        "{closed}"
+    );
+    let bob = app.user("bob", Role::Member).await;
+    let tadmin = app.user("tadmin", Role::TemplateAdmin).await;
+    for other in [&bob, &tadmin, &app.anon()] {
+        let err = other.dial_tcp(&agent.id, remote).await.unwrap_err();
+        assert!(
+            matches!(
+                err.status(),
+                Some(StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED)
+            ),
+            "{err}"
+        );
+    }
+    // The CLI run as bob cannot even find the workspace.
+    let out = app
+        .cli_as(
+            bob.token(),
+            &["port-forward", "owner/dev", "--tcp", "1234"],
+            None,
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no workspace"), "{}", stderr(&out));
+
+    // Every session is in the audit log, with its end.
+    let audit = app.client.audit(100).await.unwrap();
+    let starts = audit.iter().filter(|e| e.action == "session_start").count();
+    let ends: Vec<_> = audit.iter().filter(|e| e.action == "session_end").collect();
+    assert!(starts >= 11, "{audit:?}");
+    assert!(
+        ends.iter()
+            .any(|e| e.target == "owner/dev.main"
+                && e.detail.contains(&format!("tcp port {remote}"))),
+        "{ends:?}"
+    );
+
+    // Stopped: no agent, no session, and the message says why.
+    let b = app
+        .client
+        .build_workspace(
+            "dev",
+            &hangar::wire::workspaces::BuildRequest {
+                transition: Some(hangar::model::Transition::Stop),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    app.client.follow_job(&b.job.id, |_| {}).await.unwrap();
+    let stopped = app.client.dial_tcp(&agent.id, remote).await.unwrap_err();
+    assert_eq!(stopped.status(), Some(StatusCode::CONFLICT), "{stopped}");
+    let out = app.cli(&["port-forward", "dev", "--tcp", "1234"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("dev is stopped: start it with `hangar start dev`"),
+        "{}",
+        stderr(&out)
+    );
+    app.stop().await;
+}
