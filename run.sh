@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs
+ensure_prereqs ssh
 cargo build --release
 mkdir -p "$HOME/.local/bin"
 ln -sf "$PWD/target/release/hangar" "$HOME/.local/bin/hangar"

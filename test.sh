@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs postgres chromium python-venv
+ensure_prereqs postgres chromium python-venv ssh
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
 # Runs on every exit, failures included; it must not stop half-way itself.

@@ -13,9 +13,30 @@ use std::time::{Duration, Instant};
 use hangar::client::Client;
 use hangar::wire::workspaces::{CreateWorkspaceRequest, ListQuery};
 
-const OWNERS: usize = 10;
-const PER_OWNER: usize = 1_000;
-const SAMPLES: usize = 200;
+/// The scale: 10 owners × 1,000 workspaces and 200 requests a figure under `cargo bench`;
+/// a smoke run (2 × 50, 10 requests) when `cargo test --all-targets` runs it, which checks
+/// that it still works without spending the suite's time.
+struct Scale {
+    owners: usize,
+    per_owner: usize,
+    samples: usize,
+}
+
+fn scale() -> Scale {
+    if std::env::args().any(|a| a == "--bench") {
+        Scale {
+            owners: 10,
+            per_owner: 1_000,
+            samples: 200,
+        }
+    } else {
+        Scale {
+            owners: 2,
+            per_owner: 50,
+            samples: 10,
+        }
+    }
+}
 
 const TEMPLATE: &str = r#"terraform {
   required_providers {
@@ -48,8 +69,9 @@ where
     for i in 0..10 {
         call(i).await;
     }
-    let mut xs = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
+    let samples = scale().samples;
+    let mut xs = Vec::with_capacity(samples);
+    for i in 0..samples {
         let t = Instant::now();
         call(i).await;
         xs.push(t.elapsed());
@@ -113,7 +135,12 @@ async fn run(db_url: &str, backend: &str) {
         .unwrap();
 
     let mut owners = vec![(real.owner_id.clone(), client.clone())];
-    for i in 1..OWNERS {
+    let Scale {
+        owners: n_owners,
+        per_owner,
+        samples,
+    } = scale();
+    for i in 1..n_owners {
         let name = format!("member{i}");
         client
             .create_user(&hangar::wire::users::CreateUserRequest {
@@ -134,7 +161,7 @@ async fn run(db_url: &str, backend: &str) {
     let plan: Vec<seed::Planned> = owners
         .iter()
         .flat_map(|(id, _)| {
-            (0..PER_OWNER).map(move |i| seed::Planned {
+            (0..per_owner).map(move |i| seed::Planned {
                 owner_id: id.clone(),
                 name: format!("ws-{i:05}"),
                 stopped: i % 4 == 0,
@@ -156,8 +183,13 @@ async fn run(db_url: &str, backend: &str) {
         .unwrap()
         .count;
     println!(
-        "{backend}: {total} workspaces (seeded in {:.1} s), {SAMPLES} requests each:",
-        t.elapsed().as_secs_f64()
+        "{backend}: {total} workspaces (seeded in {:.1} s), {samples} requests each{}:",
+        t.elapsed().as_secs_f64(),
+        if cfg!(debug_assertions) {
+            " (a debug build: run `cargo bench` for figures)"
+        } else {
+            ""
+        }
     );
 
     let page = |client: &Client, search: &str, offset: i64, all: bool| {
@@ -184,17 +216,18 @@ async fn run(db_url: &str, backend: &str) {
         page(&client, "", 0, true)
     })
     .await;
-    measure("list, page at offset 5,000", Some(20.0), |_| {
-        page(&client, "", 5_000, true)
+    let deep = (n_owners * per_owner / 2) as i64;
+    measure("list, page in the middle (offset N/2)", Some(20.0), |_| {
+        page(&client, "", deep, true)
     })
     .await;
-    measure("list, status:stopped owner:member5", Some(20.0), |_| {
-        page(&client, "status:stopped owner:member5", 0, true)
+    measure("list, status:stopped owner:member1", Some(20.0), |_| {
+        page(&client, "status:stopped owner:member1", 0, true)
     })
     .await;
-    let member = owners[3].1.clone();
-    measure("list, a member's own (1,000), page 3", Some(20.0), |_| {
-        page(&member, "", 50, false)
+    let member = owners[owners.len() - 1].1.clone();
+    measure("list, a member's own, page 3", Some(20.0), |_| {
+        page(&member, "", (per_owner / 2).min(50) as i64, false)
     })
     .await;
     measure(
@@ -204,7 +237,7 @@ async fn run(db_url: &str, backend: &str) {
             let client = client.clone();
             async move {
                 client
-                    .workspace(&format!("ws-{:05}", (i * 37) % PER_OWNER))
+                    .workspace(&format!("ws-{:05}", (i * 37) % per_owner))
                     .await
                     .unwrap();
             }

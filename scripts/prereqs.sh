@@ -18,9 +18,10 @@ pg_bin_dir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# ensure_prereqs [postgres] [chromium] [python-venv]: the words name what only the tests
-# need (PostgreSQL for the second run, Chromium for the web UI test in tests/web.rs, a
-# Python venv for schemathesis in scripts/fuzz_api.sh).
+# ensure_prereqs [postgres] [chromium] [python-venv] [ssh]: the words name what only some
+# uses need (PostgreSQL for the second test run, Chromium for the web UI test in
+# tests/web.rs, a Python venv for schemathesis in scripts/fuzz_api.sh, OpenSSH's client
+# and sftp-server for `hangar ssh`, scp and sftp).
 ensure_prereqs() {
   local need=() want
   command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
@@ -32,6 +33,12 @@ ensure_prereqs() {
       # tests/web.rs runs exactly this path, so a chromium elsewhere does not count.
       chromium) [ -x /usr/bin/chromium ] || need+=(chromium) ;;
       python-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv) ;;
+      # `hangar ssh` drives OpenSSH's client; agents serve SFTP (scp, sftp) with its
+      # sftp-server, and the `local` template's workspaces run on this machine.
+      ssh)
+        command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+        [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
+        ;;
     esac
   done
   if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi

@@ -345,6 +345,11 @@ impl Client {
             .await
     }
 
+    /// Opens a WebSocket relayed to an agent's embedded SSH server.
+    pub async fn dial_ssh(&self, agent_id: &str) -> ClientResult<SessionSocket> {
+        self.dial(&format!("/workspaceagents/{agent_id}/ssh")).await
+    }
+
     async fn dial(&self, path: &str) -> ClientResult<SessionSocket> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         use tokio_tungstenite::tungstenite::Error as WsError;

@@ -210,6 +210,8 @@ where
 pub enum StreamRequest {
     /// Connect to this TCP port on the agent's loopback and relay bytes.
     Tcp { port: u16 },
+    /// Speak SSH with the agent's embedded server.
+    Ssh,
 }
 
 /// The agent's answer, before any bytes flow.
@@ -307,7 +309,9 @@ mod tests {
         let (mut control, _task) = server_side(server_io);
         tokio::spawn(agent_side(agent_io, |mut s: StreamHandle| async move {
             let req: StreamRequest = read_line(&mut s).await.unwrap();
-            let StreamRequest::Tcp { port } = req;
+            let StreamRequest::Tcp { port } = req else {
+                panic!("{req:?}")
+            };
             s.write_all(format!("port {port}").as_bytes())
                 .await
                 .unwrap();

@@ -63,17 +63,15 @@ impl HttpServer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner() {
-    let app = spawn_app().await;
-    push_builtin(&app, "local").await;
-    let homes = tempfile::tempdir().unwrap();
+/// A running `local` workspace `dev` with a healthy agent, its homes under `homes`.
+async fn running_local(app: &TestApp, homes: &std::path::Path) -> WorkspaceView {
+    push_builtin(app, "local").await;
     let ws = app
         .client
         .create_workspace(&CreateWorkspaceRequest {
             name: "dev".into(),
             template: "local".into(),
-            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            parameters: [("home_base".to_string(), homes.display().to_string())].into(),
             ..Default::default()
         })
         .await
@@ -82,11 +80,32 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
         .follow_job(&ws.latest_build.job.id, |_| {})
         .await
         .unwrap();
-    let ws: WorkspaceView = until("a healthy workspace", async || {
+    until("a healthy workspace", async || {
         let ws = app.client.workspace("dev").await.ok()?;
         ws.healthy.then_some(ws)
     })
-    .await;
+    .await
+}
+
+/// Runs a program with the owner's session in its environment (as `hangar ssh`'s
+/// ProxyCommand needs it), and returns its output.
+async fn run_as_owner(app: &TestApp, program: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(program)
+        .args(args)
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner() {
+    let app = spawn_app().await;
+    let homes = tempfile::tempdir().unwrap();
+    let ws = running_local(&app, homes.path()).await;
     let agent = ws.agents().next().unwrap().clone();
 
     // The workspace serves 1 MiB of random bytes over HTTP on a port nobody forwards yet.
@@ -213,6 +232,198 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("dev is stopped: start it with `hangar start dev`"),
+        "{}",
+        stderr(&out)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_scp_sftp_and_forwards_through_openssh() {
+    let app = spawn_app().await;
+    let homes = tempfile::tempdir().unwrap();
+    let ws = running_local(&app, homes.path()).await;
+    let home = homes.path().join("owner/dev");
+    let hangar = hangar_bin().display().to_string();
+
+    // `hangar ssh dev CMD`: stdout, stderr and the exit status come back apart.
+    let out = run_as_owner(
+        &app,
+        &hangar,
+        &[
+            "ssh",
+            "dev",
+            "--",
+            "echo out-$HANGAR_WORKSPACE_NAME; pwd; echo err >&2; exit 7",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("out-dev\n{}\n", home.display()));
+    assert_eq!(stderr(&out), "err\n");
+    // The agent's token is not in a session's environment.
+    let out = run_as_owner(&app, &hangar, &["ssh", "dev", "env"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("HANGAR_AGENT_TOKEN=")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("HANGAR_WORKSPACE_OWNER_NAME=owner"));
+
+    // config-ssh writes a block plain OpenSSH uses; a second run changes nothing.
+    let ssh_dir = tempfile::tempdir().unwrap();
+    let config = ssh_dir.path().join("config");
+    std::fs::write(&config, "Host elsewhere\n  User someone\n").unwrap();
+    let cfg = config.display().to_string();
+    let out = run_as_owner(
+        &app,
+        &hangar,
+        &["config-ssh", "-y", "--ssh-config-file", &cfg],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        written.starts_with("Host elsewhere") && written.contains("Host hangar.*"),
+        "{written}"
+    );
+    let out = run_as_owner(
+        &app,
+        &hangar,
+        &["config-ssh", "-y", "--ssh-config-file", &cfg],
+    )
+    .await;
+    assert!(stdout(&out).contains("up to date"), "{}", stdout(&out));
+
+    // A terminal: `ssh -tt` gets a PTY of the size asked for.
+    let out = run_as_owner(
+        &app,
+        "ssh",
+        &["-F", &cfg, "-tt", "hangar.dev", "tty; stty size"],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "{text} {}", stderr(&out));
+
+    // scp both ways, 1 MiB of random bytes, identical; sftp lists it.
+    let payload: Vec<u8> = (0..1024 * 1024).map(|_| rand::random::<u8>()).collect();
+    let local = ssh_dir.path().join("blob");
+    std::fs::write(&local, &payload).unwrap();
+    let up = run_as_owner(
+        &app,
+        "scp",
+        &[
+            "-F",
+            &cfg,
+            &local.display().to_string(),
+            "hangar.dev:blob-up",
+        ],
+    )
+    .await;
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(std::fs::read(home.join("blob-up")).unwrap() == payload);
+    let back = ssh_dir.path().join("back");
+    // 1 MiB down through a plain command's stdout, too.
+    let cat = run_as_owner(&app, "ssh", &["-F", &cfg, "hangar.dev", "cat blob-up"]).await;
+    assert!(cat.status.success(), "{}", stderr(&cat));
+    assert!(cat.stdout == payload);
+    let down = run_as_owner(
+        &app,
+        "scp",
+        &[
+            "-F",
+            &cfg,
+            "hangar.dev:blob-up",
+            &back.display().to_string(),
+        ],
+    )
+    .await;
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(std::fs::read(&back).unwrap() == payload);
+    let batch = ssh_dir.path().join("batch");
+    std::fs::write(&batch, "ls -l blob-up\n").unwrap();
+    let listing = run_as_owner(
+        &app,
+        "sftp",
+        &["-F", &cfg, "-b", &batch.display().to_string(), "hangar.dev"],
+    )
+    .await;
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    assert!(stdout(&listing).contains("1048576"), "{}", stdout(&listing));
+
+    // ssh -L: a server in the workspace reached through OpenSSH's own forward.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("hello"), "from the workspace").unwrap();
+    let remote = free_port();
+    let _server = HttpServer::start(site.path(), remote).await;
+    let local_port = free_port();
+    let mut tunnel = tokio::process::Command::new("ssh")
+        .args([
+            "-F",
+            &cfg,
+            "-N",
+            "-L",
+            &format!("{local_port}:127.0.0.1:{remote}"),
+            "hangar.dev",
+        ])
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let body = until("the ssh -L forward", async || {
+        let r = reqwest::get(format!("http://127.0.0.1:{local_port}/hello"))
+            .await
+            .ok()?;
+        r.text().await.ok()
+    })
+    .await;
+    assert_eq!(body, "from the workspace");
+    tunnel.kill().await.unwrap();
+
+    // Another user cannot get in, through any door.
+    let bob = app.user("bob", Role::Member).await;
+    let agent = ws.agents().next().unwrap().clone();
+    let err = bob.dial_ssh(&agent.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND), "{err}");
+    let out = app
+        .cli_as(bob.token(), &["ssh", "owner/dev", "true"], None)
+        .await;
+    assert!(!out.status.success());
+
+    // The agent dies mid-session: the client ends non-zero and says what happened.
+    let session = tokio::process::Command::new(&hangar)
+        .args(["ssh", "dev", "--", "echo started; sleep 60"])
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid: i32 = std::fs::read_to_string(home.join(".hangar/agent.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: a plain signal to the agent process this test's workspace started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), session.wait_with_output())
+        .await
+        .expect("the session ends when its agent dies")
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("started"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("closed from the workspace's side"),
         "{}",
         stderr(&out)
     );

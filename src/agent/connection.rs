@@ -10,9 +10,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::protocol::{AgentMessage, ServerMessage};
+use super::ssh::SessionEnv;
 use super::{backoff, AgentConfig};
 use crate::model::agent::{Lifecycle, HEARTBEAT_INTERVAL_MS};
 use crate::tunnel;
+use std::sync::Arc;
 
 /// The longest wait between reconnect attempts: after a server restart the agent is back
 /// within this (plus the connect itself).
@@ -142,6 +144,7 @@ enum Ended {
 /// the server opens for user sessions (ended with the connection).
 async fn session(
     socket: Socket,
+    sessions: &Arc<SessionEnv>,
     hello: &Hello,
     rx: &mut mpsc::UnboundedReceiver<AgentMessage>,
     pending: &mut VecDeque<AgentMessage>,
@@ -153,7 +156,10 @@ async fn session(
         control_tx,
         mux,
     } = tunnel::split(socket);
-    let streams = tokio::spawn(tunnel::agent_side(mux, super::sessions::serve));
+    let env = sessions.clone();
+    let streams = tokio::spawn(tunnel::agent_side(mux, move |s| {
+        super::sessions::serve(s, env.clone())
+    }));
     let ended = control(
         &mut control_rx,
         &control_tx,
@@ -243,6 +249,7 @@ async fn control(
 pub async fn run(
     hello: Hello,
     config: AgentConfig,
+    sessions: Arc<SessionEnv>,
     mut rx: mpsc::UnboundedReceiver<AgentMessage>,
     lifecycle: watch::Receiver<Lifecycle>,
 ) {
@@ -258,6 +265,7 @@ pub async fn run(
                 refusals = 0;
                 match session(
                     socket,
+                    &sessions,
                     &hello,
                     &mut rx,
                     &mut pending,

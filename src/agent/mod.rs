@@ -12,6 +12,7 @@ pub mod cron;
 pub use crate::wire::agent as protocol;
 pub mod scripts;
 pub mod sessions;
+pub mod ssh;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -240,6 +241,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         log_file: Arc::new(std::sync::Mutex::new(open_log_file(&dir))),
     };
     let (os, arch) = protocol::this_platform();
+    let sessions = Arc::new(ssh::SessionEnv {
+        dir: dir.clone(),
+        env: scripts::session_env(&manifest),
+    });
     let conn = tokio::spawn(connection::run(
         connection::Hello {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -248,6 +253,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             hostname: hostname(),
         },
         config.clone(),
+        sessions,
         rx,
         lifecycle_rx,
     ));

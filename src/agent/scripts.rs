@@ -44,28 +44,38 @@ fn shebang(script: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// What scripts and sessions add to the agent's environment (its token excepted): who
+/// and where they are, and the template's `env`.
+pub fn session_env(manifest: &Manifest) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            contract::WORKSPACE_NAME.to_string(),
+            manifest.workspace_name.clone(),
+        ),
+        (
+            contract::WORKSPACE_OWNER_NAME.to_string(),
+            manifest.owner_name.clone(),
+        ),
+        ("HANGAR_AGENT_NAME".to_string(), manifest.agent_name.clone()),
+        ("HANGAR".to_string(), "true".to_string()),
+    ];
+    env.extend(
+        manifest
+            .spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env
+}
+
 impl ScriptContext {
     pub fn new(manifest: &Manifest, dir: PathBuf, reporter: Reporter) -> ScriptContext {
-        let mut env = vec![
-            (
-                contract::WORKSPACE_NAME.to_string(),
-                manifest.workspace_name.clone(),
-            ),
-            (
-                contract::WORKSPACE_OWNER_NAME.to_string(),
-                manifest.owner_name.clone(),
-            ),
-            ("HANGAR_AGENT_NAME".to_string(), manifest.agent_name.clone()),
-            ("HANGAR".to_string(), "true".to_string()),
-        ];
-        env.extend(
-            manifest
-                .spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        ScriptContext { dir, env, reporter }
+        ScriptContext {
+            dir,
+            env: session_env(manifest),
+            reporter,
+        }
     }
 
     fn command(&self, script: &str) -> std::io::Result<(Command, Option<tempfile::TempPath>)> {

@@ -1,13 +1,16 @@
 //! What the agent does with each stream the server opens in its tunnel: read the request
 //! line, answer whether the session could start, then serve it.
 
+use std::sync::Arc;
+
 use tokio::net::TcpStream;
 
+use super::ssh::SessionEnv;
 use crate::tunnel::{self, StreamHandle, StreamReply, StreamRequest};
 
 /// Serves one stream the server opened; a stream that asks for nothing known is answered
 /// with an error and closed.
-pub async fn serve(mut stream: StreamHandle) {
+pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
     let request = match tunnel::read_line::<_, StreamRequest>(&mut stream).await {
         Ok(r) => r,
         Err(e) => {
@@ -20,6 +23,14 @@ pub async fn serve(mut stream: StreamHandle) {
     };
     match request {
         StreamRequest::Tcp { port } => forward(stream, port).await,
+        StreamRequest::Ssh => {
+            if tunnel::write_line(&mut stream, &StreamReply { error: None })
+                .await
+                .is_ok()
+            {
+                super::ssh::serve(stream, env).await;
+            }
+        }
     }
 }
 

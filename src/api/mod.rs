@@ -305,6 +305,14 @@ pub fn route_table() -> Vec<RouteDef> {
         .websocket(),
         r(
             g,
+            "/workspaceagents/:id/ssh",
+            AgentSession,
+            get(sessions::ssh),
+        )
+        .doc("An SSH connection to the agent's embedded SSH server, as a WebSocket of binary frames (the workspace's owner only)")
+        .websocket(),
+        r(
+            g,
             "/init-script/:os/:arch",
             Public,
             get(agents::init_script),

@@ -26,9 +26,38 @@ pub async fn tcp(
     Query(q): Query<TcpQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let request = StreamRequest::Tcp { port: q.port };
-    let (stream, place) = open(&state, &id, &request).await?;
     let detail = format!("tcp port {}", q.port);
+    start(
+        state,
+        auth,
+        &id,
+        StreamRequest::Tcp { port: q.port },
+        detail,
+        ws,
+    )
+    .await
+}
+
+/// `GET /workspaceagents/{id}/ssh`: a WebSocket whose binary frames are an SSH connection
+/// to the agent's embedded server (what `hangar ssh --stdio` relays for OpenSSH).
+pub async fn ssh(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    start(state, auth, &id, StreamRequest::Ssh, "ssh".into(), ws).await
+}
+
+async fn start(
+    state: AppState,
+    auth: Auth,
+    agent_id: &str,
+    request: StreamRequest,
+    detail: String,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let (stream, place) = open(&state, agent_id, &request).await?;
     Ok(ws.on_upgrade(move |socket| relay(state, auth, place, detail, socket, stream)))
 }
 

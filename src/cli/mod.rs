@@ -48,6 +48,12 @@ pub enum Command {
     /// Forward local TCP ports to ports in a workspace (through its agent; no port is
     /// opened in the workspace).
     PortForward(sessions::PortForwardArgs),
+    /// Open a shell in a workspace, or run a command there, over SSH through its agent
+    /// (uses OpenSSH's ssh; `--stdio` is the ProxyCommand).
+    Ssh(sessions::SshArgs),
+    /// Add `Host hangar.*` to ~/.ssh/config, so plain ssh, scp, sftp, rsync and VS Code
+    /// reach your workspaces.
+    ConfigSsh(sessions::ConfigSshArgs),
     /// Show a workspace, its resources and agents.
     Show {
         name: String,
@@ -210,6 +216,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => workspaces::logs(&name, build, follow).await,
         Command::Cancel { name } => workspaces::cancel(&name).await,
         Command::PortForward(args) => sessions::port_forward(args).await,
+        Command::Ssh(args) => sessions::ssh(args).await,
+        Command::ConfigSsh(args) => sessions::config_ssh(args).await,
         Command::Builds {
             name,
             limit,

@@ -150,3 +150,268 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// Speak raw SSH on stdin/stdout, for OpenSSH's ProxyCommand (what `config-ssh` sets up).
+    #[arg(long)]
+    pub stdio: bool,
+    /// With --stdio: the name given is an SSH host alias starting with this prefix.
+    #[arg(long, requires = "stdio")]
+    pub ssh_host_prefix: Option<String>,
+    /// The workspace: NAME, NAME.AGENT, OWNER/NAME or OWNER/NAME.AGENT.
+    pub workspace: String,
+    /// A command to run instead of a login shell; its output and exit status come back.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// The SSH host alias prefix `config-ssh` writes: `ssh hangar.NAME`.
+pub const HOST_PREFIX: &str = "hangar.";
+
+/// OpenSSH options for a host reached through `hangar ssh --stdio`: its host key is made
+/// per agent start and the tunnel already authenticated the user, so there is nothing
+/// for known_hosts to protect.
+const SSH_OPTIONS: &[(&str, &str)] = &[
+    ("StrictHostKeyChecking", "no"),
+    ("UserKnownHostsFile", "/dev/null"),
+    ("LogLevel", "ERROR"),
+];
+
+/// `text` quoted for a POSIX shell (OpenSSH runs ProxyCommand with one).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// This very binary, as ProxyCommand and config-ssh name it.
+fn this_binary() -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding the hangar binary")?;
+    Ok(exe.display().to_string())
+}
+
+pub async fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
+    let client = session::client()?;
+    let target = match &args.ssh_host_prefix {
+        Some(prefix) => args
+            .workspace
+            .strip_prefix(prefix.as_str())
+            .unwrap_or(&args.workspace)
+            .to_string(),
+        None => args.workspace.clone(),
+    };
+    let (place, agent) = find_agent(&client, &target).await?;
+    if args.stdio {
+        return stdio(&client, &agent.id, &place).await;
+    }
+    // Interactive use goes through OpenSSH, which does terminals, resizes, escapes and
+    // exit statuses; this binary is its ProxyCommand.
+    let proxy = format!(
+        "{} ssh --stdio {}",
+        shell_quote(&this_binary()?),
+        shell_quote(&place)
+    );
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-o").arg(format!("ProxyCommand={proxy}"));
+    for (k, v) in SSH_OPTIONS {
+        cmd.arg("-o").arg(format!("{k}={v}"));
+    }
+    cmd.arg(format!("{HOST_PREFIX}{}", place.replace('/', ".")));
+    if !args.command.is_empty() {
+        cmd.arg("--").args(&args.command);
+    }
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    anyhow::bail!(
+        "cannot run OpenSSH's ssh ({err}): install openssh-client, or use `hangar ssh --stdio` as a ProxyCommand"
+    )
+}
+
+/// Relays stdin/stdout to the agent's SSH server until either side ends; says so on
+/// stderr when the workspace's side ended first (the agent went away, the workspace
+/// stopped).
+async fn stdio(client: &Client, agent_id: &str, place: &str) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = client.dial_ssh(agent_id).await?;
+    let tunnel::Split {
+        control_rx: _control_rx,
+        control_tx: _control_tx,
+        mux,
+    } = tunnel::split(socket);
+    let (mut from_agent, mut to_agent) = tokio::io::split(mux);
+    let upstream = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let _ = tokio::io::copy(&mut stdin, &mut to_agent).await;
+        let _ = to_agent.shutdown().await;
+    });
+    let mut stdout = tokio::io::stdout();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = from_agent.read(&mut buf).await.unwrap_or_default();
+        if n == 0 {
+            break;
+        }
+        stdout.write_all(&buf[..n]).await?;
+        stdout.flush().await?;
+    }
+    if !upstream.is_finished() {
+        eprintln!(
+            "hangar: the SSH connection to {place} was closed from the workspace's side (its agent disconnected, or the workspace stopped): see `hangar show`"
+        );
+        // Exit now: the runtime would otherwise wait for the blocking read of stdin,
+        // which OpenSSH keeps open.
+        std::process::exit(255);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigSshArgs {
+    /// Write without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Print the new file instead of writing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove Hangar's block instead.
+    #[arg(long)]
+    pub remove: bool,
+    /// The SSH config file to manage.
+    #[arg(long, default_value = "~/.ssh/config")]
+    pub ssh_config_file: String,
+}
+
+const BLOCK_START: &str = "# ------------START-HANGAR------------";
+const BLOCK_END: &str = "# ------------END-HANGAR------------";
+
+/// `config` with Hangar's managed block replaced by `block` (or removed when `None`);
+/// everything else is kept as it was.
+pub fn with_block(config: &str, block: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut rest = config;
+    if let (Some(start), Some(end)) = (config.find(BLOCK_START), config.find(BLOCK_END)) {
+        if start < end {
+            out.push_str(&config[..start]);
+            rest = config[end + BLOCK_END.len()..].trim_start_matches('\n');
+        }
+    } else {
+        out.push_str(config);
+        rest = "";
+    }
+    if let Some(block) = block {
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+        }
+        out.push_str(block);
+        if !rest.is_empty() {
+            out.push('\n');
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The managed block: every `hangar.NAME[.AGENT]` host goes through `hangar ssh --stdio`.
+pub fn ssh_block(binary: &str, config_dir: Option<&str>) -> String {
+    let env = config_dir
+        .map(|d| format!("env HANGAR_CONFIG_DIR={} ", shell_quote(d)))
+        .unwrap_or_default();
+    let mut block = format!(
+        "{BLOCK_START}\n# Written by `hangar config-ssh`: run it again to update, with --remove to remove.\nHost {HOST_PREFIX}*\n  ProxyCommand {env}{} ssh --stdio --ssh-host-prefix {HOST_PREFIX} %h\n",
+        shell_quote(binary)
+    );
+    for (k, v) in SSH_OPTIONS {
+        block.push_str(&format!("  {k} {v}\n"));
+    }
+    block.push_str(BLOCK_END);
+    block.push('\n');
+    block
+}
+
+pub async fn config_ssh(args: ConfigSshArgs) -> anyhow::Result<ExitCode> {
+    let path = match args.ssh_config_file.strip_prefix("~/") {
+        Some(rest) => std::path::PathBuf::from(
+            std::env::var_os("HOME").context("HOME is not set: pass --ssh-config-file")?,
+        )
+        .join(rest),
+        None => std::path::PathBuf::from(&args.ssh_config_file),
+    };
+    let current = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let block = if args.remove {
+        None
+    } else {
+        // Checks the session now, so the ProxyCommand will work later.
+        let client = session::client()?;
+        client.me().await?;
+        let config_dir = std::env::var("HANGAR_CONFIG_DIR").ok();
+        Some(ssh_block(&this_binary()?, config_dir.as_deref()))
+    };
+    let updated = with_block(&current, block.as_deref());
+    if args.dry_run {
+        print!("{updated}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if updated == current {
+        println!("{} is up to date.", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Update {}? [y/N] ", path.display());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing written.");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    if args.remove {
+        println!("Removed Hangar's hosts from {}.", path.display());
+    } else {
+        println!(
+            "Wrote {}: `ssh {HOST_PREFIX}WORKSPACE` (or {HOST_PREFIX}WORKSPACE.AGENT) now works, and so do scp, sftp, rsync and VS Code Remote-SSH.",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn the_block_is_added_replaced_and_removed_leaving_the_rest() {
+        let mine = "Host work\n  User me\n";
+        let block = ssh_block("/usr/bin/hangar", None);
+        let added = with_block(mine, Some(&block));
+        assert!(
+            added.starts_with(mine) && added.contains("Host hangar.*"),
+            "{added}"
+        );
+        assert!(added
+            .contains("ProxyCommand '/usr/bin/hangar' ssh --stdio --ssh-host-prefix hangar. %h"));
+        assert_eq!(
+            with_block(&added, Some(&block)),
+            added,
+            "re-running changes nothing"
+        );
+        let other = ssh_block("/opt/it's/hangar", Some("/tmp/cfg"));
+        let replaced = with_block(&format!("{added}Host after\n"), Some(&other));
+        assert_eq!(replaced.matches(BLOCK_START).count(), 1);
+        assert!(
+            replaced.contains("'/opt/it'\\''s/hangar'")
+                && replaced.contains("env HANGAR_CONFIG_DIR='/tmp/cfg'")
+        );
+        assert!(replaced.ends_with("Host after\n"), "{replaced}");
+        let removed = with_block(&replaced, None);
+        assert_eq!(removed, format!("{mine}\nHost after\n"));
+        assert_eq!(with_block("", None), "");
+    }
+}
