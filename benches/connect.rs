@@ -1,0 +1,209 @@
+//! Getting into a workspace, measured: `hangar ssh WS true` round trips, and the
+//! throughput of `hangar port-forward` against a direct loopback TCP copy of the same
+//! bytes, in the same run (a `local` workspace, its agent and the server on this machine).
+//! Under `cargo test --all-targets` it runs a small smoke version.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hangar::client::Client;
+use hangar::wire::workspaces::CreateWorkspaceRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A loopback server that reads everything it is sent, then answers with the count.
+async fn sink() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total: u64 = 0;
+                loop {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n as u64,
+                    }
+                }
+                let _ = conn.write_all(&total.to_be_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// Sends `bytes` to `port` and waits for the count to come back: one copy, timed.
+async fn copy_through(port: u16, bytes: usize) -> Duration {
+    let chunk = vec![7u8; 256 * 1024];
+    let start = Instant::now();
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        conn.write_all(&chunk[..n]).await.unwrap();
+        left -= n;
+    }
+    conn.shutdown().await.unwrap();
+    let mut ack = [0u8; 8];
+    conn.read_exact(&mut ack).await.unwrap();
+    assert_eq!(u64::from_be_bytes(ack), bytes as u64, "every byte arrived");
+    start.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let (runs, mib) = if full() { (7, 256) } else { (2, 4) };
+    let data = tempfile::tempdir().unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let db = hangar::db::Database::open_sqlite(data.path())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = hangar::config::Config::new(data.path().to_path_buf(), url.clone());
+    config.hangar_binary = env!("CARGO_BIN_EXE_hangar").into();
+    tokio::spawn(hangar::server::serve(
+        listener,
+        config,
+        db,
+        std::future::pending(),
+    ));
+    let anon = Client::new(&url, None);
+    let login = anon
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
+            username: "bench".into(),
+            email: "b@example.com".into(),
+            password: "benchmark-password".into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    let token = login.session_token.clone();
+    let client = anon.with_token(&token);
+    let module = tempfile::tempdir().unwrap();
+    hangar::cli::templates::write_builtin("local", module.path()).unwrap();
+    let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
+    let v = client
+        .push_template("local", archive, None, "", true)
+        .await
+        .unwrap();
+    client.follow_job(&v.job.unwrap().id, |_| {}).await.unwrap();
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "local".into(),
+            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    for _ in 0..150 {
+        if client.workspace("dev").await.unwrap().healthy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hangar = env!("CARGO_BIN_EXE_hangar");
+    let config_dir = tempfile::tempdir().unwrap();
+    let command = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(hangar);
+        c.args(args)
+            .env("HANGAR_URL", &url)
+            .env("HANGAR_SESSION_TOKEN", &token)
+            .env("HANGAR_CONFIG_DIR", config_dir.path())
+            .stdin(Stdio::null());
+        c
+    };
+
+    // `hangar ssh dev true`: CLI start, OpenSSH, handshake, a command, its exit status.
+    let mut ssh_times = Vec::new();
+    let mut local_times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = command(&["ssh", "dev", "true"]).output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ssh_times.push(t.elapsed());
+        let t = Instant::now();
+        let out = command(&["version"]).output().await.unwrap();
+        assert!(out.status.success());
+        local_times.push(t.elapsed());
+    }
+    println!("hangar ssh dev true, median of {runs}:");
+    println!(
+        "  hangar ssh dev true           {:8.1} ms",
+        ms(median(ssh_times))
+    );
+    println!(
+        "  hangar version (process only) {:8.1} ms",
+        ms(median(local_times))
+    );
+
+    // port-forward against a direct copy of the same bytes to the same server.
+    let target = sink().await;
+    let local = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut forward = command(&["port-forward", "dev", "--tcp", &format!("{local}:{target}")])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    forward
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .await
+        .unwrap();
+    let bytes = mib * 1024 * 1024;
+    let (mut direct, mut forwarded) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        direct.push(copy_through(target, bytes).await);
+        forwarded.push(copy_through(local, bytes).await);
+    }
+    let (d, f) = (median(direct), median(forwarded));
+    let rate = |t: Duration| mib as f64 / t.as_secs_f64();
+    println!("port-forward throughput, {mib} MiB up, median of {runs}:");
+    println!("  direct loopback TCP copy      {:8.1} MiB/s", rate(d));
+    println!("  through hangar port-forward   {:8.1} MiB/s", rate(f));
+    println!("  ratio forwarded / direct      {:8.3}", rate(f) / rate(d));
+    forward.kill().await.unwrap();
+    let b = client
+        .build_workspace(
+            "dev",
+            &hangar::wire::workspaces::BuildRequest {
+                transition: Some(hangar::model::Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    client.follow_job(&b.job.id, |_| {}).await.unwrap();
+}
