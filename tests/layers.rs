@@ -34,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wire",
         ],
     ),
-    ("web", &["api", "config", "db", "model", "wire"]),
+    ("web", &["api", "config", "db", "model", "tunnel", "wire"]),
     (
         "server",
         &["api", "config", "db", "model", "provisioner", "web", "wire"],

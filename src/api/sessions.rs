@@ -63,7 +63,7 @@ async fn start(
 
 /// Opens a session stream to a connected agent of a running workspace and waits for the
 /// agent's answer; returns the stream and `owner/workspace.agent` for the audit log.
-async fn open(
+pub(crate) async fn open(
     state: &AppState,
     agent_id: &str,
     request: &StreamRequest,

@@ -2,6 +2,7 @@
 //! Pages authenticate with the `hangar_session` cookie (the API's `Auth` reads it too);
 //! a build page follows its log live through the API's SSE stream.
 
+mod apps;
 mod views;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -9,7 +10,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
@@ -34,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:name/favorite", post(favorite))
         .route("/@:owner/:name/builds", post(build))
         .route("/@:owner/:name/cancel", post(cancel))
+        .route("/@:owner/:target/apps/:slug", any(apps::without_slash))
+        .route("/@:owner/:target/apps/:slug/", any(apps::proxy))
+        .route("/@:owner/:target/apps/:slug/*rest", any(apps::proxy))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
 }

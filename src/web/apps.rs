@@ -1,0 +1,372 @@
+//! Apps proxied at `/@OWNER/WORKSPACE.AGENT/apps/SLUG/…`: each request is sent over a
+//! TCP stream of the agent's tunnel to the app's port in the workspace, speaking HTTP/1.1
+//! (hyper), WebSocket upgrades included, bodies streamed both ways. Who may open an app
+//! is its `share`: `owner` (the workspace's owner), `authenticated` (anyone logged in),
+//! `public` (anyone). The session cookie never reaches the app, redirects to the app's
+//! own origin or absolute paths are rewritten under the proxy path, and a page someone
+//! else's workspace serves is sandboxed (an opaque origin: its scripts cannot call this
+//! server as the viewer).
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use hyper_util::rt::TokioIo;
+
+use crate::api::auth::{Auth, SESSION_COOKIE};
+use crate::api::{ApiError, AppState};
+use crate::tunnel::StreamRequest;
+use crate::wire::agent::AppSpec;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1); `upgrade` and
+/// `connection` are put back for WebSocket requests.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What a page from someone else's workspace may do: run, but as an opaque origin.
+const SANDBOX: &str = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+/// `/@OWNER/WORKSPACE.AGENT/apps/SLUG`: the same with a slash, so relative links resolve.
+pub async fn without_slash(uri: Uri) -> Response {
+    let mut to = format!("{}/", uri.path());
+    if let Some(q) = uri.query() {
+        to.push('?');
+        to.push_str(q);
+    }
+    Redirect::permanent(&to).into_response()
+}
+
+pub async fn proxy(
+    State(state): State<AppState>,
+    auth: Option<Auth>,
+    Path(p): Path<std::collections::HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
+    let (owner, target, slug, rest) = (get("owner"), get("target"), get("slug"), get("rest"));
+    match serve(&state, auth.as_ref(), owner, target, slug, rest, request).await {
+        Ok(r) => r,
+        Err(Refusal::Login) => Redirect::to("/login").into_response(),
+        Err(Refusal::Error(e)) => {
+            let (status, message) = match &e {
+                ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+                ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+                ApiError::Conflict(m) => (StatusCode::BAD_GATEWAY, m.clone()),
+                _ => return e.into_response(),
+            };
+            (status, format!("{message}\n")).into_response()
+        }
+    }
+}
+
+enum Refusal {
+    Login,
+    Error(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        Refusal::Error(e.into())
+    }
+}
+
+/// The app's address in the workspace, from its `url`.
+struct AppUrl {
+    /// `host:port` for the Host header.
+    authority: String,
+    port: u16,
+    /// The path the app is served under, without a trailing slash.
+    base: String,
+}
+
+fn parse_app_url(url: &str) -> Option<AppUrl> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let port = match authority.rsplit_once(':') {
+        Some((_, p)) => p.parse().ok()?,
+        None => 80,
+    };
+    Some(AppUrl {
+        authority: authority.to_string(),
+        port,
+        base: path.trim_end_matches('/').to_string(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    state: &AppState,
+    auth: Option<&Auth>,
+    owner: &str,
+    target: &str,
+    slug: &str,
+    rest: &str,
+    mut request: Request,
+) -> Result<Response, Refusal> {
+    let not_found = || ApiError::NotFound(format!("no app {slug:?} on {owner}/{target}"));
+    let (workspace, agent_name) = match target.split_once('.') {
+        Some((w, a)) => (w, Some(a)),
+        None => (target, None),
+    };
+    let owner_user = state
+        .db
+        .get_user_by_name(owner)
+        .await?
+        .ok_or_else(not_found)?;
+    let ws = state
+        .db
+        .get_workspace_by_name(&owner_user.id, workspace)
+        .await?
+        .ok_or_else(not_found)?;
+    let latest = state.db.latest_build(&ws.id).await?.ok_or_else(not_found)?;
+    let agents = state.db.list_agents(&latest.build.id).await?;
+    let agent = match agent_name {
+        Some(name) => agents.iter().find(|a| a.name == name),
+        None if agents.len() == 1 => agents.first(),
+        None => None,
+    }
+    .ok_or_else(not_found)?;
+    let spec = agent.spec()?;
+    let app: &AppSpec = spec
+        .apps
+        .iter()
+        .find(|a| a.slug == slug)
+        .ok_or_else(not_found)?;
+    let viewer_is_owner = auth.is_some_and(|a| a.user.id == owner_user.id);
+    match app.share.as_str() {
+        "public" => {}
+        "authenticated" if auth.is_some() => {}
+        "authenticated" => return Err(Refusal::Login),
+        // `owner`, and anything unknown, is the owner's alone.
+        _ if viewer_is_owner => {}
+        _ if auth.is_none() => return Err(Refusal::Login),
+        _ => {
+            return Err(ApiError::Forbidden(format!(
+                "app {slug:?} of {owner}/{workspace} is shared with its owner only"
+            ))
+            .into())
+        }
+    }
+    let url = parse_app_url(&app.url).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "app {slug:?} has no http:// url to proxy (command apps open in the terminal, external ones are links)"
+        ))
+    })?;
+
+    let (stream, _) =
+        crate::api::sessions::open(state, &agent.id, &StreamRequest::Tcp { port: url.port })
+            .await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ApiError::Conflict(format!("app {slug:?} did not speak HTTP: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+
+    let prefix = format!("/@{owner}/{target}/apps/{slug}");
+    let upgrade = is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let mut path = format!("{}/{rest}", url.base);
+    if let Some(q) = parts.uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let mut out = hyper::Request::builder()
+        .method(parts.method.clone())
+        .uri(path)
+        .body(body)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    *out.headers_mut() = forwarded_headers(&parts.headers, &url.authority, upgrade);
+    let mut response = sender
+        .send_request(out)
+        .await
+        .map_err(|e| ApiError::Conflict(format!("app {slug:?} did not answer: {e}")))?;
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let app_side = hyper::upgrade::on(&mut response);
+        if let Some(client_side) = client_upgrade {
+            tokio::spawn(async move {
+                if let (Ok(client), Ok(app)) = (client_side.await, app_side.await) {
+                    let mut client = TokioIo::new(client);
+                    let mut app = TokioIo::new(app);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut app).await;
+                }
+            });
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    rewrite_location(&mut parts.headers, &url, &prefix);
+    if !viewer_is_owner {
+        parts.headers.append(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SANDBOX),
+        );
+    }
+    // The app's own headers stand; these fill in what Hangar's defaults would forbid.
+    parts
+        .headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("frame-ancestors 'self'"));
+    parts
+        .headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("SAMEORIGIN"));
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
+        && headers.contains_key(header::UPGRADE)
+}
+
+/// The request's headers for the app: hop-by-hop ones dropped (the upgrade put back),
+/// Hangar's session cookie and token headers removed, `Host` the app's own.
+fn forwarded_headers(incoming: &HeaderMap, authority: &str, upgrade: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n == "host"
+            || n == "cookie"
+            || n == "authorization"
+            || n.starts_with("coder-session")
+            || n.starts_with("hangar-session")
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    if let Some(cookies) = kept_cookies(incoming) {
+        out.insert(header::COOKIE, cookies);
+    }
+    if let Ok(host) = HeaderValue::from_str(authority) {
+        out.insert(header::HOST, host);
+    }
+    if upgrade {
+        out.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = incoming.get(header::UPGRADE) {
+            out.insert(header::UPGRADE, u.clone());
+        }
+    }
+    out
+}
+
+/// The request's cookies without Hangar's session.
+fn kept_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.starts_with(&format!("{SESSION_COOKIE}=")))
+        .collect();
+    (!kept.is_empty())
+        .then(|| HeaderValue::from_str(&kept.join("; ")).ok())
+        .flatten()
+}
+
+/// A redirect to the app's own origin, or to an absolute path on it, stays in the proxy.
+fn rewrite_location(headers: &mut HeaderMap, url: &AppUrl, prefix: &str) {
+    let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let origins = [
+        format!("http://{}", url.authority),
+        format!("http://localhost:{}", url.port),
+        format!("http://127.0.0.1:{}", url.port),
+    ];
+    let path = origins
+        .iter()
+        .find_map(|o| location.strip_prefix(o.as_str()))
+        .or_else(|| location.starts_with('/').then_some(location));
+    if let Some(path) = path {
+        let path = path.strip_prefix(url.base.as_str()).unwrap_or(path);
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{path}")) {
+            headers.insert(header::LOCATION, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_urls_parse() {
+        let u = parse_app_url("http://localhost:8080/ui/").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.port, u.base.as_str()),
+            ("localhost:8080", 8080, "/ui")
+        );
+        let u = parse_app_url("http://127.0.0.1").unwrap();
+        assert_eq!((u.port, u.base.as_str()), (80, ""));
+        assert!(parse_app_url("https://x").is_none());
+        assert!(parse_app_url("http://x:notaport/").is_none());
+    }
+
+    #[test]
+    fn the_session_never_reaches_the_app() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hangar_session=secret; b=2"),
+        );
+        h.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret"),
+        );
+        h.append(header::HOST, HeaderValue::from_static("hangar.example"));
+        h.append("x-app", HeaderValue::from_static("kept"));
+        let out = forwarded_headers(&h, "localhost:8080", false);
+        assert_eq!(out[header::COOKIE], "a=1; b=2");
+        assert_eq!(out[header::HOST], "localhost:8080");
+        assert!(out.get(header::AUTHORIZATION).is_none());
+        assert_eq!(out["x-app"], "kept");
+        let only = forwarded_headers(
+            &HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_static("hangar_session=s"))]),
+            "x",
+            false,
+        );
+        assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn redirects_stay_in_the_proxy() {
+        let url = parse_app_url("http://localhost:8080/ui").unwrap();
+        for (from, to) in [
+            ("http://localhost:8080/ui/login", "/@o/w.a/apps/s/login"),
+            ("/ui/next?x=1", "/@o/w.a/apps/s/next?x=1"),
+            ("/elsewhere", "/@o/w.a/apps/s/elsewhere"),
+            ("https://example.com/", "https://example.com/"),
+        ] {
+            let mut h =
+                HeaderMap::from_iter([(header::LOCATION, HeaderValue::from_str(from).unwrap())]);
+            rewrite_location(&mut h, &url, "/@o/w.a/apps/s");
+            assert_eq!(h[header::LOCATION], to, "{from}");
+        }
+    }
+}
