@@ -840,7 +840,8 @@ mod tests {
             "/@owner/dev/builds/3",
             "outdated",
             "value=\"stop\"",
-            "http://localhost:8000",
+            "href=\"/@owner/dev.main/apps/files/\"",
+            "hangar ssh dev.main",
         ] {
             assert!(ws.contains(word), "{word} missing in {ws}");
         }
