@@ -350,6 +350,12 @@ impl Client {
         self.dial(&format!("/workspaceagents/{agent_id}/ssh")).await
     }
 
+    /// Opens a WebSocket the agent echoes (ping, speed tests).
+    pub async fn dial_echo(&self, agent_id: &str) -> ClientResult<SessionSocket> {
+        self.dial(&format!("/workspaceagents/{agent_id}/echo"))
+            .await
+    }
+
     async fn dial(&self, path: &str) -> ClientResult<SessionSocket> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         use tokio_tungstenite::tungstenite::Error as WsError;

@@ -215,6 +215,8 @@ pub enum StreamRequest {
     Tcp { port: u16 },
     /// Speak SSH with the agent's embedded server.
     Ssh,
+    /// Send back every byte (`hangar ping` and `speedtest`).
+    Echo,
 }
 
 /// The agent's answer, before any bytes flow.

@@ -72,7 +72,9 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("PUT", "/users/:user/status/suspend")
         | ("PUT", "/users/:user/status/activate")
         | ("GET", "/audit") => OwnerOnly,
-        ("GET", "/workspaceagents/:id/tcp") | ("GET", "/workspaceagents/:id/ssh") => AliceOnly,
+        ("GET", "/workspaceagents/:id/tcp")
+        | ("GET", "/workspaceagents/:id/ssh")
+        | ("GET", "/workspaceagents/:id/echo") => AliceOnly,
         (_, p)
             if p.starts_with("/workspaces/:owner/:name")
                 || p.starts_with("/workspacebuilds/:id")

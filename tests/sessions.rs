@@ -164,6 +164,24 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     assert!(many.iter().all(|b| *b == payload));
     forward.kill().await.unwrap();
 
+    // ping and speedtest go the whole way and back.
+    let out = app.cli(&["ping", "dev", "-n", "3"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("pong from owner/dev.main in").count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("3 round trips: min"), "{text}");
+    let out = app.cli(&["speedtest", "dev", "--mib", "4"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("4 MiB up and 4 MiB down"),
+        "{}",
+        stdout(&out)
+    );
+
     // Through the API directly: a closed port says so; other users cannot open anything,
     // whatever their role, and are told the agent does not exist.
     let closed = app
@@ -205,7 +223,7 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     let audit = app.client.audit(100).await.unwrap();
     let starts = audit.iter().filter(|e| e.action == "session_start").count();
     let ends: Vec<_> = audit.iter().filter(|e| e.action == "session_end").collect();
-    assert!(starts >= 11, "{audit:?}");
+    assert!(starts >= 13, "{audit:?}");
     assert!(
         ends.iter()
             .any(|e| e.target == "owner/dev.main"

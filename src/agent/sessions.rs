@@ -23,6 +23,15 @@ pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
     };
     match request {
         StreamRequest::Tcp { port } => forward(stream, port).await,
+        StreamRequest::Echo => {
+            if tunnel::write_line(&mut stream, &StreamReply { error: None })
+                .await
+                .is_ok()
+            {
+                let (mut r, mut w) = tokio::io::split(stream);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        }
         StreamRequest::Ssh => {
             if tunnel::write_line(&mut stream, &StreamReply { error: None })
                 .await

@@ -313,6 +313,14 @@ pub fn route_table() -> Vec<RouteDef> {
         .websocket(),
         r(
             g,
+            "/workspaceagents/:id/echo",
+            AgentSession,
+            get(sessions::echo),
+        )
+        .doc("A WebSocket the agent echoes, for ping and speed tests (the workspace's owner only)")
+        .websocket(),
+        r(
+            g,
             "/init-script/:os/:arch",
             Public,
             get(agents::init_script),

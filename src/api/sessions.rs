@@ -49,6 +49,17 @@ pub async fn ssh(
     start(state, auth, &id, StreamRequest::Ssh, "ssh".into(), ws).await
 }
 
+/// `GET /workspaceagents/{id}/echo`: a WebSocket the agent sends every byte back on
+/// (`hangar ping` and `hangar speedtest` measure the whole path with it).
+pub async fn echo(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    start(state, auth, &id, StreamRequest::Echo, "echo".into(), ws).await
+}
+
 async fn start(
     state: AppState,
     auth: Auth,

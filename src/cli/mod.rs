@@ -54,6 +54,10 @@ pub enum Command {
     /// Add `Host hangar.*` to ~/.ssh/config, so plain ssh, scp, sftp, rsync and VS Code
     /// reach your workspaces.
     ConfigSsh(sessions::ConfigSshArgs),
+    /// Round trips to a workspace's agent through the server, with the path taken.
+    Ping(sessions::PingArgs),
+    /// Throughput to and from a workspace's agent, both ways at once.
+    Speedtest(sessions::SpeedtestArgs),
     /// Show a workspace, its resources and agents.
     Show {
         name: String,
@@ -218,6 +222,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::PortForward(args) => sessions::port_forward(args).await,
         Command::Ssh(args) => sessions::ssh(args).await,
         Command::ConfigSsh(args) => sessions::config_ssh(args).await,
+        Command::Ping(args) => sessions::ping(args).await,
+        Command::Speedtest(args) => sessions::speedtest(args).await,
         Command::Builds {
             name,
             limit,

@@ -415,3 +415,112 @@ mod config_tests {
         assert_eq!(with_block("", None), "");
     }
 }
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The workspace: NAME, NAME.AGENT, OWNER/NAME or OWNER/NAME.AGENT.
+    pub workspace: String,
+    /// How many round trips.
+    #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub num: u32,
+}
+
+/// Round trips through the whole path: this machine → the server → the agent's tunnel →
+/// the agent, and back.
+pub async fn ping(args: PingArgs) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let client = session::client()?;
+    let (place, agent) = find_agent(&client, &args.workspace).await?;
+    let t = std::time::Instant::now();
+    let socket = client.dial_echo(&agent.id).await?;
+    println!(
+        "Connected to {place} through {} in {:.1} ms (you -> server -> agent tunnel -> agent)",
+        client.url(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let tunnel::Split {
+        control_rx: _control_rx,
+        control_tx: _control_tx,
+        mut mux,
+    } = tunnel::split(socket);
+    let mut times = Vec::new();
+    for i in 0..args.num {
+        let probe = u64::from(i).to_be_bytes();
+        let t = std::time::Instant::now();
+        mux.write_all(&probe).await?;
+        let mut back = [0u8; 8];
+        mux.read_exact(&mut back)
+            .await
+            .context("the agent stopped answering")?;
+        anyhow::ensure!(back == probe, "the agent answered with other bytes");
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        println!("pong from {place} in {ms:.2} ms");
+        times.push(ms);
+        if i + 1 < args.num {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let min = times.iter().cloned().fold(f64::MAX, f64::min);
+    let max = times.iter().cloned().fold(0.0, f64::max);
+    let avg = times.iter().sum::<f64>() / times.len() as f64;
+    println!(
+        "{} round trips: min {min:.2} ms, avg {avg:.2} ms, max {max:.2} ms",
+        times.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct SpeedtestArgs {
+    /// The workspace: NAME, NAME.AGENT, OWNER/NAME or OWNER/NAME.AGENT.
+    pub workspace: String,
+    /// MiB to send (the agent sends them back at the same time).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub mib: u64,
+}
+
+/// Sends `--mib` MiB to the agent, which echoes them, both directions at once.
+pub async fn speedtest(args: SpeedtestArgs) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let client = session::client()?;
+    let (place, agent) = find_agent(&client, &args.workspace).await?;
+    let socket = client.dial_echo(&agent.id).await?;
+    let tunnel::Split {
+        control_rx: _control_rx,
+        control_tx: _control_tx,
+        mux,
+    } = tunnel::split(socket);
+    let (mut r, mut w) = tokio::io::split(mux);
+    let total = args.mib * 1024 * 1024;
+    let t = std::time::Instant::now();
+    let sender = tokio::spawn(async move {
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            w.write_all(&chunk[..n]).await?;
+            left -= n as u64;
+        }
+        w.shutdown().await
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    while got < total {
+        let n = r.read(&mut buf).await?;
+        anyhow::ensure!(
+            n > 0,
+            "the agent closed the stream after {got} of {total} bytes"
+        );
+        got += n as u64;
+    }
+    sender.await??;
+    let secs = t.elapsed().as_secs_f64();
+    let rate = args.mib as f64 / secs;
+    println!(
+        "{place}: {} MiB up and {} MiB down at once in {secs:.2} s: {rate:.1} MiB/s ({:.0} Mbit/s) each way",
+        args.mib,
+        args.mib,
+        rate * 8.0 * 1.048_576
+    );
+    Ok(ExitCode::SUCCESS)
+}
