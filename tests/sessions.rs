@@ -447,3 +447,119 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
     );
     app.stop().await;
 }
+
+/// The server restarts under a running workspace: its agent reconnects on its own and
+/// `hangar ssh` works again, with nothing done on the workspace's side.
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_works_again_after_a_server_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let db_url = fresh_db_url(data.path()).await;
+    let start = || {
+        let mut cmd = tokio::process::Command::new(hangar_bin());
+        cmd.args([
+            "server",
+            "--address",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .args(["--provisioners", "1"])
+        .env_remove("HANGAR_PG_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+        if std::env::var("HANGAR_TEST_DB").as_deref() == Ok("postgres") {
+            cmd.env("HANGAR_PG_URL", &db_url);
+        }
+        cmd.spawn().unwrap()
+    };
+    let anon = hangar::client::Client::new(&url, None);
+    let up = || async {
+        until("the server", async || anon.first_user_exists().await.ok()).await;
+    };
+    let mut server = start();
+    up().await;
+    let login = anon
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "o@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    let client = anon.with_token(&login.session_token);
+    let module = tempfile::tempdir().unwrap();
+    hangar::cli::templates::write_builtin("local", module.path()).unwrap();
+    let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
+    let v = client
+        .push_template("local", archive, None, "", true)
+        .await
+        .unwrap();
+    client.follow_job(&v.job.unwrap().id, |_| {}).await.unwrap();
+    let ws = client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "local".into(),
+            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let healthy = || async {
+        until("a healthy workspace", async || {
+            client.workspace("dev").await.ok()?.healthy.then_some(())
+        })
+        .await
+    };
+    healthy().await;
+    let config = tempfile::tempdir().unwrap();
+    let ssh = |word: &'static str| {
+        tokio::process::Command::new(hangar_bin())
+            .args(["ssh", "dev", "echo", word])
+            .env("HANGAR_URL", &url)
+            .env("HANGAR_SESSION_TOKEN", &login.session_token)
+            .env("HANGAR_CONFIG_DIR", config.path())
+            .stdin(Stdio::null())
+            .output()
+    };
+    let out = ssh("before").await.unwrap();
+    assert_eq!(stdout(&out), "before\n", "{}", stderr(&out));
+
+    server.kill().await.unwrap();
+    let _ = server.wait().await;
+    let mut server = start();
+    up().await;
+    // The agent is back within its reconnect cap (5 s) plus a connect: ssh works again
+    // well inside this bound, without anything done in the workspace.
+    let restarted = std::time::Instant::now();
+    let out = until("ssh after the restart", async || {
+        let out = ssh("after").await.ok()?;
+        out.status.success().then_some(out)
+    })
+    .await;
+    assert_eq!(stdout(&out), "after\n");
+    assert!(restarted.elapsed() < Duration::from_secs(20));
+
+    // Leave no agent behind.
+    let b = client
+        .build_workspace(
+            "dev",
+            &hangar::wire::workspaces::BuildRequest {
+                transition: Some(hangar::model::Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    client.follow_job(&b.job.id, |_| {}).await.unwrap();
+    server.kill().await.unwrap();
+}
