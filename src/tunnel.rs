@@ -217,6 +217,8 @@ pub enum StreamRequest {
     Ssh,
     /// Send back every byte (`hangar ping` and `speedtest`).
     Echo,
+    /// Attach to the reconnecting terminal `id`, started at this size if it is new.
+    Pty { id: String, rows: u16, cols: u16 },
 }
 
 /// The agent's answer, before any bytes flow.

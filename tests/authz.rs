@@ -74,7 +74,8 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("GET", "/audit") => OwnerOnly,
         ("GET", "/workspaceagents/:id/tcp")
         | ("GET", "/workspaceagents/:id/ssh")
-        | ("GET", "/workspaceagents/:id/echo") => AliceOnly,
+        | ("GET", "/workspaceagents/:id/echo")
+        | ("GET", "/workspaceagents/:id/pty") => AliceOnly,
         (_, p)
             if p.starts_with("/workspaces/:owner/:name")
                 || p.starts_with("/workspacebuilds/:id")

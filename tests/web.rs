@@ -720,3 +720,154 @@ async fn pages_show_members_their_own_and_render_errors() {
     assert!(body.contains("incorrect login or password") && body.contains("value=\"mia\""));
     app.stop().await;
 }
+
+/// Text of the web terminal's screen and scrollback.
+const SCREEN: &str = "(() => { const b = window.hangarTerminal.buffer.active; const out = []; \
+    for (let i = 0; i < b.length; i++) { out.push(b.getLine(i).translateToString(true)); } \
+    return out.join('\\n'); })()";
+
+impl Browser {
+    /// Types text into the focused element, then Enter, as a keyboard would.
+    async fn type_line(&mut self, text: &str) {
+        self.call("Input.insertText", json!({ "text": text }))
+            .await
+            .unwrap();
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": kind, "key": "Enter", "code": "Enter",
+                        "windowsVirtualKeyCode": 13, "text": "\r" }),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
+    let app = spawn_app().await;
+    let homes = tempfile::tempdir().unwrap();
+    let setup = async {
+        push_builtin(&app, "local").await;
+        let ws = app
+            .client
+            .create_workspace(&CreateWorkspaceRequest {
+                name: "dev".into(),
+                template: "local".into(),
+                parameters: [("home_base".to_string(), homes.path().display().to_string())]
+                    .into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        app.client
+            .follow_job(&ws.latest_build.job.id, |_| {})
+            .await
+            .unwrap();
+        for _ in 0..150 {
+            if app.client.workspace("dev").await.unwrap().healthy {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the workspace never became healthy");
+    };
+    let (mut b, ()) = tokio::join!(Browser::launch(), setup);
+    let limit = Duration::from_secs(15);
+    b.open(&format!("{}/login", app.url)).await;
+    b.wait_for("!!document.querySelector('input[name=login]')", "the login form", limit)
+        .await;
+    b.eval(&format!(
+        "document.querySelector('input[name=login]').value = 'owner';
+         document.querySelector('input[name=password]').value = {PASSWORD:?};
+         document.querySelector('form[action=\"/login\"]').submit();"
+    ))
+    .await
+    .unwrap();
+    b.wait_for("location.pathname === '/'", "the list after logging in", limit)
+        .await;
+    // The workspace page offers the terminal.
+    b.open(&format!("{}/@owner/dev", app.url)).await;
+    b.wait_for(
+        "!!document.getElementById('terminal-main')",
+        "the Terminal link on the workspace page",
+        limit,
+    )
+    .await;
+    b.open(&format!("{}/@owner/dev.main/terminal", app.url)).await;
+    b.wait_for(
+        "!!window.hangarTerminal && document.getElementById('state').innerText === 'connected'",
+        "the terminal to connect",
+        limit,
+    )
+    .await;
+    let url = b.eval("location.href").await.unwrap();
+    assert!(url.as_str().unwrap().contains("reconnect="), "{url}");
+    b.eval("window.hangarTerminal.focus()").await.unwrap();
+    b.type_line("echo $((6*7)); H=hangar$((1+1)); echo $$ > /dev/null").await;
+    b.wait_for(
+        &format!("{SCREEN}.split('\\n').some(l => l.trim() === '42')"),
+        "42 on the screen",
+        limit,
+    )
+    .await;
+
+    // Reload: the same terminal id, the same shell (its variable is still set), and the
+    // earlier output replayed.
+    b.eval("location.reload()").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.wait_for(
+        "!!window.hangarTerminal && document.getElementById('state').innerText === 'connected'",
+        "the terminal to reconnect after a reload",
+        limit,
+    )
+    .await;
+    assert_eq!(b.eval("location.href").await.unwrap(), url);
+    b.wait_for(
+        &format!("{SCREEN}.split('\\n').some(l => l.trim() === '42')"),
+        "the earlier output replayed",
+        limit,
+    )
+    .await;
+    b.eval("window.hangarTerminal.focus()").await.unwrap();
+    b.type_line("echo got-$H").await;
+    b.wait_for(
+        &format!("{SCREEN}.split('\\n').some(l => l.trim() === 'got-hangar2')"),
+        "the same shell after the reload",
+        limit,
+    )
+    .await;
+
+    // A member cannot open the owner's terminal, not even its page.
+    let mia = app.user("mia", hangar::model::Role::Member).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/@owner/dev.main/terminal", app.url))
+        .header("cookie", format!("hangar_session={}", mia.token().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    // A page elsewhere cannot open the owner's terminal socket with the owner's cookie.
+    let agent = app.client.workspace("dev").await.unwrap().agents().next().unwrap().clone();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!(
+        "{}/api/v2/workspaceagents/{}/pty?reconnect=x",
+        app.url.replace("http://", "ws://"),
+        agent.id
+    )
+    .into_client_request()
+    .unwrap();
+    req.headers_mut().insert(
+        "cookie",
+        format!("hangar_session={}", app.client.token().unwrap()).parse().unwrap(),
+    );
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    app.stop().await;
+}

@@ -23,6 +23,26 @@ pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
     };
     match request {
         StreamRequest::Tcp { port } => forward(stream, port).await,
+        StreamRequest::Pty { id, rows, cols } => {
+            let terminal = if super::pty::valid_id(&id) {
+                super::pty::attach_or_start(&id, rows, cols, &env)
+            } else {
+                Err("a terminal id is letters, digits and hyphens, at most 64".to_string())
+            };
+            match terminal {
+                Ok(t) => {
+                    if tunnel::write_line(&mut stream, &StreamReply { error: None })
+                        .await
+                        .is_ok()
+                    {
+                        super::pty::attach(stream, t).await;
+                    }
+                }
+                Err(error) => {
+                    let _ = tunnel::write_line(&mut stream, &StreamReply { error: Some(error) }).await;
+                }
+            }
+        }
         StreamRequest::Echo => {
             if tunnel::write_line(&mut stream, &StreamReply { error: None })
                 .await

@@ -295,7 +295,7 @@ fn command_line(program: &Program) -> (Vec<String>, bool) {
 }
 
 /// Variables a session never inherits from the agent: its token is the agent's identity.
-const WITHHELD: &[&str] = &[contract::AGENT_TOKEN, "CODER_AGENT_TOKEN"];
+pub(super) const WITHHELD: &[&str] = &[contract::AGENT_TOKEN, "CODER_AGENT_TOKEN"];
 
 async fn run_on_pipes(
     channel: &mut Channel<Msg>,

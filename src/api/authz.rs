@@ -164,6 +164,9 @@ async fn check(
             }
         }
         Access::AgentSession => {
+            // A WebSocket handshake carries the cookie cross-site like any GET: a page
+            // elsewhere must not open a shell with it.
+            super::guard::check_source(&state.config.access_url, &parts.headers)?;
             let id = param("id");
             let theirs = state
                 .db

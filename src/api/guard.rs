@@ -39,6 +39,14 @@ pub fn check_origin(
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
+    check_source(access_url, headers)
+}
+
+/// The rule for requests that change something: a browser's `Origin` (or `Referer`)
+/// must be this server, and a cookie-authenticated request must carry one. WebSocket
+/// handshakes are GETs that open sessions into workspaces, so they are checked with it
+/// too (a page elsewhere could otherwise open a shell with the visitor's cookie).
+pub fn check_source(access_url: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let header_token = headers.contains_key(header::AUTHORIZATION)
         || headers.contains_key(SESSION_HEADER)
         || headers.contains_key(CODER_SESSION_HEADER);

@@ -321,6 +321,15 @@ pub fn route_table() -> Vec<RouteDef> {
         .websocket(),
         r(
             g,
+            "/workspaceagents/:id/pty",
+            AgentSession,
+            get(sessions::pty),
+        )
+        .doc("The web terminal: a reconnecting shell on a PTY, JSON input in text frames, output in binary frames (the workspace's owner only)")
+        .query::<ag::PtyQuery>()
+        .websocket(),
+        r(
+            g,
             "/init-script/:os/:arch",
             Public,
             get(agents::init_script),

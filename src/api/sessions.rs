@@ -12,7 +12,7 @@ use axum::response::Response;
 use super::auth::Auth;
 use super::{ApiError, ApiResult, AppState};
 use crate::tunnel::{self, StreamHandle, StreamReply, StreamRequest};
-use crate::wire::agents::TcpQuery;
+use crate::wire::agents::{PtyQuery, TcpQuery};
 
 /// How long the agent has to say whether a session could start.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -70,6 +70,88 @@ async fn start(
 ) -> ApiResult<Response> {
     let (stream, place) = open(&state, agent_id, &request).await?;
     Ok(ws.on_upgrade(move |socket| relay(state, auth, place, detail, socket, stream)))
+}
+
+/// `GET /workspaceagents/{id}/pty?reconnect=ID&height=&width=`: the web terminal. The
+/// browser sends JSON text frames (`{"data":"…"}`, `{"height":R,"width":C}`) and gets
+/// the terminal's output in binary frames. The same `reconnect` id within a few minutes
+/// reattaches to the same shell.
+pub async fn pty(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PtyQuery>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let request = StreamRequest::Pty {
+        id: q.reconnect.clone(),
+        rows: q.height.unwrap_or(24),
+        cols: q.width.unwrap_or(80),
+    };
+    let (stream, place) = open(&state, &id, &request).await?;
+    let detail = format!("terminal {}", q.reconnect);
+    Ok(ws.on_upgrade(move |socket| relay_terminal(state, auth, place, detail, socket, stream)))
+}
+
+/// One input message from the browser, re-encoded for the agent (anything else dropped).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct TerminalInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    height: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    width: Option<u16>,
+}
+
+async fn relay_terminal(
+    state: AppState,
+    auth: Auth,
+    place: String,
+    detail: String,
+    socket: axum::extract::ws::WebSocket,
+    stream: StreamHandle,
+) {
+    use tokio::io::AsyncWriteExt;
+    let user = auth.user.id.clone();
+    let _ = state
+        .db
+        .audit(Some(&user), "session_start", &place, &detail)
+        .await;
+    let started = Instant::now();
+    let tunnel::Split {
+        mut control_rx,
+        control_tx: _control_tx,
+        mut mux,
+    } = tunnel::split(socket);
+    let (mut from_agent, mut to_agent) = tokio::io::split(stream);
+    let output = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_agent, &mut mux).await;
+        let _ = mux.shutdown().await;
+    });
+    while let Some(text) = control_rx.recv().await {
+        let Ok(input) = serde_json::from_str::<TerminalInput>(&text) else {
+            continue;
+        };
+        let Ok(mut line) = serde_json::to_vec(&input) else {
+            continue;
+        };
+        line.push(b'\n');
+        if to_agent.write_all(&line).await.is_err() || output.is_finished() {
+            break;
+        }
+    }
+    let _ = to_agent.shutdown().await;
+    output.abort();
+    let _ = state
+        .db
+        .audit(
+            Some(&user),
+            "session_end",
+            &place,
+            &format!("{detail}, {:.1}s", started.elapsed().as_secs_f64()),
+        )
+        .await;
 }
 
 /// Opens a session stream to a connected agent of a running workspace and waits for the

@@ -30,6 +30,11 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
         .route("/static/app.js", get(app_js))
+        .route("/static/terminal.js", get(|| asset(TERMINAL_JS, "text/javascript; charset=utf-8")))
+        .route("/static/xterm.js", get(|| asset(XTERM_JS, "text/javascript; charset=utf-8")))
+        .route("/static/xterm-addon-fit.js", get(|| asset(XTERM_FIT_JS, "text/javascript; charset=utf-8")))
+        .route("/static/xterm.css", get(|| asset(XTERM_CSS, "text/css; charset=utf-8")))
+        .route("/@:owner/:target/terminal", get(terminal_page))
         .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
         .route("/@:owner/:name/favorite", post(favorite))
@@ -40,6 +45,58 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:target/apps/:slug/*rest", any(apps::proxy))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
+}
+
+/// The web terminal's script and xterm.js (vendored from npm, see vendor/README.md),
+/// compiled into the binary so a server needs no files beside it.
+const TERMINAL_JS: &str = include_str!("terminal.js");
+const XTERM_JS: &str = include_str!("vendor/xterm.js");
+const XTERM_FIT_JS: &str = include_str!("vendor/xterm-addon-fit.js");
+const XTERM_CSS: &str = include_str!("vendor/xterm.css");
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `/@OWNER/WORKSPACE[.AGENT]/terminal`: the web terminal, for the workspace's owner.
+async fn terminal_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, target)): Path<(String, String)>,
+) -> PageResult {
+    let (name, agent_name) = match target.split_once('.') {
+        Some((w, a)) => (w.to_string(), Some(a.to_string())),
+        None => (target.clone(), None),
+    };
+    let (ws, owner_user) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
+    let not_found = || ApiError::NotFound(format!("no agent {target:?} to open a terminal on"));
+    if !crate::api::authz::may_connect(&viewer.0.user, &owner_user.id) {
+        return Err(ApiError::NotFound(format!(
+            "terminals open only for the workspace's owner ({owner})"
+        ))
+        .into());
+    }
+    let view = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
+    let agents: Vec<_> = view.agents().collect();
+    let agent = match &agent_name {
+        Some(n) => agents.iter().find(|a| &a.name == n).copied(),
+        None if agents.len() == 1 => agents.first().copied(),
+        None => None,
+    }
+    .ok_or_else(not_found)?;
+    let ctx = TerminalPage {
+        place: format!("{owner}/{}.{}", ws.name, agent.name),
+        back: workspace_href(&owner, &ws.name),
+        agent_id: agent.id.clone(),
+    };
+    Ok(Html(render("terminal.html", &ctx, Some(&viewer.0.user.username))?).into_response())
 }
 
 async fn app_js() -> Response {

@@ -24,6 +24,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("build.html", include_str!("build.html")),
     ("templates.html", include_str!("templates.html")),
     ("create.html", include_str!("create.html")),
+    ("terminal.html", include_str!("terminal.html")),
 ];
 
 fn tera() -> &'static tera::Tera {
@@ -119,6 +120,15 @@ impl From<&WorkspaceView> for ListRow {
             outdated: w.outdated,
         }
     }
+}
+
+/// The web terminal's page.
+#[derive(Serialize)]
+pub struct TerminalPage {
+    /// `owner/workspace.agent`.
+    pub place: String,
+    pub back: String,
+    pub agent_id: String,
 }
 
 #[derive(Serialize)]

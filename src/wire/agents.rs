@@ -74,3 +74,14 @@ pub struct TcpQuery {
     /// The TCP port on the agent's loopback.
     pub port: u16,
 }
+
+/// `GET /workspaceagents/{id}/pty?reconnect=&height=&width=`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PtyQuery {
+    /// The terminal's id (the browser makes one and keeps it in its URL): the same id
+    /// reattaches to the same shell.
+    pub reconnect: String,
+    pub height: Option<u16>,
+    pub width: Option<u16>,
+}
