@@ -72,7 +72,8 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("PUT", "/users/:user/status/suspend")
         | ("PUT", "/users/:user/status/activate")
         | ("GET", "/audit") => OwnerOnly,
-        ("GET", "/workspaceagents/:id/tcp")
+        ("GET", "/workspaces/:owner/:name/agent-instructions")
+        | ("GET", "/workspaceagents/:id/tcp")
         | ("GET", "/workspaceagents/:id/ssh")
         | ("GET", "/workspaceagents/:id/echo")
         | ("GET", "/workspaceagents/:id/pty") => AliceOnly,

@@ -164,6 +164,33 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     assert!(many.iter().all(|b| *b == payload));
     forward.kill().await.unwrap();
 
+    // A live session ends when its token is revoked (as on suspension or logout), and
+    // a client cannot park big text frames on the server.
+    let created = app.client.create_token("short", None).await.unwrap();
+    let holder = app.client.with_token(&created.key);
+    let socket = holder.dial_tcp(&agent.id, remote).await.unwrap();
+    let (tx, mut rx) = futures::StreamExt::split(socket);
+    app.client.remove_token("short").await.unwrap();
+    let cut = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(_)) = futures::StreamExt::next(&mut rx).await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the session outlived its token");
+    assert!(cut.elapsed() < Duration::from_secs(15));
+    drop(tx);
+    let socket = app.client.dial_tcp(&agent.id, remote).await.unwrap();
+    let (mut tx2, mut rx2) = futures::StreamExt::split(socket);
+    use futures::SinkExt;
+    let big = tokio_tungstenite::tungstenite::Message::Text("x".repeat(1024 * 1024));
+    let _ = tx2.send(big).await;
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = futures::StreamExt::next(&mut rx2).await {}
+    })
+    .await;
+    assert!(refused.is_ok(), "a 1 MiB frame was accepted");
+    drop(tx2);
+
     // ping and speedtest go the whole way and back.
     let out = app.cli(&["ping", "dev", "-n", "3"]).await;
     assert!(out.status.success(), "{}", stderr(&out));

@@ -755,8 +755,7 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
             .create_workspace(&CreateWorkspaceRequest {
                 name: "dev".into(),
                 template: "local".into(),
-                parameters: [("home_base".to_string(), homes.path().display().to_string())]
-                    .into(),
+                parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
                 ..Default::default()
             })
             .await
@@ -776,8 +775,12 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
     let (mut b, ()) = tokio::join!(Browser::launch(), setup);
     let limit = Duration::from_secs(15);
     b.open(&format!("{}/login", app.url)).await;
-    b.wait_for("!!document.querySelector('input[name=login]')", "the login form", limit)
-        .await;
+    b.wait_for(
+        "!!document.querySelector('input[name=login]')",
+        "the login form",
+        limit,
+    )
+    .await;
     b.eval(&format!(
         "document.querySelector('input[name=login]').value = 'owner';
          document.querySelector('input[name=password]').value = {PASSWORD:?};
@@ -785,8 +788,12 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
     ))
     .await
     .unwrap();
-    b.wait_for("location.pathname === '/'", "the list after logging in", limit)
-        .await;
+    b.wait_for(
+        "location.pathname === '/'",
+        "the list after logging in",
+        limit,
+    )
+    .await;
     // The workspace page offers the terminal.
     b.open(&format!("{}/@owner/dev", app.url)).await;
     b.wait_for(
@@ -795,7 +802,8 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
         limit,
     )
     .await;
-    b.open(&format!("{}/@owner/dev.main/terminal", app.url)).await;
+    b.open(&format!("{}/@owner/dev.main/terminal", app.url))
+        .await;
     b.wait_for(
         "!!window.hangarTerminal && document.getElementById('state').innerText === 'connected'",
         "the terminal to connect",
@@ -805,7 +813,8 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
     let url = b.eval("location.href").await.unwrap();
     assert!(url.as_str().unwrap().contains("reconnect="), "{url}");
     b.eval("window.hangarTerminal.focus()").await.unwrap();
-    b.type_line("echo $((6*7)); H=hangar$((1+1)); echo $$ > /dev/null").await;
+    b.type_line("echo $((6*7)); H=hangar$((1+1)); echo $$ > /dev/null")
+        .await;
     b.wait_for(
         &format!("{SCREEN}.split('\\n').some(l => l.trim() === '42')"),
         "42 on the screen",
@@ -853,7 +862,15 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
         .unwrap();
     assert_eq!(page.status(), 404);
     // A page elsewhere cannot open the owner's terminal socket with the owner's cookie.
-    let agent = app.client.workspace("dev").await.unwrap().agents().next().unwrap().clone();
+    let agent = app
+        .client
+        .workspace("dev")
+        .await
+        .unwrap()
+        .agents()
+        .next()
+        .unwrap()
+        .clone();
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!(
         "{}/api/v2/workspaceagents/{}/pty?reconnect=x",
@@ -864,7 +881,9 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
     .unwrap();
     req.headers_mut().insert(
         "cookie",
-        format!("hangar_session={}", app.client.token().unwrap()).parse().unwrap(),
+        format!("hangar_session={}", app.client.token().unwrap())
+            .parse()
+            .unwrap(),
     );
     req.headers_mut()
         .insert("origin", "http://evil.example".parse().unwrap());

@@ -10,8 +10,8 @@ pub mod connection;
 pub mod cron;
 /// The agent ↔ server messages live in the wire layer; this name keeps the agent's code short.
 pub use crate::wire::agent as protocol;
-pub mod scripts;
 pub mod pty;
+pub mod scripts;
 pub mod sessions;
 pub mod ssh;
 

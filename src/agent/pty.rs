@@ -163,7 +163,10 @@ fn start(id: &str, rows: u16, cols: u16, env: &SessionEnv) -> anyhow::Result<Arc
                 let _ = killer.kill();
                 return;
             }
-            if lock(terminals()).values().all(|other| !Arc::ptr_eq(other, &t)) {
+            if lock(terminals())
+                .values()
+                .all(|other| !Arc::ptr_eq(other, &t))
+            {
                 return;
             }
         }
@@ -176,7 +179,10 @@ pub async fn attach(stream: StreamHandle, terminal: Arc<Terminal>) {
     let (read, mut write) = tokio::io::split(stream);
     let (replay, mut output) = {
         let replay = lock(&terminal.replay);
-        (replay.iter().copied().collect::<Vec<u8>>(), terminal.output.subscribe())
+        (
+            replay.iter().copied().collect::<Vec<u8>>(),
+            terminal.output.subscribe(),
+        )
     };
     {
         let mut a = lock(&terminal.attached);

@@ -39,7 +39,8 @@ pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
                     }
                 }
                 Err(error) => {
-                    let _ = tunnel::write_line(&mut stream, &StreamReply { error: Some(error) }).await;
+                    let _ =
+                        tunnel::write_line(&mut stream, &StreamReply { error: Some(error) }).await;
                 }
             }
         }

@@ -27,6 +27,11 @@ pub struct SessionEnv {
     pub env: Vec<(String, String)>,
 }
 
+/// Input chunks (each at most one SSH packet, 32 KiB) queued for a program at most.
+const INPUT_QUEUE: usize = 256;
+/// How long a program whose client left has after SIGHUP before SIGKILL.
+const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where Debian, Fedora and Alpine keep OpenSSH's SFTP server.
 const SFTP_SERVERS: &[&str] = &[
     "/usr/lib/openssh/sftp-server",
@@ -121,16 +126,20 @@ impl russh::server::Handler for Handler {
             reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
-        match tokio::net::TcpStream::connect((host, port)).await {
-            Ok(mut target) => {
-                reply.accept().await;
-                tokio::spawn(async move {
+        // Connected outside the handler, with a limit: a slow target must not stall the
+        // whole SSH connection.
+        let host = host.to_string();
+        tokio::spawn(async move {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+            match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+                Ok(Ok(mut target)) => {
+                    reply.accept().await;
                     let mut stream = channel.into_stream();
                     let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
-                });
+                }
+                _ => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
             }
-            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
-        }
+        });
         Ok(())
     }
 
@@ -320,7 +329,9 @@ async fn run_on_pipes(
     // Input goes through its own task: were this loop to block writing to a program
     // that is itself blocked writing output, russh's session (waiting to hand this
     // loop more input) could not carry that output, and all three would wait forever.
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // Bounded: a client sending faster than the program reads waits (at most
+    // INPUT_QUEUE chunks of an SSH packet each are held for it).
+    let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(INPUT_QUEUE);
     let mut stdin_pipe = child.stdin.take();
     let input = tokio::spawn(async move {
         while let Some(chunk) = in_rx.recv().await {
@@ -361,13 +372,14 @@ async fn run_on_pipes(
             }
         })
     };
+    let mut client_gone = false;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status?,
-            msg = channel.wait() => match msg {
+            msg = channel.wait(), if !client_gone => match msg {
                 Some(ChannelMsg::Data { data }) => {
                     if let Some(s) = stdin.as_ref() {
-                        if s.send(data.to_vec()).is_err() {
+                        if s.send(data.to_vec()).await.is_err() {
                             stdin = None;
                         }
                     }
@@ -375,6 +387,7 @@ async fn run_on_pipes(
                 Some(ChannelMsg::Eof) => stdin = None,
                 // The client went away: the command goes with it.
                 None => {
+                    client_gone = true;
                     let _ = child.start_kill();
                 }
                 Some(_) => {}
@@ -451,14 +464,15 @@ async fn run_on_pty(
             }
         }
     });
-    let (in_tx, in_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(INPUT_QUEUE);
     std::thread::spawn(move || {
-        for chunk in in_rx {
+        while let Some(chunk) = in_rx.blocking_recv() {
             if writer.write_all(&chunk).is_err() {
                 break;
             }
         }
     });
+    let pid = child.process_id();
     let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
     let mut killer = child.clone_killer();
     std::thread::spawn(move || {
@@ -467,6 +481,7 @@ async fn run_on_pty(
 
     let mut exited = None;
     let mut output_done = false;
+    let mut client_gone = false;
     while exited.is_none() || !output_done {
         tokio::select! {
             chunk = out_rx.recv(), if !output_done => match chunk {
@@ -499,15 +514,26 @@ async fn run_on_pty(
                     output_done = true;
                 }
             },
-            msg = channel.wait(), if exited.is_none() => match msg {
+            msg = channel.wait(), if exited.is_none() && !client_gone => match msg {
                 Some(ChannelMsg::Data { data }) => {
-                    let _ = in_tx.send(data.to_vec());
+                    let _ = in_tx.send(data.to_vec()).await;
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
                     let _ = master.resize(size(col_width, row_height));
                 }
+                // The client went away: hang up, and kill what ignores that.
                 None => {
+                    client_gone = true;
                     let _ = killer.kill();
+                    if let Some(pid) = pid {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(HANGUP_GRACE).await;
+                            // SAFETY: a plain signal; a process already gone gives ESRCH.
+                            unsafe {
+                                libc::kill(pid as i32, libc::SIGKILL);
+                            }
+                        });
+                    }
                 }
                 Some(_) => {}
             },

@@ -144,10 +144,44 @@ pub struct AgentConnections {
     /// Each live connection holds a read guard; closing takes the write lock, which is
     /// granted once every connection ended.
     live: std::sync::Arc<tokio::sync::RwLock<()>>,
-    /// Agent id → (connection number, the tunnel's control). A reconnect replaces the
-    /// entry; the old connection's cleanup then leaves the new one alone.
-    tunnels: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, Control)>>>,
+    /// Agent id → its one live connection: number, the tunnel's control, and what ends
+    /// it. A new connection of the same agent replaces the old one, which is told so.
+    tunnels: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Live>>>,
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Agent id → sessions open through it.
+    sessions: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// Sessions one agent carries at most at once.
+pub const MAX_SESSIONS_PER_AGENT: usize = 64;
+
+#[derive(Clone)]
+struct Live {
+    n: u64,
+    control: Control,
+    replaced: tokio_util::sync::CancellationToken,
+}
+
+/// A session's place in its agent's count; given back when dropped.
+pub struct SessionSlot {
+    conns: AgentConnections,
+    agent_id: String,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.conns.sessions);
+        if let Some(n) = sessions.get_mut(&self.agent_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                sessions.remove(&self.agent_id);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AgentConnections {
@@ -162,26 +196,48 @@ impl AgentConnections {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.live.write()).await;
     }
 
-    fn register(&self, agent_id: &str, control: Control) -> u64 {
+    fn register(
+        &self,
+        agent_id: &str,
+        control: Control,
+    ) -> (u64, tokio_util::sync::CancellationToken) {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.lock().insert(agent_id.to_string(), (n, control));
-        n
+        let replaced = tokio_util::sync::CancellationToken::new();
+        let live = Live {
+            n,
+            control,
+            replaced: replaced.clone(),
+        };
+        if let Some(old) = lock(&self.tunnels).insert(agent_id.to_string(), live) {
+            old.replaced.cancel();
+        }
+        (n, replaced)
     }
 
     fn unregister(&self, agent_id: &str, n: u64) {
-        let mut tunnels = self.lock();
-        if tunnels.get(agent_id).is_some_and(|(m, _)| *m == n) {
+        let mut tunnels = lock(&self.tunnels);
+        if tunnels.get(agent_id).is_some_and(|l| l.n == n) {
             tunnels.remove(agent_id);
         }
     }
 
     /// The tunnel to a connected agent, to open a session stream on.
     pub fn tunnel(&self, agent_id: &str) -> Option<Control> {
-        self.lock().get(agent_id).map(|(_, c)| c.clone())
+        lock(&self.tunnels).get(agent_id).map(|l| l.control.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, Control)>> {
-        self.tunnels.lock().unwrap_or_else(|e| e.into_inner())
+    /// A place for one more session through this agent, unless it carries its maximum.
+    pub fn session_slot(&self, agent_id: &str) -> Option<SessionSlot> {
+        let mut sessions = lock(&self.sessions);
+        let n = sessions.entry(agent_id.to_string()).or_default();
+        if *n >= MAX_SESSIONS_PER_AGENT {
+            return None;
+        }
+        *n += 1;
+        Some(SessionSlot {
+            conns: self.clone(),
+            agent_id: agent_id.to_string(),
+        })
     }
 }
 
@@ -206,8 +262,18 @@ async fn serve_agent(
         mux,
     } = tunnel::split(socket);
     let (control, mux_task) = tunnel::server_side(mux);
-    let n = state.agent_conns.register(&id, control);
-    let result = control_loop(state, &id, &spec, &mut control_rx, &control_tx).await;
+    let (n, replaced) = state.agent_conns.register(&id, control);
+    let result = tokio::select! {
+        r = control_loop(state, &id, &spec, &mut control_rx, &control_tx) => r,
+        // One live connection per agent: whoever connects with its token last holds it.
+        _ = replaced.cancelled() => {
+            tracing::warn!(agent_id = %id, "a newer connection of this agent replaced this one");
+            let _ = send(&control_tx, &ServerMessage::Goodbye {
+                reason: "another connection with this agent's token replaced this one".into(),
+            }).await;
+            Ok(())
+        }
+    };
     state.agent_conns.unregister(&id, n);
     mux_task.abort();
     result

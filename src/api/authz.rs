@@ -32,6 +32,9 @@ pub enum Access {
     Owner,
     /// The workspace `:owner/:name`: its owner, owners and template-admins.
     Workspace,
+    /// The workspace `:owner/:name`, for what only its owner may have (its agents'
+    /// tokens): whoever holds one can stand in for the agent.
+    WorkspaceOwner,
     /// The build `:id`, as its workspace.
     Build,
     /// The job `:id`: a build's as its workspace; an import's for template-admins; a dry
@@ -112,15 +115,19 @@ async fn check(
                 return Err(role_error(user, "owner"));
             }
         }
-        Access::Workspace => {
+        Access::Workspace | Access::WorkspaceOwner => {
             let (owner, name) = (param("owner"), param("name"));
             let owner_id = if owner == "me" || owner == user.username {
                 Some(user.id.clone())
             } else {
                 state.db.get_user_by_name(owner).await?.map(|u| u.id)
             };
+            let allowed = |id: &str| match access {
+                Access::WorkspaceOwner => may_connect(user, id),
+                _ => may_see_workspace(user, id),
+            };
             let visible = match owner_id {
-                Some(id) if may_see_workspace(user, &id) => {
+                Some(id) if allowed(&id) => {
                     state.db.get_workspace_by_name(&id, name).await?.is_some()
                 }
                 _ => false,

@@ -240,7 +240,7 @@ pub fn route_table() -> Vec<RouteDef> {
         r(
             g,
             "/workspaces/:owner/:name/agent-instructions",
-            Workspace,
+            WorkspaceOwner,
             get(workspaces::agent_instructions),
         )
         .doc("How to attach a machine to an external workspace's agent")

@@ -16,6 +16,56 @@ use crate::wire::agents::{PtyQuery, TcpQuery};
 
 /// How long the agent has to say whether a session could start.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest WebSocket message a session's client may send (a terminal's paste, a
+/// chunk of bytes): axum's 64 MiB default would let one socket pin gigabytes.
+const MAX_MESSAGE: usize = 256 * 1024;
+/// How often a live session checks that its user, token and workspace still allow it.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Whether this agent already carries its maximum of sessions (a slot is taken and
+/// given back at once; the relay takes its own).
+fn full(state: &AppState, agent_id: &str) -> bool {
+    state.agent_conns.session_slot(agent_id).is_none()
+}
+
+fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE)
+}
+
+/// Completes when the session must end: the user was suspended, the token revoked or
+/// expired, or the workspace's agent is no longer current (stopped, rebuilt, deleted).
+async fn ended(state: &AppState, auth: &Auth, agent_id: &str) -> String {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    loop {
+        tick.tick().await;
+        match still_allowed(state, auth, agent_id).await {
+            Ok(None) => {}
+            Ok(Some(why)) => return why,
+            // The database is away: keep the session rather than cut it on a blip.
+            Err(e) => tracing::warn!(error = %e, "rechecking a session"),
+        }
+    }
+}
+
+async fn still_allowed(
+    state: &AppState,
+    auth: &Auth,
+    agent_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let now = crate::model::now_ms();
+    match state.db.get_token(&auth.token_id).await? {
+        Some(t) if t.expires_at.is_none_or(|at| at > now) => {}
+        _ => return Ok(Some("the session's token was revoked or expired".into())),
+    }
+    match state.db.get_user(&auth.user.id).await? {
+        Some(u) if !u.suspended => {}
+        _ => return Ok(Some("the user was suspended".into())),
+    }
+    Ok(match state.db.get_agent_with_workspace(agent_id).await? {
+        Some(a) => super::agents::agent_token_refusal(&a),
+        None => Some("the agent no longer exists".into()),
+    })
+}
 
 /// `GET /workspaceagents/{id}/tcp?port=N`: a WebSocket whose binary frames are the bytes
 /// of a TCP connection to `port` on the agent's loopback.
@@ -69,7 +119,9 @@ async fn start(
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (stream, place) = open(&state, agent_id, &request).await?;
-    Ok(ws.on_upgrade(move |socket| relay(state, auth, place, detail, socket, stream)))
+    let agent_id = agent_id.to_string();
+    Ok(limited(ws)
+        .on_upgrade(move |socket| relay(state, auth, agent_id, place, detail, socket, stream)))
 }
 
 /// `GET /workspaceagents/{id}/pty?reconnect=ID&height=&width=`: the web terminal. The
@@ -90,7 +142,8 @@ pub async fn pty(
     };
     let (stream, place) = open(&state, &id, &request).await?;
     let detail = format!("terminal {}", q.reconnect);
-    Ok(ws.on_upgrade(move |socket| relay_terminal(state, auth, place, detail, socket, stream)))
+    Ok(limited(ws)
+        .on_upgrade(move |socket| relay_terminal(state, auth, id, place, detail, socket, stream)))
 }
 
 /// One input message from the browser, re-encoded for the agent (anything else dropped).
@@ -107,12 +160,16 @@ struct TerminalInput {
 async fn relay_terminal(
     state: AppState,
     auth: Auth,
+    agent_id: String,
     place: String,
     detail: String,
     socket: axum::extract::ws::WebSocket,
     stream: StreamHandle,
 ) {
     use tokio::io::AsyncWriteExt;
+    let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
+        return;
+    };
     let user = auth.user.id.clone();
     let _ = state
         .db
@@ -125,23 +182,29 @@ async fn relay_terminal(
         mut mux,
     } = tunnel::split(socket);
     let (mut from_agent, mut to_agent) = tokio::io::split(stream);
-    let output = tokio::spawn(async move {
+    let mut output = tokio::spawn(async move {
         let _ = tokio::io::copy(&mut from_agent, &mut mux).await;
         let _ = mux.shutdown().await;
     });
-    while let Some(text) = control_rx.recv().await {
-        let Ok(input) = serde_json::from_str::<TerminalInput>(&text) else {
-            continue;
-        };
-        let Ok(mut line) = serde_json::to_vec(&input) else {
-            continue;
-        };
-        line.push(b'\n');
-        if to_agent.write_all(&line).await.is_err() || output.is_finished() {
-            break;
+    let input = async {
+        while let Some(text) = control_rx.recv().await {
+            let Ok(input) = serde_json::from_str::<TerminalInput>(&text) else {
+                continue;
+            };
+            let Ok(mut line) = serde_json::to_vec(&input) else {
+                continue;
+            };
+            line.push(b'\n');
+            if to_agent.write_all(&line).await.is_err() {
+                break;
+            }
         }
-    }
-    let _ = to_agent.shutdown().await;
+    };
+    let outcome = tokio::select! {
+        _ = input => "closed".to_string(),
+        _ = &mut output => "the terminal ended".to_string(),
+        why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
+    };
     output.abort();
     let _ = state
         .db
@@ -149,7 +212,10 @@ async fn relay_terminal(
             Some(&user),
             "session_end",
             &place,
-            &format!("{detail}, {:.1}s", started.elapsed().as_secs_f64()),
+            &format!(
+                "{detail}, {outcome}, {:.1}s",
+                started.elapsed().as_secs_f64()
+            ),
         )
         .await;
 }
@@ -170,6 +236,12 @@ pub(crate) async fn open(
     if let Some(why) = super::agents::agent_token_refusal(&a) {
         return Err(ApiError::Conflict(format!(
             "{place} cannot take sessions: {why}"
+        )));
+    }
+    if full(state, agent_id) {
+        return Err(ApiError::Conflict(format!(
+            "{place} already carries {} sessions: close some first",
+            super::agents::MAX_SESSIONS_PER_AGENT
         )));
     }
     let mut control = state.agent_conns.tunnel(agent_id).ok_or_else(|| {
@@ -207,16 +279,20 @@ pub(crate) async fn open(
     Ok((stream, place))
 }
 
-/// Relays the user's WebSocket and the agent's stream until either ends, with audit
-/// records at both ends.
+/// Relays the user's WebSocket and the agent's stream until either ends (or the session
+/// is no longer allowed), with audit records at both ends.
 async fn relay(
     state: AppState,
     auth: Auth,
+    agent_id: String,
     place: String,
     detail: String,
     socket: axum::extract::ws::WebSocket,
     mut stream: StreamHandle,
 ) {
+    let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
+        return;
+    };
     let user = auth.user.id.clone();
     let _ = state
         .db
@@ -224,14 +300,20 @@ async fn relay(
         .await;
     let started = Instant::now();
     let tunnel::Split {
-        control_rx: _control_rx,
+        mut control_rx,
         control_tx: _control_tx,
         mut mux,
     } = tunnel::split(socket);
-    let outcome = match tunnel::relay(&mut mux, &mut stream).await {
-        Ok((up, down)) => format!("{up} bytes in, {down} out"),
-        Err(e) => format!("ended: {e}"),
+    // Text frames mean nothing on a byte session: they are read and dropped, never queued.
+    let drain = tokio::spawn(async move { while control_rx.recv().await.is_some() {} });
+    let outcome = tokio::select! {
+        r = tunnel::relay(&mut mux, &mut stream) => match r {
+            Ok((up, down)) => format!("{up} bytes in, {down} out"),
+            Err(e) => format!("ended: {e}"),
+        },
+        why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
     };
+    drain.abort();
     let _ = state
         .db
         .audit(

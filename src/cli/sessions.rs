@@ -311,20 +311,30 @@ pub fn with_block(config: &str, block: Option<&str>) -> String {
 }
 
 /// The managed block: every `hangar.NAME[.AGENT]` host goes through `hangar ssh --stdio`.
-pub fn ssh_block(binary: &str, config_dir: Option<&str>) -> String {
+/// Paths are shell-quoted and their `%` doubled (OpenSSH expands `%` tokens in
+/// ProxyCommand); a path with a control character would end the line and add config of
+/// its own, so it is refused.
+pub fn ssh_block(binary: &str, config_dir: Option<&str>) -> anyhow::Result<String> {
+    for path in std::iter::once(binary).chain(config_dir) {
+        anyhow::ensure!(
+            !path.chars().any(char::is_control),
+            "{path:?} has a control character: it cannot go into an SSH config"
+        );
+    }
+    let token = |text: &str| shell_quote(text).replace('%', "%%");
     let env = config_dir
-        .map(|d| format!("env HANGAR_CONFIG_DIR={} ", shell_quote(d)))
+        .map(|d| format!("env HANGAR_CONFIG_DIR={} ", token(d)))
         .unwrap_or_default();
     let mut block = format!(
-        "{BLOCK_START}\n# Written by `hangar config-ssh`: run it again to update, with --remove to remove.\nHost {HOST_PREFIX}*\n  ProxyCommand {env}{} ssh --stdio --ssh-host-prefix {HOST_PREFIX} %h\n",
-        shell_quote(binary)
+        "{BLOCK_START}\n# Written by `hangar config-ssh`: run it again to update, with --remove to remove.\nHost {HOST_PREFIX}*\n  ProxyCommand {env}{} ssh --stdio --ssh-host-prefix {HOST_PREFIX} '%h'\n",
+        token(binary)
     );
     for (k, v) in SSH_OPTIONS {
         block.push_str(&format!("  {k} {v}\n"));
     }
     block.push_str(BLOCK_END);
     block.push('\n');
-    block
+    Ok(block)
 }
 
 pub async fn config_ssh(args: ConfigSshArgs) -> anyhow::Result<ExitCode> {
@@ -347,7 +357,7 @@ pub async fn config_ssh(args: ConfigSshArgs) -> anyhow::Result<ExitCode> {
         let client = session::client()?;
         client.me().await?;
         let config_dir = std::env::var("HANGAR_CONFIG_DIR").ok();
-        Some(ssh_block(&this_binary()?, config_dir.as_deref()))
+        Some(ssh_block(&this_binary()?, config_dir.as_deref())?)
     };
     let updated = with_block(&current, block.as_deref());
     if args.dry_run {
@@ -389,7 +399,7 @@ mod config_tests {
     #[test]
     fn the_block_is_added_replaced_and_removed_leaving_the_rest() {
         let mine = "Host work\n  User me\n";
-        let block = ssh_block("/usr/bin/hangar", None);
+        let block = ssh_block("/usr/bin/hangar", None).unwrap();
         let added = with_block(mine, Some(&block));
         assert!(
             added.starts_with(mine) && added.contains("Host hangar.*"),
@@ -402,7 +412,7 @@ mod config_tests {
             added,
             "re-running changes nothing"
         );
-        let other = ssh_block("/opt/it's/hangar", Some("/tmp/cfg"));
+        let other = ssh_block("/opt/it's/hangar", Some("/tmp/cfg")).unwrap();
         let replaced = with_block(&format!("{added}Host after\n"), Some(&other));
         assert_eq!(replaced.matches(BLOCK_START).count(), 1);
         assert!(
@@ -413,6 +423,19 @@ mod config_tests {
         let removed = with_block(&replaced, None);
         assert_eq!(removed, format!("{mine}\nHost after\n"));
         assert_eq!(with_block("", None), "");
+    }
+
+    #[test]
+    fn hostile_paths_cannot_add_config() {
+        let err =
+            ssh_block("/bin/hangar", Some("/tmp/x\nHost *\n  LocalCommand evil")).unwrap_err();
+        assert!(err.to_string().contains("control character"), "{err}");
+        let block = ssh_block("/opt/100%h/hangar", Some("/tmp/dir%h")).unwrap();
+        assert!(
+            block.contains("'/opt/100%%h/hangar'") && block.contains("'/tmp/dir%%h'"),
+            "{block}"
+        );
+        assert_eq!(block.matches("\nHost ").count(), 1);
     }
 }
 

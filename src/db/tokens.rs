@@ -54,6 +54,15 @@ impl Database {
         row.as_ref().map(from_row).transpose()
     }
 
+    pub async fn get_token(&self, id: &str) -> Result<Option<ApiToken>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     pub async fn touch_token(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)

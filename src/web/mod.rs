@@ -30,10 +30,22 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
         .route("/static/app.js", get(app_js))
-        .route("/static/terminal.js", get(|| asset(TERMINAL_JS, "text/javascript; charset=utf-8")))
-        .route("/static/xterm.js", get(|| asset(XTERM_JS, "text/javascript; charset=utf-8")))
-        .route("/static/xterm-addon-fit.js", get(|| asset(XTERM_FIT_JS, "text/javascript; charset=utf-8")))
-        .route("/static/xterm.css", get(|| asset(XTERM_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/static/terminal.js",
+            get(|| asset(TERMINAL_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/static/xterm.js",
+            get(|| asset(XTERM_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/static/xterm-addon-fit.js",
+            get(|| asset(XTERM_FIT_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/static/xterm.css",
+            get(|| asset(XTERM_CSS, "text/css; charset=utf-8")),
+        )
         .route("/@:owner/:target/terminal", get(terminal_page))
         .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
@@ -96,7 +108,12 @@ async fn terminal_page(
         back: workspace_href(&owner, &ws.name),
         agent_id: agent.id.clone(),
     };
-    Ok(Html(render("terminal.html", &ctx, Some(&viewer.0.user.username))?).into_response())
+    Ok(Html(render(
+        "terminal.html",
+        &ctx,
+        Some(&viewer.0.user.username),
+    )?)
+    .into_response())
 }
 
 async fn app_js() -> Response {

@@ -165,7 +165,8 @@ pub struct AgentInstructions {
     pub workspace_name: String,
     pub agent_name: String,
     pub auth_type: String,
-    /// The agent's token: shown only to the workspace's owner and to owners/template-admins.
+    /// The agent's token: shown only to the workspace's owner (whoever holds it can stand
+    /// in for the agent, and sessions would reach them).
     pub auth_token: String,
     pub init_script: String,
     /// The one line to paste on the machine.
