@@ -198,6 +198,7 @@ impl Fixture {
             last_connected_at: None,
             disconnected_at: None,
             created_at: now_ms(),
+            listening_ports: Vec::new(),
         };
         self.db
             .insert_agents(self.db.pool(), &[(agent, hash_token(&token))])

@@ -191,6 +191,41 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     assert!(refused.is_ok(), "a 1 MiB frame was accepted");
     drop(tx2);
 
+    // The agent reports the port it listens on; show lists it; the owner's browser
+    // reaches it through the port proxy, nobody else's does.
+    until("the listening port reported", async || {
+        let ws = app.client.workspace("dev").await.ok()?;
+        let found = ws.agents().any(|a| a.listening_ports.contains(&remote));
+        found.then_some(())
+    })
+    .await;
+    let out = app.cli(&["show", "dev"]).await;
+    assert!(
+        stdout(&out).contains("listening ports:") && stdout(&out).contains(&remote.to_string()),
+        "{}",
+        stdout(&out)
+    );
+    let owner_cookie = format!("hangar_session={}", app.client.token().unwrap());
+    let through = http
+        .get(format!("{}/@owner/dev.main/ports/{remote}/blob", app.url))
+        .header("cookie", &owner_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), 200);
+    assert!(through.bytes().await.unwrap() == payload);
+    let carol = app.user("carol", Role::Member).await;
+    let denied = http
+        .get(format!("{}/@owner/dev.main/ports/{remote}/blob", app.url))
+        .header(
+            "cookie",
+            format!("hangar_session={}", carol.token().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
     // ping and speedtest go the whole way and back.
     let out = app.cli(&["ping", "dev", "-n", "3"]).await;
     assert!(out.status.success(), "{}", stderr(&out));

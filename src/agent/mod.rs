@@ -10,6 +10,7 @@ pub mod connection;
 pub mod cron;
 /// The agent ↔ server messages live in the wire layer; this name keeps the agent's code short.
 pub use crate::wire::agent as protocol;
+pub mod ports;
 pub mod pty;
 pub mod scripts;
 pub mod sessions;
@@ -84,6 +85,10 @@ impl Reporter {
                 text,
             }],
         });
+    }
+
+    pub fn ports(&self, ports: Vec<u16>) {
+        let _ = self.tx.send(AgentMessage::Ports { ports });
     }
 
     pub fn metadata(&self, result: protocol::MetadataResult) {
@@ -265,6 +270,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         reporter.clone(),
     ));
     let metadata = scripts::spawn_metadata(&ctx, &manifest.spec.metadata);
+    let ports = tokio::spawn(ports::watch(reporter.clone()));
 
     reporter.lifecycle(Lifecycle::Starting);
     let startup = tokio::spawn({
@@ -285,6 +291,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     for m in &metadata {
         m.abort();
     }
+    ports.abort();
     reporter.lifecycle(Lifecycle::ShuttingDown);
     let end = scripts::run_stop(&ctx, &manifest.spec).await;
     reporter.lifecycle(end);

@@ -28,6 +28,8 @@ const MAX_LOG_LINES_PER_MESSAGE: usize = 1000;
 const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 const MAX_METADATA_VALUE_BYTES: usize = 4 * 1024;
 const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Listening ports stored per agent at most.
+const MAX_PORTS: usize = 256;
 /// Log text stored per agent over its whole life, as Coder keeps: a startup script that
 /// prints forever must not fill the server's disk.
 pub const MAX_AGENT_LOG_BYTES: i64 = 1024 * 1024;
@@ -385,6 +387,13 @@ pub async fn handle_message(
                 r.error = truncate(std::mem::take(&mut r.error), MAX_METADATA_VALUE_BYTES);
             }
             db.upsert_agent_metadata(agent_id, &results).await?;
+            Ok(None)
+        }
+        AgentMessage::Ports { mut ports } => {
+            ports.sort_unstable();
+            ports.dedup();
+            ports.truncate(MAX_PORTS);
+            db.set_agent_ports(agent_id, &ports).await?;
             Ok(None)
         }
         AgentMessage::Heartbeat => {

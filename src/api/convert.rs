@@ -139,6 +139,7 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         created_at: Timestamp(a.created_at),
         troubleshooting_url: spec.troubleshooting_url,
         apps: spec.apps,
+        listening_ports: a.listening_ports.clone(),
     })
 }
 

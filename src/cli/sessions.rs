@@ -406,7 +406,7 @@ mod config_tests {
             "{added}"
         );
         assert!(added
-            .contains("ProxyCommand '/usr/bin/hangar' ssh --stdio --ssh-host-prefix hangar. %h"));
+            .contains("ProxyCommand '/usr/bin/hangar' ssh --stdio --ssh-host-prefix hangar. '%h'"));
         assert_eq!(
             with_block(&added, Some(&block)),
             added,

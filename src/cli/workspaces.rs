@@ -708,6 +708,15 @@ pub fn render_show(ws: &WorkspaceView) -> String {
 }
 
 fn push_apps(out: &mut String, indent: &str, agent: &crate::wire::agents::AgentView) {
+    if !agent.listening_ports.is_empty() {
+        let ports: Vec<String> = agent.listening_ports.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "{indent}listening ports: {} (hangar port-forward {}.{} --tcp PORT)\n",
+            ports.join(", "),
+            agent.workspace_name,
+            agent.name
+        ));
+    }
     for app in &agent.apps {
         let target = if app.url.is_empty() {
             &app.command

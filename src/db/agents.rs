@@ -26,6 +26,8 @@ pub struct Agent {
     pub last_connected_at: Option<i64>,
     pub disconnected_at: Option<i64>,
     pub created_at: i64,
+    /// The TCP ports listening in the workspace, as the agent last reported them.
+    pub listening_ports: Vec<u16>,
 }
 
 impl Agent {
@@ -57,7 +59,7 @@ impl Agent {
     }
 }
 
-pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at";
+pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at, listening_ports";
 
 pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
     Ok(Agent {
@@ -79,6 +81,10 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
         last_connected_at: row.try_get("last_connected_at")?,
         disconnected_at: row.try_get("disconnected_at")?,
         created_at: row.try_get("created_at")?,
+        listening_ports: super::parse_json(
+            "workspace_agents.listening_ports",
+            &row.try_get::<String, _>("listening_ports")?,
+        )?,
     })
 }
 
@@ -294,6 +300,15 @@ impl Database {
             .bind(os)
             .bind(arch)
             .bind(hostname)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_agent_ports(&self, id: &str, ports: &[u16]) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET listening_ports = $1 WHERE id = $2")
+            .bind(super::to_json(&ports)?)
             .bind(id)
             .execute(self.pool())
             .await?;

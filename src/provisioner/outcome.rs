@@ -220,6 +220,7 @@ pub fn classify_build(
                     last_connected_at: None,
                     disconnected_at: None,
                     created_at: now,
+                    listening_ports: Vec::new(),
                 },
                 hash_token(&a.token),
             )

@@ -1,4 +1,5 @@
-//! Apps proxied at `/@OWNER/WORKSPACE.AGENT/apps/SLUG/…`: each request is sent over a
+//! Apps proxied at `/@OWNER/WORKSPACE.AGENT/apps/SLUG/…` (and any listening port, for
+//! the workspace's owner, at `/@OWNER/WORKSPACE.AGENT/ports/PORT/…`): each request is sent over a
 //! TCP stream of the agent's tunnel to the app's port in the workspace, speaking HTTP/1.1
 //! (hyper), WebSocket upgrades included, bodies streamed both ways. Who may open an app
 //! is its `share`: `owner` (the workspace's owner), `authenticated` (anyone logged in),
@@ -51,8 +52,15 @@ pub async fn proxy(
     request: Request,
 ) -> Response {
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
-    let (owner, target, slug, rest) = (get("owner"), get("target"), get("slug"), get("rest"));
-    match serve(&state, auth.as_ref(), owner, target, slug, rest, request).await {
+    let (owner, target, rest) = (get("owner"), get("target"), get("rest"));
+    let what = match p.get("port") {
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => What::Port(port),
+            _ => return (StatusCode::NOT_FOUND, "not a port\n").into_response(),
+        },
+        None => What::App(get("slug")),
+    };
+    match serve(&state, auth.as_ref(), owner, target, what, rest, request).await {
         Ok(r) => r,
         Err(Refusal::Login) => Redirect::to("/login").into_response(),
         Err(Refusal::Error(e)) => {
@@ -65,6 +73,13 @@ pub async fn proxy(
             (status, format!("{message}\n")).into_response()
         }
     }
+}
+
+/// What the path names: an app by slug, or a listening port (its owner's alone).
+#[derive(Clone, Copy)]
+enum What<'a> {
+    App(&'a str),
+    Port(u16),
 }
 
 enum Refusal {
@@ -110,10 +125,14 @@ async fn serve(
     auth: Option<&Auth>,
     owner: &str,
     target: &str,
-    slug: &str,
+    what: What<'_>,
     rest: &str,
     mut request: Request,
 ) -> Result<Response, Refusal> {
+    let slug = match what {
+        What::App(slug) => slug.to_string(),
+        What::Port(port) => format!("port {port}"),
+    };
     let not_found = || ApiError::NotFound(format!("no app {slug:?} on {owner}/{target}"));
     let (workspace, agent_name) = match target.split_once('.') {
         Some((w, a)) => (w, Some(a)),
@@ -138,11 +157,23 @@ async fn serve(
     }
     .ok_or_else(not_found)?;
     let spec = agent.spec()?;
-    let app: &AppSpec = spec
-        .apps
-        .iter()
-        .find(|a| a.slug == slug)
-        .ok_or_else(not_found)?;
+    let port_app;
+    let app: &AppSpec = match what {
+        What::App(slug) => spec
+            .apps
+            .iter()
+            .find(|a| a.slug == slug)
+            .ok_or_else(not_found)?,
+        What::Port(port) => {
+            port_app = AppSpec {
+                slug: slug.clone(),
+                url: format!("http://localhost:{port}/"),
+                share: "owner".into(),
+                ..Default::default()
+            };
+            &port_app
+        }
+    };
     let viewer_is_owner = auth.is_some_and(|a| a.user.id == owner_user.id);
     match app.share.as_str() {
         "public" => {}
@@ -174,7 +205,10 @@ async fn serve(
         let _ = conn.with_upgrades().await;
     });
 
-    let prefix = format!("/@{owner}/{target}/apps/{slug}");
+    let prefix = match what {
+        What::App(slug) => format!("/@{owner}/{target}/apps/{slug}"),
+        What::Port(port) => format!("/@{owner}/{target}/ports/{port}"),
+    };
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();

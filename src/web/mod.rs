@@ -55,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:target/apps/:slug", any(apps::without_slash))
         .route("/@:owner/:target/apps/:slug/", any(apps::proxy))
         .route("/@:owner/:target/apps/:slug/*rest", any(apps::proxy))
+        .route("/@:owner/:target/ports/:port", any(apps::without_slash))
+        .route("/@:owner/:target/ports/:port/", any(apps::proxy))
+        .route("/@:owner/:target/ports/:port/*rest", any(apps::proxy))
         .route("/@:owner/:name/builds/:number", get(build_page))
         .with_state(state)
 }

@@ -515,6 +515,7 @@ mod tests {
                 url: "http://localhost:8000".into(),
                 ..Default::default()
             }],
+            listening_ports: vec![3000, 8000],
         }
     }
 
@@ -851,6 +852,7 @@ mod tests {
             "outdated",
             "value=\"stop\"",
             "href=\"/@owner/dev.main/apps/files/\"",
+            "href=\"/@owner/dev.main/ports/3000/\"",
             "hangar ssh dev.main",
         ] {
             assert!(ws.contains(word), "{word} missing in {ws}");

@@ -133,6 +133,10 @@ pub enum AgentMessage {
     Metadata {
         results: Vec<MetadataResult>,
     },
+    /// The TCP ports listening in the workspace, whenever they change.
+    Ports {
+        ports: Vec<u16>,
+    },
     Heartbeat,
 }
 

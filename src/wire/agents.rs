@@ -33,6 +33,9 @@ pub struct AgentView {
     pub troubleshooting_url: String,
     /// The `hangar_app`s this agent serves.
     pub apps: Vec<AppSpec>,
+    /// TCP ports listening in the workspace (as the agent last reported them).
+    #[serde(default)]
+    pub listening_ports: Vec<u16>,
 }
 
 /// One stored line of an agent's script output.
