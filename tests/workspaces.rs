@@ -512,6 +512,47 @@ async fn members_see_only_their_own_workspaces() {
     app.stop().await;
 }
 
+/// `hangar create OWNER/NAME`: an owner creates a workspace for a member (hers from then
+/// on, the owner its first build's initiator); a member cannot do it for anyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn owners_create_workspaces_for_other_users() {
+    let app = spawn_app().await;
+    push_files(
+        &app,
+        "t",
+        &[(
+            "main.tf",
+            &format!("{PROVIDER}resource \"terraform_data\" \"x\" {{}}\n"),
+        )],
+    )
+    .await;
+    let mia = app.user("mia", hangar::model::Role::Member).await;
+    let out = app.cli(&["create", "mia/box", "--template", "t"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mia/box"), "{}", stdout(&out));
+    let hers = mia.workspace("box").await.unwrap();
+    assert_eq!(hers.owner, "mia");
+    assert_eq!(hers.latest_build.initiator, "owner");
+    assert_eq!(hers.status, WorkspaceStatus::Running);
+    let out = app
+        .cli_as(
+            mia.token(),
+            &["create", "owner/sneaky", "--template", "t"],
+            None,
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("needs the owner role"),
+        "{}",
+        stderr(&out)
+    );
+    let out = app.cli(&["create", "nobody/box", "--template", "t"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no active user"), "{}", stderr(&out));
+    app.stop().await;
+}
+
 /// The list pages and filters in SQL: 33 workspaces (one real, 32 seeded from it), pages
 /// of 10, every filter, favorites first, the bounds refused, a member still confined.
 #[tokio::test(flavor = "multi_thread")]

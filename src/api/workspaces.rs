@@ -145,9 +145,27 @@ pub async fn create_workspace(
         )));
     }
     let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors)?;
+    let owner = match req.owner.as_deref() {
+        None | Some("me") => auth.user.clone(),
+        Some(o) if o == auth.user.username => auth.user.clone(),
+        Some(o) => {
+            if auth.user.role != crate::model::Role::Owner {
+                return Err(ApiError::Forbidden(format!(
+                    "creating a workspace for {o} needs the owner role; you are {} ({})",
+                    auth.user.username, auth.user.role
+                )));
+            }
+            state
+                .db
+                .get_user_by_name(o)
+                .await?
+                .filter(|u| !u.suspended)
+                .ok_or_else(|| ApiError::invalid("owner", format!("no active user {o:?}")))?
+        }
+    };
     if state
         .db
-        .get_workspace_by_name(&auth.user.id, name.as_str())
+        .get_workspace_by_name(&owner.id, name.as_str())
         .await?
         .is_some()
     {
@@ -156,7 +174,7 @@ pub async fn create_workspace(
     let ws = Workspace {
         id: new_id(),
         name: name.to_string(),
-        owner_id: auth.user.id.clone(),
+        owner_id: owner.id.clone(),
         template_id: template.id.clone(),
         favorite: false,
         created_at: now_ms(),
@@ -185,7 +203,7 @@ pub async fn create_workspace(
         .audit(
             Some(&auth.user.id),
             "create_workspace",
-            &ws.name,
+            &format!("{}/{}", owner.username, ws.name),
             &template.name,
         )
         .await?;

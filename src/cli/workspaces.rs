@@ -185,26 +185,37 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
     if args.dry_run {
         return dry_run(&client, &args.template, &version.name, values).await;
     }
+    // `OWNER/NAME` makes it for someone else (owners only, as in Coder).
+    let (owner, bare) = match name.split_once('/') {
+        Some((o, n)) => (Some(o.to_string()), n.to_string()),
+        None => (None, name.clone()),
+    };
     let ws = client
         .create_workspace(&CreateWorkspaceRequest {
-            name: name.clone(),
+            name: bare,
             template: args.template.clone(),
             template_version: args.template_version.clone(),
             parameters: values,
             require_external: external,
+            owner,
         })
         .await?;
+    let label = if ws.owner_id == client.me().await?.id {
+        ws.name.clone()
+    } else {
+        format!("{}/{}", ws.owner, ws.name)
+    };
     println!(
         "Creating {}workspace {} from {}@{}…",
         if external { "external " } else { "" },
-        ws.name,
+        label,
         ws.template,
         ws.template_version
     );
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
-    finish(&client, &ws.name, &ws.latest_build).await
+    finish(&client, &label, &ws.latest_build).await
 }
 
 /// Plans the template with `values` and prints the resources a create would make.

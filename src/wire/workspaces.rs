@@ -22,6 +22,10 @@ pub struct CreateWorkspaceRequest {
     /// Refuse templates without an external agent (`external-workspaces create`).
     #[serde(default)]
     pub require_external: bool,
+    /// Whose workspace it is (a username; the caller's when absent). Creating one for
+    /// someone else needs the owner role, as in Coder.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
