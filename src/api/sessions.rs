@@ -170,12 +170,7 @@ async fn relay_terminal(
     let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
         return;
     };
-    let user = auth.user.id.clone();
-    let _ = state
-        .db
-        .audit(Some(&user), "session_start", &place, &detail)
-        .await;
-    let started = Instant::now();
+    let audit = SessionAudit::start(&state, &auth, &place, &detail).await;
     let tunnel::Split {
         mut control_rx,
         control_tx: _control_tx,
@@ -206,18 +201,7 @@ async fn relay_terminal(
         why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
     };
     output.abort();
-    let _ = state
-        .db
-        .audit(
-            Some(&user),
-            "session_end",
-            &place,
-            &format!(
-                "{detail}, {outcome}, {:.1}s",
-                started.elapsed().as_secs_f64()
-            ),
-        )
-        .await;
+    audit.end(&state, &outcome).await;
 }
 
 /// Opens a session stream to a connected agent of a running workspace and waits for the
@@ -293,12 +277,7 @@ async fn relay(
     let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
         return;
     };
-    let user = auth.user.id.clone();
-    let _ = state
-        .db
-        .audit(Some(&user), "session_start", &place, &detail)
-        .await;
-    let started = Instant::now();
+    let audit = SessionAudit::start(&state, &auth, &place, &detail).await;
     let tunnel::Split {
         mut control_rx,
         control_tx: _control_tx,
@@ -314,16 +293,42 @@ async fn relay(
         why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
     };
     drain.abort();
-    let _ = state
-        .db
-        .audit(
-            Some(&user),
-            "session_end",
-            &place,
-            &format!(
-                "{detail}, {outcome}, {:.1}s",
-                started.elapsed().as_secs_f64()
-            ),
-        )
-        .await;
+    audit.end(&state, &outcome).await;
+}
+
+/// A session's audit records: its start now, its end with how it ended and how long it
+/// took.
+struct SessionAudit<'a> {
+    user: String,
+    place: &'a str,
+    detail: &'a str,
+    started: Instant,
+}
+
+impl<'a> SessionAudit<'a> {
+    async fn start(state: &AppState, auth: &Auth, place: &'a str, detail: &'a str) -> Self {
+        let user = auth.user.id.clone();
+        let _ = state
+            .db
+            .audit(Some(&user), "session_start", place, detail)
+            .await;
+        SessionAudit {
+            user,
+            place,
+            detail,
+            started: Instant::now(),
+        }
+    }
+
+    async fn end(&self, state: &AppState, outcome: &str) {
+        let detail = format!(
+            "{}, {outcome}, {:.1}s",
+            self.detail,
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = state
+            .db
+            .audit(Some(&self.user), "session_end", self.place, &detail)
+            .await;
+    }
 }
