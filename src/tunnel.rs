@@ -15,10 +15,18 @@ use tokio::io::{
 };
 use tokio::sync::mpsc;
 
-pub use tokio_yamux::{Control, Session, StreamHandle};
+use std::task::Poll;
+
+use tokio::sync::oneshot;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 /// Bytes of yamux frames carried per WebSocket binary frame, at most.
 const CHUNK: usize = 64 * 1024;
+/// Streams open at once on one tunnel, at most (the server allows 64 sessions per agent).
+const MAX_STREAMS: usize = 128;
+/// Bytes buffered for all the streams of a tunnel together, at most; each stream's window
+/// starts at yamux's 256 KiB and grows with its throughput.
+const MAX_RECEIVE_WINDOW: usize = 256 * 1024 * 1024;
 /// The longest request or reply line at the start of a stream.
 const MAX_LINE: usize = 4 * 1024;
 
@@ -83,7 +91,8 @@ pub struct Split {
 }
 
 /// Takes a WebSocket apart into its control text and its bytes; two tasks pump them until
-/// the socket ends or every control sender is dropped (which closes it). The end of the
+/// the socket ends, or until every control sender is dropped and the bytes have ended
+/// (which closes it). The end of the
 /// bytes in one direction travels as an empty binary frame, so a session's relay sees
 /// each direction end on its own, as over TCP.
 pub fn split<S, M, E>(socket: S) -> Split
@@ -133,18 +142,21 @@ where
     });
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK];
-        let mut mux_open = true;
-        loop {
+        let (mut control_open, mut mux_open) = (true, true);
+        // Until both sources ended: the last bytes of a session may still be in the pipe
+        // when its relay finishes and drops the control sender (closing on that alone
+        // lost a port-forward's final bytes).
+        while control_open || mux_open {
             tokio::select! {
                 // Control first: a goodbye queued as the session ends still goes out.
                 biased;
-                text = control_out.recv() => match text {
+                text = control_out.recv(), if control_open => match text {
                     Some(t) => {
                         if sink.send(M::text(t)).await.is_err() {
                             break;
                         }
                     }
-                    None => break,
+                    None => control_open = false,
                 },
                 n = pipe_read.read(&mut buf), if mux_open => match n {
                     Ok(0) | Err(_) => {
@@ -171,28 +183,45 @@ where
     }
 }
 
-fn config() -> tokio_yamux::Config {
-    tokio_yamux::Config {
-        // Liveness is the control protocol's heartbeat; yamux pings would be a second one.
-        enable_keepalive: false,
-        // A stream's window bounds its throughput to window / round trip; yamux's 256 KiB
-        // held a port-forward to a fraction of what the socket carries.
-        max_stream_window_size: 16 * 1024 * 1024,
-        ..Default::default()
+fn connection(mux: DuplexStream, mode: yamux::Mode) -> yamux::Connection<Compat<DuplexStream>> {
+    let mut config = yamux::Config::default();
+    // Room for the sessions an agent may carry (64) and the ones being opened; the
+    // receive windows of all streams together stay far below yamux's default GiB.
+    config.set_max_num_streams(MAX_STREAMS);
+    config.set_max_connection_receive_window(Some(MAX_RECEIVE_WINDOW));
+    yamux::Connection::new(mux.compat(), config, mode)
+}
+
+/// A stream of the tunnel, with tokio's byte traits.
+pub type StreamHandle = Compat<yamux::Stream>;
+
+type Opener = oneshot::Sender<yamux::Result<yamux::Stream>>;
+
+/// Opens streams on the server's end of a tunnel; cheap to clone.
+#[derive(Clone)]
+pub struct Control(mpsc::Sender<Opener>);
+
+impl Control {
+    /// A new stream to the agent, or an error once the tunnel is gone.
+    pub async fn open_stream(&self) -> std::io::Result<StreamHandle> {
+        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the tunnel closed");
+        let (tx, rx) = oneshot::channel();
+        self.0.send(tx).await.map_err(|_| gone())?;
+        match rx.await {
+            Ok(Ok(stream)) => Ok(stream.compat()),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(gone()),
+        }
     }
 }
 
 /// The server's end: it opens streams through the returned [`Control`]; streams the agent
-/// tries to open are dropped. The session runs until the socket ends.
+/// tries to open are dropped (which resets them). Runs until the socket ends.
 pub fn server_side(mux: DuplexStream) -> (Control, tokio::task::JoinHandle<()>) {
-    let mut session = Session::new_client(mux, config());
-    let control = session.control();
-    let task = tokio::spawn(async move {
-        while let Some(Ok(unasked)) = session.next().await {
-            drop(unasked);
-        }
-    });
-    (control, task)
+    let (tx, opens) = mpsc::channel(16);
+    let conn = connection(mux, yamux::Mode::Client);
+    let task = tokio::spawn(drive(conn, Some(opens), drop));
+    (Control(tx), task)
 }
 
 /// The agent's end: every stream the server opens is handed to `serve`.
@@ -201,10 +230,45 @@ where
     F: Fn(StreamHandle) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut session = Session::new_server(mux, config());
-    while let Some(Ok(stream)) = session.next().await {
-        tokio::spawn(serve(stream));
-    }
+    let conn = connection(mux, yamux::Mode::Server);
+    drive(conn, None, |s: yamux::Stream| {
+        tokio::spawn(serve(s.compat()));
+    })
+    .await
+}
+
+/// Polls a yamux connection until it ends: it only moves (frames in and out, window
+/// updates for every stream) while polled. Stream opens queued on `opens` are answered in
+/// order; streams the peer opens go to `inbound`.
+async fn drive(
+    mut conn: yamux::Connection<Compat<DuplexStream>>,
+    mut opens: Option<mpsc::Receiver<Opener>>,
+    mut inbound: impl FnMut(yamux::Stream),
+) {
+    let mut waiting = std::collections::VecDeque::<Opener>::new();
+    std::future::poll_fn(|cx| loop {
+        while let Some(rx) = opens.as_mut() {
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(opener)) => waiting.push_back(opener),
+                Poll::Ready(None) => opens = None,
+                Poll::Pending => break,
+            }
+        }
+        while !waiting.is_empty() {
+            let Poll::Ready(opened) = conn.poll_new_outbound(cx) else {
+                break;
+            };
+            if let Some(opener) = waiting.pop_front() {
+                let _ = opener.send(opened);
+            }
+        }
+        match conn.poll_next_inbound(cx) {
+            Poll::Ready(Some(Ok(stream))) => inbound(stream),
+            Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// What a stream is for: the first line the server writes on it.
@@ -313,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn streams_opened_by_the_server_reach_the_agent() {
         let (server_io, agent_io) = tokio::io::duplex(64 * 1024);
-        let (mut control, _task) = server_side(server_io);
+        let (control, _task) = server_side(server_io);
         tokio::spawn(agent_side(agent_io, |mut s: StreamHandle| async move {
             let req: StreamRequest = read_line(&mut s).await.unwrap();
             let StreamRequest::Tcp { port } = req else {
@@ -333,5 +397,86 @@ mod tests {
             s.read_to_string(&mut got).await.unwrap();
             assert_eq!(got, format!("port {port}"));
         }
+    }
+
+    /// A server and an agent joined by an in-memory pipe; the agent echoes every stream.
+    fn echoing_tunnel() -> Control {
+        let (server_io, agent_io) = tokio::io::duplex(64 * 1024);
+        let (control, _task) = server_side(server_io);
+        tokio::spawn(agent_side(agent_io, |s: StreamHandle| async move {
+            let (mut r, mut w) = tokio::io::split(s);
+            tokio::io::copy(&mut r, &mut w).await.unwrap();
+            w.shutdown().await.unwrap();
+        }));
+        control
+    }
+
+    #[tokio::test]
+    async fn a_stream_written_far_past_its_window_keeps_flowing() {
+        // The agent only writes back; the server writes everything before reading. Both
+        // sides must take window updates while they only write.
+        let control = echoing_tunnel();
+        let s = control.open_stream().await.unwrap();
+        let (mut r, mut w) = tokio::io::split(s);
+        let sent = 16 * 1024 * 1024;
+        let writer = tokio::spawn(async move {
+            w.write_all(&vec![7u8; sent]).await.unwrap();
+            w.shutdown().await.unwrap();
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got.len(), sent);
+        assert!(got.iter().all(|&b| b == 7));
+    }
+
+    #[tokio::test]
+    async fn a_stream_nobody_reads_does_not_stall_the_others() {
+        let control = echoing_tunnel();
+        let mut stuck = control.open_stream().await.unwrap();
+        // More than its window: the echo fills it, and nobody reads it here.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            stuck.write_all(&vec![1u8; 1024 * 1024]),
+        )
+        .await;
+        let mut other = control.open_stream().await.unwrap();
+        other.write_all(b"still moving").await.unwrap();
+        other.shutdown().await.unwrap();
+        let mut got = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            other.read_to_string(&mut got),
+        )
+        .await
+        .expect("a second stream stalled behind an unread one")
+        .unwrap();
+        assert_eq!(got, "still moving");
+    }
+
+    #[tokio::test]
+    async fn the_last_bytes_go_out_before_the_socket_closes() {
+        // A real WebSocket on loopback: one side writes, ends its bytes and drops
+        // everything at once; the other still gets every byte and then the end.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let sent = 8 * 1024 * 1024;
+        let sender = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let Split { mut mux, .. } = split(ws);
+            mux.write_all(&vec![9u8; sent]).await.unwrap();
+            mux.shutdown().await.unwrap();
+        });
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let Split {
+            mut mux,
+            control_tx: _keep,
+            ..
+        } = split(ws);
+        let mut got = Vec::new();
+        mux.read_to_end(&mut got).await.unwrap();
+        sender.await.unwrap();
+        assert_eq!(got.len(), sent);
     }
 }

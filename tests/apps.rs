@@ -232,5 +232,6 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
     req.headers_mut()
         .insert("cookie", bob_cookie.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    delete_workspace(&app.client, "dev").await;
     app.stop().await;
 }

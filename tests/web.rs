@@ -888,5 +888,6 @@ async fn the_web_terminal_runs_a_shell_that_survives_a_reload() {
     req.headers_mut()
         .insert("origin", "http://evil.example".parse().unwrap());
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    delete_workspace(&app.client, "dev").await;
     app.stop().await;
 }

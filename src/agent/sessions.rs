@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::ssh::SessionEnv;
@@ -50,7 +51,9 @@ pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
                 .is_ok()
             {
                 let (mut r, mut w) = tokio::io::split(stream);
-                let _ = tokio::io::copy(&mut r, &mut w).await;
+                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+                    let _ = w.shutdown().await;
+                }
             }
         }
         StreamRequest::Ssh => {

@@ -59,17 +59,9 @@ fn config() -> Arc<russh::server::Config> {
 }
 
 /// Serves one SSH connection on a tunnel stream until the client leaves.
-pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
-    // russh writes without reading while a yamux stream's send window is shut, and a
-    // yamux stream learns that its window reopened only when it is read: through a
-    // pipe, a relay keeps reading the stream (1 MiB downstream stalled without it).
-    let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(async move {
-        let mut theirs = theirs;
-        let _ = tokio::io::copy_bidirectional(&mut stream, &mut theirs).await;
-    });
+pub async fn serve(stream: StreamHandle, env: Arc<SessionEnv>) {
     let handler = Handler { env };
-    match russh::server::run_stream(config(), ours, handler).await {
+    match russh::server::run_stream(config(), stream, handler).await {
         Ok(session) => {
             if let Err(e) = session.await {
                 tracing::debug!(error = %e, "ssh session ended");

@@ -228,7 +228,7 @@ pub(crate) async fn open(
             super::agents::MAX_SESSIONS_PER_AGENT
         )));
     }
-    let mut control = state.agent_conns.tunnel(agent_id).ok_or_else(|| {
+    let control = state.agent_conns.tunnel(agent_id).ok_or_else(|| {
         ApiError::Conflict(format!(
             "the agent of {place} is not connected: see `hangar show {}` for its status",
             a.workspace_name

@@ -221,3 +221,19 @@ async fn push_dir(app: &TestApp, name: &str, dir: &Path) -> hangar::wire::templa
     );
     app.client.template_version(name, &v.name).await.unwrap()
 }
+
+/// Deletes a workspace and waits for the build: a `local` workspace's agent is a process
+/// on this machine that would otherwise outlive the test, retrying its server forever.
+pub async fn delete_workspace(client: &Client, name: &str) {
+    let b = client
+        .build_workspace(
+            name,
+            &hangar::wire::workspaces::BuildRequest {
+                transition: Some(hangar::model::Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    client.follow_job(&b.job.id, |_| {}).await.unwrap();
+}
