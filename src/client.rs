@@ -356,6 +356,23 @@ impl Client {
             .await
     }
 
+    /// Opens (or reattaches to) the reconnecting terminal `reconnect`; `app` names a
+    /// `command` app whose command a new terminal runs. Input is JSON text frames
+    /// (`{"data":…}`, `{"height":…,"width":…}`), output binary frames.
+    pub async fn dial_pty(
+        &self,
+        agent_id: &str,
+        reconnect: &str,
+        app: Option<&str>,
+    ) -> ClientResult<SessionSocket> {
+        let mut path = format!("/workspaceagents/{agent_id}/pty?reconnect={reconnect}");
+        if let Some(app) = app {
+            path.push_str("&app=");
+            path.push_str(app);
+        }
+        self.dial(&path).await
+    }
+
     async fn dial(&self, path: &str) -> ClientResult<SessionSocket> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         use tokio_tungstenite::tungstenite::Error as WsError;

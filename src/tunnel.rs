@@ -281,8 +281,15 @@ pub enum StreamRequest {
     Ssh,
     /// Send back every byte (`hangar ping` and `speedtest`).
     Echo,
-    /// Attach to the reconnecting terminal `id`, started at this size if it is new.
-    Pty { id: String, rows: u16, cols: u16 },
+    /// Attach to the reconnecting terminal `id`, started at this size if it is new: a
+    /// login shell, or the shell running `command` (a `command` app).
+    Pty {
+        id: String,
+        rows: u16,
+        cols: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
 }
 
 /// The agent's answer, before any bytes flow.

@@ -199,6 +199,7 @@ impl Fixture {
             disconnected_at: None,
             created_at: now_ms(),
             listening_ports: Vec::new(),
+            app_health: Default::default(),
         };
         self.db
             .insert_agents(self.db.pool(), &[(agent, hash_token(&token))])
@@ -245,6 +246,7 @@ impl Fixture {
             favorite: false,
             created_at: now,
             deleted: false,
+            last_used_at: None,
         };
         let build = self
             .db

@@ -235,3 +235,264 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
     delete_workspace(&app.client, "dev").await;
     app.stop().await;
 }
+
+/// The app's server in the workspace: a `python3 -m http.server` on `port` (a process,
+/// so killing it closes its connections as a real app's death does).
+async fn serve_on(port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs the app's server");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the app's server never listened on {port}");
+}
+
+/// The health `show -o json` reports for the app `slug`.
+async fn app_health(app: &TestApp, slug: &str) -> String {
+    let ws = app.client.workspace("dev").await.unwrap();
+    let agent = ws.agents().next().unwrap();
+    let found = agent.apps.iter().find(|a| a.spec.slug == slug).unwrap();
+    found.health.to_string()
+}
+
+async fn wait_for_health(app: &TestApp, slug: &str, want: &str) {
+    for _ in 0..150 {
+        if app_health(app, slug).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "{slug} never became {want}: {}",
+        app_health(app, slug).await
+    );
+}
+
+/// Reads a terminal's output until it contains `want`.
+async fn read_until(socket: &mut hangar::client::SessionSocket, want: &str) -> String {
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(msg)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Binary(b) = msg {
+                seen.push_str(&String::from_utf8_lossy(&b));
+                if seen.contains(want) {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{want:?} never came; got {seen:?}");
+    seen
+}
+
+fn input(text: &str) -> tokio_tungstenite::tungstenite::Message {
+    tokio_tungstenite::tungstenite::Message::Text(serde_json::json!({ "data": text }).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_command_apps_motd_and_last_use() {
+    let app = spawn_app().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = serve_on(port).await;
+    let local = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/local/main.tf"
+    ))
+    .unwrap();
+    let agent_line = "  dir  = local.home\n";
+    assert!(local.contains(agent_line), "the local template changed");
+    let mut tf = local.replace(
+        agent_line,
+        "  dir  = local.home\n  motd_file = \"motd.txt\"\n  display_apps {\n    vscode = false\n  }\n",
+    );
+    tf.push_str(&format!(
+        r#"
+resource "hangar_app" "checked" {{
+  agent_id = hangar_agent.main.id
+  slug     = "checked"
+  url      = "http://localhost:{port}/"
+  healthcheck {{
+    url       = "http://localhost:{port}/healthz"
+    interval  = 1
+    threshold = 2
+  }}
+}}
+
+resource "hangar_app" "greet" {{
+  agent_id     = hangar_agent.main.id
+  slug         = "greet"
+  display_name = "Greeter"
+  command      = "echo hello-from-$((6*7)); sleep 60"
+}}
+"#
+    ));
+    push_files(&app, "apps", &[("main.tf", &tf)]).await;
+    let homes = tempfile::tempdir().unwrap();
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "apps".into(),
+            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    let home = homes.path().join("owner/dev");
+    std::fs::write(home.join("motd.txt"), "Welcome aboard\nline two\n").unwrap();
+    assert!(app
+        .client
+        .workspace("dev")
+        .await
+        .unwrap()
+        .last_used_at
+        .is_none());
+
+    // The healthcheck passes, then the app's server dies and the app turns unhealthy
+    // (and the agent and workspace with it), then it comes back.
+    wait_for_health(&app, "checked", "healthy").await;
+    assert_eq!(app_health(&app, "greet").await, "disabled");
+    server.kill().await.unwrap();
+    wait_for_health(&app, "checked", "unhealthy").await;
+    let ws = app.client.workspace("dev").await.unwrap();
+    assert!(
+        !ws.healthy,
+        "an unhealthy app makes its workspace unhealthy"
+    );
+    let out = app.cli(&["show", "dev"]).await;
+    assert!(
+        stdout(&out).contains("app checked") && stdout(&out).contains("[unhealthy]"),
+        "{}",
+        stdout(&out)
+    );
+    let out = app.cli(&["list"]).await;
+    let row: Vec<String> = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("owner/dev"))
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(row[2..4], ["running", "false"], "HEALTHY: {row:?}");
+    let mut server = serve_on(port).await;
+    wait_for_health(&app, "checked", "healthy").await;
+    assert!(app.client.workspace("dev").await.unwrap().healthy);
+
+    // The page shows the health beside the app, the command app opens the terminal,
+    // and display_apps turned VS Code off.
+    let owner_cookie = format!("hangar_session={}", app.client.token().unwrap());
+    let page = reqwest::Client::new()
+        .get(format!("{}/@owner/dev", app.url))
+        .header("cookie", &owner_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"health-main-checked\">healthy"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/@owner/dev.main/terminal?app=greet\""));
+    assert!(!page.contains("vscode://"));
+    assert!(page.contains("id=\"terminal-main\""));
+
+    // A command app's terminal runs its command; an unknown app is refused.
+    let agent = ws.agents().next().unwrap().id.clone();
+    let mut term = app
+        .client
+        .dial_pty(&agent, "greeter-1", Some("greet"))
+        .await
+        .unwrap();
+    read_until(&mut term, "hello-from-42").await;
+    let err = app
+        .client
+        .dial_pty(&agent, "greeter-2", Some("rm-rf"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND), "{err}");
+
+    // A plain terminal follows resizes.
+    let mut term = app.client.dial_pty(&agent, "sized-1", None).await.unwrap();
+    let resize = serde_json::json!({ "height": 33, "width": 101 }).to_string();
+    term.send(tokio_tungstenite::tungstenite::Message::Text(resize))
+        .await
+        .unwrap();
+    term.send(input("stty size\r")).await.unwrap();
+    read_until(&mut term, "33 101").await;
+
+    // An interactive SSH login shows the motd; a command does not.
+    let ssh_dir = tempfile::tempdir().unwrap();
+    let cfg = ssh_dir.path().join("config").display().to_string();
+    let as_owner = |program: &str, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env("HANGAR_URL", &app.url)
+            .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+            .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+            .stdin(std::process::Stdio::piped());
+        cmd
+    };
+    let hangar = hangar_bin().display().to_string();
+    let out = as_owner(&hangar, &["config-ssh", "-y", "--ssh-config-file", &cfg])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut login = as_owner("ssh", &["-F", &cfg, "-tt", "hangar.dev"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = login.stdin.take().unwrap();
+        stdin.write_all(b"exit\n").await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), login.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Welcome aboard\r\nline two"), "{text}");
+    let out = as_owner("ssh", &["-F", &cfg, "hangar.dev", "true"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("Welcome"), "{}", stdout(&out));
+
+    // Sessions are use: the workspace says when it was last used.
+    let used = app.client.workspace("dev").await.unwrap().last_used_at;
+    assert!(used.is_some());
+    assert!(stdout(&app.cli(&["show", "dev"]).await).contains("last used"));
+    server.kill().await.unwrap();
+    delete_workspace(&app.client, "dev").await;
+    app.stop().await;
+}

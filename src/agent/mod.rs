@@ -6,6 +6,7 @@
 //! SIGTERM/SIGINT runs the shutdown scripts. Scripts never wait for the connection:
 //! whatever they report while the server is away is queued and sent on reconnect.
 
+pub mod apphealth;
 pub mod connection;
 pub mod cron;
 /// The agent ↔ server messages live in the wire layer; this name keeps the agent's code short.
@@ -89,6 +90,13 @@ impl Reporter {
 
     pub fn ports(&self, ports: Vec<u16>) {
         let _ = self.tx.send(AgentMessage::Ports { ports });
+    }
+
+    pub fn app_health(
+        &self,
+        apps: std::collections::BTreeMap<String, crate::model::agent::AppHealth>,
+    ) {
+        let _ = self.tx.send(AgentMessage::AppHealth { apps });
     }
 
     pub fn metadata(&self, result: protocol::MetadataResult) {
@@ -191,6 +199,19 @@ fn resolve_dir(dir: &str) -> PathBuf {
     }
 }
 
+/// Where the template's `motd_file` is: `~/` means the home directory, a relative path
+/// is under the agent's directory.
+fn motd_path(file: &str, dir: &std::path::Path) -> Option<PathBuf> {
+    let file = file.trim();
+    if file.is_empty() {
+        return None;
+    }
+    match (file.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Some(PathBuf::from(home).join(rest)),
+        _ => Some(dir.join(file)),
+    }
+}
+
 fn open_log_file(dir: &std::path::Path) -> Option<std::fs::File> {
     let open = |p: PathBuf| {
         std::fs::OpenOptions::new()
@@ -250,6 +271,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let sessions = Arc::new(ssh::SessionEnv {
         dir: dir.clone(),
         env: scripts::session_env(&manifest),
+        motd_file: motd_path(&manifest.spec.motd_file, &dir),
     });
     let conn = tokio::spawn(connection::run(
         connection::Hello {
@@ -271,6 +293,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     ));
     let metadata = scripts::spawn_metadata(&ctx, &manifest.spec.metadata);
     let ports = tokio::spawn(ports::watch(reporter.clone()));
+    let app_health = tokio::spawn(apphealth::watch(
+        reporter.clone(),
+        manifest.spec.apps.clone(),
+    ));
 
     reporter.lifecycle(Lifecycle::Starting);
     let startup = tokio::spawn({
@@ -292,6 +318,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         m.abort();
     }
     ports.abort();
+    app_health.abort();
     reporter.lifecycle(Lifecycle::ShuttingDown);
     let end = scripts::run_stop(&ctx, &manifest.spec).await;
     reporter.lifecycle(end);

@@ -73,11 +73,13 @@ fn size(rows: u16, cols: u16) -> PtySize {
     }
 }
 
-/// The terminal `id`, started (a login shell) if it does not exist.
+/// The terminal `id`, started if it does not exist: a login shell, or the login shell
+/// running `command`.
 pub fn attach_or_start(
     id: &str,
     rows: u16,
     cols: u16,
+    command: Option<&str>,
     env: &SessionEnv,
 ) -> Result<Arc<Terminal>, String> {
     let mut all = lock(terminals());
@@ -90,12 +92,19 @@ pub fn attach_or_start(
             IDLE.as_secs() / 60
         ));
     }
-    let t = start(id, rows, cols, env).map_err(|e| format!("cannot start a terminal: {e}"))?;
+    let t =
+        start(id, rows, cols, command, env).map_err(|e| format!("cannot start a terminal: {e}"))?;
     all.insert(id.to_string(), t.clone());
     Ok(t)
 }
 
-fn start(id: &str, rows: u16, cols: u16, env: &SessionEnv) -> anyhow::Result<Arc<Terminal>> {
+fn start(
+    id: &str,
+    rows: u16,
+    cols: u16,
+    command: Option<&str>,
+    env: &SessionEnv,
+) -> anyhow::Result<Arc<Terminal>> {
     let pair = portable_pty::native_pty_system().openpty(size(rows, cols))?;
     let shell = std::env::var("SHELL")
         .ok()
@@ -109,6 +118,9 @@ fn start(id: &str, rows: u16, cols: u16, env: &SessionEnv) -> anyhow::Result<Arc
         });
     let mut cmd = CommandBuilder::new(&shell);
     cmd.arg("-l");
+    if let Some(command) = command {
+        cmd.args(["-c", command]);
+    }
     cmd.cwd(&env.dir);
     for w in super::ssh::WITHHELD {
         cmd.env_remove(w);

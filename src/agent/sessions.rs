@@ -24,9 +24,14 @@ pub async fn serve(mut stream: StreamHandle, env: Arc<SessionEnv>) {
     };
     match request {
         StreamRequest::Tcp { port } => forward(stream, port).await,
-        StreamRequest::Pty { id, rows, cols } => {
+        StreamRequest::Pty {
+            id,
+            rows,
+            cols,
+            command,
+        } => {
             let terminal = if super::pty::valid_id(&id) {
-                super::pty::attach_or_start(&id, rows, cols, &env)
+                super::pty::attach_or_start(&id, rows, cols, command.as_deref(), &env)
             } else {
                 Err("a terminal id is letters, digits and hyphens, at most 64".to_string())
             };

@@ -25,6 +25,36 @@ use crate::tunnel::StreamHandle;
 pub struct SessionEnv {
     pub dir: std::path::PathBuf,
     pub env: Vec<(String, String)>,
+    /// The template's `motd_file`, shown at interactive logins.
+    pub motd_file: Option<std::path::PathBuf>,
+}
+
+/// The most of a motd file shown.
+const MAX_MOTD: u64 = 64 * 1024;
+
+/// The message of the day for an interactive login: the motd file's text with terminal
+/// line ends, unless the user made `~/.hushlogin` (as OpenSSH's login does).
+fn motd(env: &SessionEnv) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let path = env.motd_file.as_ref()?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    if home.is_some_and(|h| h.join(".hushlogin").exists()) {
+        return None;
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_MOTD)
+        .read_to_end(&mut text)
+        .ok()?;
+    let mut out = Vec::with_capacity(text.len() + 64);
+    for &b in &text {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Some(out)
 }
 
 /// Input chunks (each at most one SSH packet, 32 KiB) queued for a program at most.
@@ -249,6 +279,11 @@ async fn run_channel(mut channel: Channel<Msg>, env: Arc<SessionEnv>, handle: Ha
     let (argv, login) = command_line(&program);
     let mut vars = env.env.clone();
     vars.extend(extra);
+    if let (Some(_), Program::Shell) = (&pty, &program) {
+        if let Some(text) = motd(&env) {
+            let _ = handle.data(id, text).await;
+        }
+    }
     let code = match pty {
         Some(p) => run_on_pty(&mut channel, &handle, &env.dir, &vars, argv, login, p).await,
         None => run_on_pipes(&mut channel, &handle, &env.dir, &vars, argv).await,

@@ -16,6 +16,7 @@ use super::auth::{bearer, hashes_equal, Auth};
 use super::{ApiError, ApiResult, AppState};
 use crate::db::agents::{AgentMetadataRow, AgentWithWorkspace};
 use crate::db::Database;
+use crate::model::agent::AppHealth;
 use crate::model::{now_ms, secret::hash_token};
 use crate::tunnel::{self, Control, Split};
 use crate::wire::agent::{AgentMessage, AgentSpec, Manifest, ServerMessage};
@@ -394,6 +395,18 @@ pub async fn handle_message(
             ports.dedup();
             ports.truncate(MAX_PORTS);
             db.set_agent_ports(agent_id, &ports).await?;
+            Ok(None)
+        }
+        AgentMessage::AppHealth { mut apps } => {
+            // Only apps the template gave a healthcheck: the agent cannot invent entries.
+            apps.retain(|slug, health| {
+                *health != AppHealth::Disabled
+                    && spec
+                        .apps
+                        .iter()
+                        .any(|a| &a.slug == slug && a.healthcheck.is_some())
+            });
+            db.set_agent_app_health(agent_id, &apps).await?;
             Ok(None)
         }
         AgentMessage::Heartbeat => {

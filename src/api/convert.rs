@@ -6,7 +6,8 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 
 use crate::db;
-use crate::wire::agents::{AgentLog, AgentView};
+use crate::model::agent::AppHealth;
+use crate::wire::agents::{AgentLog, AgentView, AppView};
 use crate::wire::audit::AuditEntry;
 use crate::wire::jobs::{Job, JobLog};
 use crate::wire::tokens::Token;
@@ -118,6 +119,23 @@ pub struct AgentPlace<'a> {
 pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow::Result<AgentView> {
     let spec = a.spec()?;
     let (status, healthy) = a.health(&spec, now);
+    let apps: Vec<AppView> = spec
+        .apps
+        .into_iter()
+        .map(|app| {
+            let health = match &app.healthcheck {
+                None => AppHealth::Disabled,
+                Some(_) => a
+                    .app_health
+                    .get(&app.slug)
+                    .copied()
+                    .unwrap_or(AppHealth::Initializing),
+            };
+            AppView { spec: app, health }
+        })
+        .collect();
+    // As in Coder, an app failing its healthcheck makes its agent unhealthy.
+    let healthy = healthy && !apps.iter().any(|app| app.health == AppHealth::Unhealthy);
     Ok(AgentView {
         id: a.id.clone(),
         name: a.name.clone(),
@@ -138,7 +156,9 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         disconnected_at: time(a.disconnected_at),
         created_at: Timestamp(a.created_at),
         troubleshooting_url: spec.troubleshooting_url,
-        apps: spec.apps,
+        dir: spec.dir,
+        apps,
+        display_apps: spec.display_apps,
         listening_ports: a.listening_ports.clone(),
     })
 }

@@ -61,10 +61,15 @@ async fn still_allowed(
         Some(u) if !u.suspended => {}
         _ => return Ok(Some("the user was suspended".into())),
     }
-    Ok(match state.db.get_agent_with_workspace(agent_id).await? {
-        Some(a) => super::agents::agent_token_refusal(&a),
-        None => Some("the agent no longer exists".into()),
-    })
+    let Some(a) = state.db.get_agent_with_workspace(agent_id).await? else {
+        return Ok(Some("the agent no longer exists".into()));
+    };
+    let refusal = super::agents::agent_token_refusal(&a);
+    if refusal.is_none() {
+        // A session in progress is use, whether or not bytes flow.
+        state.db.touch_workspace(&a.workspace_id, now).await?;
+    }
+    Ok(refusal)
 }
 
 /// `GET /workspaceagents/{id}/tcp?port=N`: a WebSocket whose binary frames are the bytes
@@ -135,15 +140,43 @@ pub async fn pty(
     Query(q): Query<PtyQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    // A command comes only from the template's app, never from the URL: a link cannot
+    // make someone's terminal run what it likes.
+    let command = match &q.app {
+        None => None,
+        Some(slug) => Some(app_command(&state, &id, slug).await?),
+    };
     let request = StreamRequest::Pty {
         id: q.reconnect.clone(),
         rows: q.height.unwrap_or(24),
         cols: q.width.unwrap_or(80),
+        command,
     };
     let (stream, place) = open(&state, &id, &request).await?;
     let detail = format!("terminal {}", q.reconnect);
     Ok(limited(ws)
         .on_upgrade(move |socket| relay_terminal(state, auth, id, place, detail, socket, stream)))
+}
+
+/// The command of the agent's `command` app `slug`.
+async fn app_command(state: &AppState, agent_id: &str, slug: &str) -> ApiResult<String> {
+    let a = state
+        .db
+        .get_agent_with_workspace(agent_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workspace agent {agent_id}")))?;
+    a.agent
+        .spec()?
+        .apps
+        .into_iter()
+        .find(|app| app.slug == slug && !app.command.is_empty())
+        .map(|app| app.command)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "agent {} has no command app {slug:?}",
+                a.agent.name
+            ))
+        })
 }
 
 /// One input message from the browser, re-encoded for the agent (anything else dropped).
@@ -260,6 +293,10 @@ pub(crate) async fn open(
     if let Some(error) = reply.error {
         return Err(ApiError::Conflict(error));
     }
+    state
+        .db
+        .touch_workspace(&a.workspace_id, crate::model::now_ms())
+        .await?;
     Ok((stream, place))
 }
 

@@ -179,6 +179,7 @@ pub async fn create_workspace(
         favorite: false,
         created_at: now_ms(),
         deleted: false,
+        last_used_at: None,
     };
     let params_json = serde_json::to_string(&values).map_err(anyhow::Error::from)?;
     let first = NewBuild {
@@ -605,6 +606,7 @@ pub fn workspace_view(l: Listing, now: i64) -> anyhow::Result<WorkspaceView> {
         favorite: ws.favorite,
         external: l.has_external_agent,
         created_at: Timestamp(ws.created_at),
+        last_used_at: ws.last_used_at.map(Timestamp),
         latest_build: build_view(l.latest)?,
         resources: views,
         external_agents,

@@ -11,6 +11,7 @@ use clap::Args;
 use super::output::{self, Format};
 use super::session;
 use crate::client::Client;
+use crate::model::agent::AppHealth;
 use crate::model::parameter::Parameter;
 use crate::model::{JobStatus, Transition};
 use crate::wire::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
@@ -666,6 +667,9 @@ pub fn render_show(ws: &WorkspaceView) -> String {
     if let Some(err) = &ws.latest_build.job.error {
         out.push_str(&format!("error: {err}\n"));
     }
+    if let Some(at) = ws.last_used_at {
+        out.push_str(&format!("last used {}\n", super::output::ago(at)));
+    }
     out.push_str("\nRESOURCE                                   KIND           LIFETIME\n");
     for r in &ws.resources {
         if r.hide {
@@ -728,15 +732,20 @@ fn push_apps(out: &mut String, indent: &str, agent: &crate::wire::agents::AgentV
             agent.name
         ));
     }
-    for app in &agent.apps {
-        let target = if app.url.is_empty() {
-            &app.command
+    for app in agent.apps.iter().filter(|a| !a.spec.hidden) {
+        let spec = &app.spec;
+        let target = if spec.url.is_empty() {
+            &spec.command
         } else {
-            &app.url
+            &spec.url
+        };
+        let health = match app.health {
+            AppHealth::Disabled => String::new(),
+            h => format!(" [{h}]"),
         };
         out.push_str(&format!(
-            "{indent}app {} ({}): {target}\n",
-            app.slug, app.display_name
+            "{indent}app {} ({}): {target}{health}\n",
+            spec.slug, spec.display_name
         ));
     }
 }

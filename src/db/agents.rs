@@ -28,6 +28,9 @@ pub struct Agent {
     pub created_at: i64,
     /// The TCP ports listening in the workspace, as the agent last reported them.
     pub listening_ports: Vec<u16>,
+    /// Each app's health by slug, as the agent last reported it (apps without a
+    /// healthcheck are absent).
+    pub app_health: std::collections::BTreeMap<String, crate::model::agent::AppHealth>,
 }
 
 impl Agent {
@@ -59,7 +62,7 @@ impl Agent {
     }
 }
 
-pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at, listening_ports";
+pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at, listening_ports, app_health";
 
 pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
     Ok(Agent {
@@ -81,6 +84,10 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
         last_connected_at: row.try_get("last_connected_at")?,
         disconnected_at: row.try_get("disconnected_at")?,
         created_at: row.try_get("created_at")?,
+        app_health: super::parse_json(
+            "workspace_agents.app_health",
+            &row.try_get::<String, _>("app_health")?,
+        )?,
         listening_ports: super::parse_json(
             "workspace_agents.listening_ports",
             &row.try_get::<String, _>("listening_ports")?,
@@ -309,6 +316,19 @@ impl Database {
     pub async fn set_agent_ports(&self, id: &str, ports: &[u16]) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE workspace_agents SET listening_ports = $1 WHERE id = $2")
             .bind(super::to_json(&ports)?)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_agent_app_health(
+        &self,
+        id: &str,
+        health: &std::collections::BTreeMap<String, crate::model::agent::AppHealth>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET app_health = $1 WHERE id = $2")
+            .bind(super::to_json(health)?)
             .bind(id)
             .execute(self.pool())
             .await?;

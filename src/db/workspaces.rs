@@ -19,6 +19,8 @@ pub struct Workspace {
     pub favorite: bool,
     pub created_at: i64,
     pub deleted: bool,
+    /// When a session or app request last used it (unix ms).
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -67,7 +69,11 @@ pub struct Resource {
 }
 
 /// Favorites are per user: queries that know no viewer answer `0 AS favorite`.
-const W_COLUMNS: &str = "id, name, owner_id, template_id, created_at, deleted, 0 AS favorite";
+/// `last_used_at` lags the last use by this much at most.
+pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+const W_COLUMNS: &str =
+    "id, name, owner_id, template_id, created_at, deleted, last_used_at, 0 AS favorite";
 const B_COLUMNS: &str = "b.id, b.workspace_id, b.number, b.transition, b.template_version_id, b.job_id, b.initiator_id, b.parameters, b.orphan, b.created_at, j.status AS job_status";
 
 fn workspace_from_row(row: &sqlx::any::AnyRow) -> Result<Workspace, sqlx::Error> {
@@ -86,6 +92,7 @@ fn workspace_from_prefixed(row: &sqlx::any::AnyRow, p: &str) -> Result<Workspace
         favorite: row.try_get::<i64, _>(col("favorite").as_str())? > 0,
         created_at: row.try_get(col("created_at").as_str())?,
         deleted: flag(row.try_get(col("deleted").as_str())?),
+        last_used_at: row.try_get(col("last_used_at").as_str())?,
     })
 }
 
@@ -250,6 +257,21 @@ impl Database {
             orphan: new.orphan,
             created_at: now,
         })
+    }
+
+    /// Records a use of the workspace now; written at most once a minute (sessions touch
+    /// it every few seconds, apps on every request).
+    pub async fn touch_workspace(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE workspaces SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - LAST_USED_RESOLUTION_MS)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     pub async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>, sqlx::Error> {
@@ -663,6 +685,7 @@ impl Database {
         let sql = format!(
             "SELECT w.id AS w_id, w.name AS w_name, w.owner_id AS w_owner_id, \
                w.template_id AS w_template_id, w.created_at AS w_created_at, w.deleted AS w_deleted, \
+               w.last_used_at AS w_last_used_at, \
                (SELECT COUNT(*) FROM workspace_favorites f WHERE f.workspace_id = w.id AND f.user_id = $1) AS w_favorite, \
                u.username AS owner_name, t.name AS template_name, t.active_version_id, \
                av.name AS active_version_name, v.has_external_agent, {BUILD_DETAIL_COLUMNS} \

@@ -100,6 +100,36 @@ impl std::fmt::Display for AgentStatus {
     }
 }
 
+/// An app's health, as its agent's healthcheck last found it (Coder's four states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppHealth {
+    /// The app has no healthcheck.
+    #[default]
+    Disabled,
+    /// Not checked successfully yet, nor failed `threshold` times.
+    Initializing,
+    Healthy,
+    Unhealthy,
+}
+
+impl AppHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppHealth::Disabled => "disabled",
+            AppHealth::Initializing => "initializing",
+            AppHealth::Healthy => "healthy",
+            AppHealth::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for AppHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How often a connected agent sends a heartbeat; last contact is refreshed by each one.
 pub const HEARTBEAT_INTERVAL_MS: i64 = 5_000;
 

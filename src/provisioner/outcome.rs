@@ -221,6 +221,7 @@ pub fn classify_build(
                     disconnected_at: None,
                     created_at: now,
                     listening_ports: Vec::new(),
+                    app_health: Default::default(),
                 },
                 hash_token(&a.token),
             )

@@ -28,6 +28,8 @@
     var scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
     var url = scheme + location.host + el.dataset.socket + '?reconnect=' + encodeURIComponent(id) +
       '&height=' + term.rows + '&width=' + term.cols;
+    // A command app's terminal runs the app's command (the server looks it up by slug).
+    if (params.get('app')) url += '&app=' + encodeURIComponent(params.get('app'));
     socket = new WebSocket(url);
     socket.binaryType = 'arraybuffer';
     socket.onopen = function () {

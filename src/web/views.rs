@@ -21,6 +21,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("error.html", include_str!("error.html")),
     ("workspaces.html", include_str!("workspaces.html")),
     ("workspace.html", include_str!("workspace.html")),
+    ("agent.html", include_str!("agent.html")),
     ("build.html", include_str!("build.html")),
     ("templates.html", include_str!("templates.html")),
     ("create.html", include_str!("create.html")),
@@ -35,6 +36,7 @@ fn tera() -> &'static tera::Tera {
         t.add_raw_templates(VIEWS.iter().copied())
             .expect("the web views parse (checked by the views test)");
         t.set_escape_fn(escape_html);
+        t.register_filter("urlencode_path", urlencode_path);
         t
     })
 }
@@ -161,6 +163,16 @@ impl ListPage {
     }
 }
 
+/// A path for a URL (`/` kept, everything else outside the unreserved set encoded).
+fn urlencode_path(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let path = tera::try_get_value!("urlencode_path", "value", String, value);
+    let parts: Vec<String> = path.split('/').map(urlencode).collect();
+    Ok(tera::Value::String(parts.join("/")))
+}
+
 /// `text` for a URL's query string.
 fn urlencode(text: &str) -> String {
     let mut out = String::new();
@@ -204,6 +216,8 @@ pub struct WorkspacePage {
     pub href: String,
     pub build_href: String,
     pub last_built: String,
+    /// When a session or app last used it, e.g. "3 minutes ago"; empty when never.
+    pub last_used: String,
     /// A build is queued or running: the page refreshes itself until it settles.
     pub busy: bool,
     pub can_start: bool,
@@ -241,6 +255,7 @@ impl WorkspacePage {
             can_delete: !busy && ws.status != WorkspaceStatus::Deleted,
             build_href: format!("{href}/builds/{}", ws.latest_build.number),
             last_built: Timestamp::ago(ws.latest_build.created_at),
+            last_used: ws.last_used_at.map(Timestamp::ago).unwrap_or_default(),
             can_start: manageable && !running,
             can_stop: manageable
                 && (running

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::model::agent::Lifecycle;
+use crate::model::agent::{AppHealth, Lifecycle};
 
 /// What a build records for an agent (`workspace_agents.manifest`), written by the build
 /// runner from the `hangar_agent`, `hangar_script`, `hangar_env` and `hangar_app`
@@ -33,6 +33,72 @@ pub struct AgentSpec {
     pub scripts: Vec<ScriptSpec>,
     pub metadata: Vec<MetadataSpec>,
     pub apps: Vec<AppSpec>,
+    /// A file in the workspace shown at interactive SSH logins; empty for none.
+    pub motd_file: String,
+    /// Which built-in apps the dashboard offers for this agent.
+    #[serde(deserialize_with = "one_block")]
+    pub display_apps: DisplayApps,
+}
+
+/// A `display_apps` block: Coder's defaults when it is absent or an attribute is unset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DisplayApps {
+    #[serde(default = "yes")]
+    pub vscode: bool,
+    #[serde(default)]
+    pub vscode_insiders: bool,
+    #[serde(default = "yes")]
+    pub web_terminal: bool,
+    #[serde(default = "yes")]
+    pub ssh_helper: bool,
+    #[serde(default = "yes")]
+    pub port_forwarding_helper: bool,
+}
+
+impl Default for DisplayApps {
+    fn default() -> Self {
+        DisplayApps {
+            vscode: true,
+            vscode_insiders: false,
+            web_terminal: true,
+            ssh_helper: true,
+            port_forwarding_helper: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A nested block that holds at most one item: Terraform's state writes it as a list
+/// (empty when absent), the stored manifest as the item itself.
+fn one_block<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrList<T> {
+        List(Vec<T>),
+        One(T),
+    }
+    Ok(match Option::<OneOrList<T>>::deserialize(d)? {
+        Some(OneOrList::One(t)) => t,
+        Some(OneOrList::List(items)) => items.into_iter().next().unwrap_or_default(),
+        None => T::default(),
+    })
+}
+
+/// An app's `healthcheck` block: the agent polls `url` every `interval` seconds; the app
+/// is unhealthy after `threshold` failures in a row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(default)]
+pub struct HealthcheckSpec {
+    pub url: String,
+    pub interval: u64,
+    pub threshold: u64,
 }
 
 /// A `hangar_script`.
@@ -77,6 +143,11 @@ pub struct AppSpec {
     pub external: bool,
     pub subdomain: bool,
     pub share: String,
+    /// `None` when the app has no `healthcheck` block.
+    #[serde(deserialize_with = "one_block")]
+    pub healthcheck: Option<HealthcheckSpec>,
+    pub hidden: bool,
+    pub order: i64,
 }
 
 /// `GET /api/v2/workspaceagents/me`: everything the agent needs, identity included.
@@ -137,6 +208,10 @@ pub enum AgentMessage {
     Ports {
         ports: Vec<u16>,
     },
+    /// The health of every app with a healthcheck (by slug), whenever one changes.
+    AppHealth {
+        apps: BTreeMap<String, AppHealth>,
+    },
     Heartbeat,
 }
 
@@ -185,5 +260,29 @@ mod tests {
         assert!(spec.scripts.is_empty());
         let spec: AgentSpec = serde_json::from_str("{}").unwrap();
         assert_eq!(spec, AgentSpec::default());
+    }
+
+    #[test]
+    fn single_blocks_parse_from_state_lists_and_from_the_stored_manifest() {
+        // Terraform state: lists, unset attributes already dropped.
+        let state = r#"{"display_apps":[{"vscode":false}],
+            "apps":[{"slug":"a","healthcheck":[{"url":"http://localhost:1","interval":5,"threshold":3}]},
+                    {"slug":"b","healthcheck":[]}]}"#;
+        let spec: AgentSpec = serde_json::from_str(state).unwrap();
+        assert!(!spec.display_apps.vscode);
+        assert!(spec.display_apps.web_terminal && !spec.display_apps.vscode_insiders);
+        let check = spec.apps[0].healthcheck.as_ref().unwrap();
+        assert_eq!((check.interval, check.threshold), (5, 3));
+        assert_eq!(spec.apps[1].healthcheck, None);
+        // The stored manifest round-trips.
+        let stored = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<AgentSpec>(&stored).unwrap(), spec);
+        // No block at all: Coder's defaults.
+        assert_eq!(
+            serde_json::from_str::<AgentSpec>("{}")
+                .unwrap()
+                .display_apps,
+            DisplayApps::default()
+        );
     }
 }

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agent::AppSpec;
+use super::agent::{AppSpec, DisplayApps};
 use super::Timestamp;
-use crate::model::agent::{AgentStatus, Lifecycle};
+use crate::model::agent::{AgentStatus, AppHealth, Lifecycle};
 
 /// An agent with its derived status and health.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -31,11 +31,25 @@ pub struct AgentView {
     pub disconnected_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub troubleshooting_url: String,
-    /// The `hangar_app`s this agent serves.
-    pub apps: Vec<AppSpec>,
+    /// The template's `dir` for sessions (empty: the home directory).
+    #[serde(default)]
+    pub dir: String,
+    /// The `hangar_app`s this agent serves, with their health.
+    pub apps: Vec<AppView>,
+    /// Which built-in apps (terminal, SSH, VS Code, ports) the dashboard offers.
+    #[serde(default)]
+    pub display_apps: DisplayApps,
     /// TCP ports listening in the workspace (as the agent last reported them).
     #[serde(default)]
     pub listening_ports: Vec<u16>,
+}
+
+/// An app and its health.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct AppView {
+    #[serde(flatten)]
+    pub spec: AppSpec,
+    pub health: AppHealth,
 }
 
 /// One stored line of an agent's script output.
@@ -87,4 +101,7 @@ pub struct PtyQuery {
     pub reconnect: String,
     pub height: Option<u16>,
     pub width: Option<u16>,
+    /// A `command` app of the agent, by slug: a new terminal runs its command instead of
+    /// a plain shell.
+    pub app: Option<String>,
 }

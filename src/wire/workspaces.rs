@@ -110,6 +110,9 @@ pub struct WorkspaceView {
     pub favorite: bool,
     pub external: bool,
     pub created_at: Timestamp,
+    /// When a session or an app request last used it (at most a minute behind).
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
     pub latest_build: BuildView,
     pub resources: Vec<ResourceView>,
     /// Agents without a host resource (external agents).

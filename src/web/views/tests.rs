@@ -1,10 +1,11 @@
 //! Every view rendered with a representative context.
 
 use super::*;
+use crate::model::agent::AppHealth;
 use crate::model::agent::{AgentStatus, Lifecycle};
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::{now_ms, JobKind, JobStatus};
-use crate::wire::agents::AgentView;
+use crate::wire::agents::{AgentView, AppView};
 use crate::wire::jobs::Job;
 use crate::wire::workspaces::{ResourceMetadata, ResourceView};
 
@@ -92,12 +93,28 @@ fn agent(name: &str, host: Option<&str>) -> AgentView {
         disconnected_at: None,
         created_at: now(),
         troubleshooting_url: String::new(),
-        apps: vec![crate::wire::agent::AppSpec {
-            slug: "files".into(),
-            display_name: "Files".into(),
-            url: "http://localhost:8000".into(),
-            ..Default::default()
-        }],
+        dir: "/home/me/src dir".into(),
+        apps: vec![
+            AppView {
+                spec: crate::wire::agent::AppSpec {
+                    slug: "files".into(),
+                    display_name: "Files".into(),
+                    url: "http://localhost:8000".into(),
+                    healthcheck: Some(Default::default()),
+                    ..Default::default()
+                },
+                health: AppHealth::Unhealthy,
+            },
+            AppView {
+                spec: crate::wire::agent::AppSpec {
+                    slug: "top".into(),
+                    command: "top".into(),
+                    ..Default::default()
+                },
+                health: AppHealth::Disabled,
+            },
+        ],
+        display_apps: Default::default(),
         listening_ports: vec![3000, 8000],
     }
 }
@@ -124,6 +141,7 @@ fn workspace(status: JobStatus) -> WorkspaceView {
     );
     let b = build(status);
     WorkspaceView {
+        last_used_at: Some(Timestamp(now_ms() - 3 * 60_000)),
         id: "w-1".into(),
         name: "dev".into(),
         owner: "owner".into(),
@@ -437,9 +455,17 @@ fn every_view_renders_with_a_representative_context() {
         "href=\"/@owner/dev.main/apps/files/\"",
         "href=\"/@owner/dev.main/ports/3000/\"",
         "hangar ssh dev.main",
+        "id=\"last-used\">3m ago",
+        // Health beside the app, a command app in the terminal, VS Code over Remote-SSH.
+        "id=\"health-main-files\">unhealthy",
+        "href=\"/@owner/dev.main/terminal?app=top\"",
+        "href=\"vscode://vscode-remote/ssh-remote+hangar.dev.main/home/me/src%20dir\"",
     ] {
         assert!(ws.contains(word), "{word} missing in {ws}");
     }
+    // An app without a healthcheck shows no health; Insiders is off by default.
+    assert!(!ws.contains("health-main-top"));
+    assert!(!ws.contains("vscode-insiders://"));
     for word in [
         // Build history, newest first, with the agent's log tail and metadata.
         "href=\"/@owner/dev/builds/2\"",
