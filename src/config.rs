@@ -21,6 +21,8 @@ pub struct Config {
     pub job_timeout: std::time::Duration,
     /// How long old builds keep their logs and states (None: forever); see `db::retention`.
     pub retention: Option<std::time::Duration>,
+    /// Where subdomain apps are served (`--wildcard-access-url`); None: path apps only.
+    pub wildcard: Option<crate::web::subdomain::Wildcard>,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
             hangar_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("hangar")),
             job_timeout: DEFAULT_JOB_TIMEOUT,
             retention: None,
+            wildcard: None,
         }
     }
 }

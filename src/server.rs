@@ -66,6 +66,11 @@ pub async fn serve(
             state.clone(),
             api::guard::same_origin,
         ))
+        // App hosts first: their requests are the apps', not Hangar's (own origin checks).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::subdomain::route,
+        ))
         .layer(axum::middleware::from_fn(api::guard::json_errors))
         .layer(axum::middleware::from_fn(api::guard::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http());

@@ -496,3 +496,204 @@ resource "hangar_app" "greet" {{
     delete_workspace(&app.client, "dev").await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only() {
+    let app = spawn_app_with(|c| {
+        c.wildcard = Some(
+            hangar::web::subdomain::Wildcard::parse("*.apps.hangar.test", &c.access_url).unwrap(),
+        )
+    })
+    .await;
+    let port = start_app().await;
+    let mut tf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/local/main.tf"
+    ))
+    .unwrap();
+    for (slug, share, subdomain) in [
+        ("ide", "owner", true),
+        ("docs", "public", true),
+        ("plain", "owner", false),
+    ] {
+        tf.push_str(&format!(
+            "\nresource \"hangar_app\" \"{slug}\" {{\n  agent_id  = hangar_agent.main.id\n  slug      = \"{slug}\"\n  url       = \"http://localhost:{port}/\"\n  share     = \"{share}\"\n  subdomain = {subdomain}\n}}\n"
+        ));
+    }
+    push_files(&app, "apps", &[("main.tf", &tf)]).await;
+    let homes = tempfile::tempdir().unwrap();
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: "apps".into(),
+            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    for _ in 0..150 {
+        if app.client.workspace("dev").await.unwrap().healthy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let server_port = app.url.rsplit(':').next().unwrap().to_string();
+    let host = |slug: &str| format!("{slug}--main--dev--owner.apps.hangar.test:{server_port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Requests go to the server's address with the app's Host, as DNS would send them.
+    let at = |slug: &str, path: &str, cookie: Option<&str>| {
+        let mut r = http
+            .get(format!("{}{path}", app.url))
+            .header("host", host(slug));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+
+    // The workspace page links the subdomain app to its host.
+    let owner_cookie = format!("hangar_session={}", app.client.token().unwrap());
+    let page = http
+        .get(format!("{}/@owner/dev", app.url))
+        .header("cookie", &owner_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("href=\"http://{}/\"", host("ide"))),
+        "{page}"
+    );
+
+    // No login on this host yet: off to /app-auth on Hangar's origin, which (logged in)
+    // sends the browser back with a token, which becomes this host's cookie.
+    let first = at("ide", "/some/page?q=1", None).await.unwrap();
+    assert!(first.status().is_redirection());
+    let to_auth = location(&first);
+    assert!(
+        to_auth.starts_with(&format!("{}/app-auth?redirect=", app.url)),
+        "{to_auth}"
+    );
+    let anon_auth = http.get(&to_auth).send().await.unwrap();
+    assert_eq!(location(&anon_auth), "/login");
+    let minted = http
+        .get(&to_auth)
+        .header("cookie", &owner_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(minted.status().is_redirection());
+    let back = location(&minted);
+    let prefix = format!("http://{}/some/page?q=1&hangar_app_token=", host("ide"));
+    assert!(back.starts_with(&prefix), "{back}");
+    let token = back[prefix.len()..].to_string();
+    let landed = at(
+        "ide",
+        &format!("/some/page?q=1&hangar_app_token={token}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(location(&landed), "/some/page?q=1");
+    let set_cookie = landed.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set_cookie.starts_with(&format!("hangar_app_session={token};"))
+            && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    let app_cookie = format!("hangar_app_session={token}; theme=dark");
+    let served = at("ide", "/", Some(&app_cookie)).await.unwrap();
+    assert_eq!(served.status(), 200);
+    // The app sees its own cookies, never the token.
+    assert_eq!(
+        served.text().await.unwrap(),
+        "hello from the app; cookies: [theme=dark]"
+    );
+
+    // The token opens that host only: not the API, not another app's host.
+    let api = http
+        .get(format!("{}/api/v2/users/me", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    let swapped = http
+        .get(format!("{}/api/v2/users/me", app.url))
+        .header("cookie", format!("hangar_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(swapped.status(), StatusCode::UNAUTHORIZED);
+    let forged = at("docs", &format!("/?hangar_app_token={token}"), None)
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    // Someone else gets a token for the host too, but the app is the owner's alone.
+    let bob = app.user("bob", Role::Member).await;
+    let bob_minted = http
+        .get(&to_auth)
+        .header("cookie", format!("hangar_session={}", bob.token().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let bob_back = location(&bob_minted);
+    let bob_token = bob_back.rsplit('=').next().unwrap();
+    let denied = at("ide", "/", Some(&format!("hangar_app_session={bob_token}")))
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+    // A public subdomain app needs no login; a path app has no host; other hosts and
+    // redirects elsewhere are refused.
+    let public = at("docs", "/", None).await.unwrap();
+    assert_eq!(public.status(), 200);
+    assert_eq!(at("plain", "/", None).await.unwrap().status(), 404);
+    let nowhere = http
+        .get(format!("{}/", app.url))
+        .header(
+            "host",
+            format!("nope--main--dev--owner.apps.hangar.test:{server_port}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), 404);
+    for evil in [
+        "https://evil.example/",
+        "http://ide--main--dev--owner.apps.hangar.test.evil.example/",
+        "javascript:alert(1)",
+    ] {
+        let r = http
+            .get(format!("{}/app-auth", app.url))
+            .query(&[("redirect", evil)])
+            .header("cookie", &owner_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{evil}");
+    }
+    // Hangar's own host is still Hangar.
+    assert_eq!(
+        http.get(format!("{}/api/v2/buildinfo", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    delete_workspace(&app.client, "dev").await;
+    app.stop().await;
+}

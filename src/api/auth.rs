@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiResult, AppState};
 use crate::db::users::User;
 use crate::model::{now_ms, secret::hash_token};
 
@@ -71,35 +71,62 @@ impl FromRequestParts<AppState> for Auth {
                 "not logged in: run `hangar login <url>` or set HANGAR_SESSION_TOKEN".into(),
             )
         })?;
-        let hash = hash_token(&secret);
-        let token = state.db.find_token_by_hash(&hash).await?.ok_or_else(|| {
-            ApiError::Unauthorized(
-                "this session token is not valid (revoked, or never issued): log in again".into(),
-            )
-        })?;
-        let now = now_ms();
-        if token.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::Unauthorized(format!(
-                "this token ({}) expired: log in again or create a new token",
-                token.name
-            )));
-        }
-        let user = state.db.get_user(&token.user_id).await?.ok_or_else(|| {
+        authenticate(state, &secret, TokenUse::Api).await
+    }
+}
+
+/// What a token is presented for.
+pub enum TokenUse<'a> {
+    /// The API and the web UI: any token but an app token.
+    Api,
+    /// A subdomain app at this host: only an app token made for that host.
+    App(&'a str),
+}
+
+/// The login type of tokens that open one subdomain app host (their name) and nothing else.
+pub const APP_LOGIN_TYPE: &str = "app";
+
+/// The user a secret belongs to, if the token exists, has not expired, fits `usage` and
+/// its user is not suspended.
+pub async fn authenticate(state: &AppState, secret: &str, usage: TokenUse<'_>) -> ApiResult<Auth> {
+    let hash = hash_token(secret);
+    let token = state.db.find_token_by_hash(&hash).await?.ok_or_else(|| {
+        ApiError::Unauthorized(
+            "this session token is not valid (revoked, or never issued): log in again".into(),
+        )
+    })?;
+    let fits = match usage {
+        TokenUse::Api => token.login_type != APP_LOGIN_TYPE,
+        TokenUse::App(host) => token.login_type == APP_LOGIN_TYPE && token.name == host,
+    };
+    if !fits {
+        return Err(ApiError::Unauthorized(
+            "this token is not valid here: log in again".into(),
+        ));
+    }
+    let now = now_ms();
+    if token.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::Unauthorized(format!(
+            "this token ({}) expired: log in again or create a new token",
+            token.name
+        )));
+    }
+    let user =
+        state.db.get_user(&token.user_id).await?.ok_or_else(|| {
             ApiError::Unauthorized("the user of this token no longer exists".into())
         })?;
-        if user.suspended {
-            return Err(ApiError::Unauthorized(format!(
-                "user {} is suspended: ask an owner to activate it",
-                user.username
-            )));
-        }
-        // Last-used is informative; skip the write when it is fresh to spare the writer.
-        if token.last_used_at.is_none_or(|t| now - t > 60_000) {
-            state.db.touch_token(&token.id, now).await?;
-        }
-        Ok(Auth {
-            user,
-            token_id: token.id,
-        })
+    if user.suspended {
+        return Err(ApiError::Unauthorized(format!(
+            "user {} is suspended: ask an owner to activate it",
+            user.username
+        )));
     }
+    // Last-used is informative; skip the write when it is fresh to spare the writer.
+    if token.last_used_at.is_none_or(|t| now - t > 60_000) {
+        state.db.touch_token(&token.id, now).await?;
+    }
+    Ok(Auth {
+        user,
+        token_id: token.id,
+    })
 }

@@ -24,6 +24,11 @@ pub struct ServerArgs {
     /// The URL users and agents reach this server at; default http://<address>.
     #[arg(long, env = "HANGAR_ACCESS_URL")]
     pub access_url: Option<String>,
+    /// Serve apps with `subdomain = true` at their own host under this wildcard, e.g.
+    /// `*.apps.example.com` (its DNS must point at this server; scheme and port are the
+    /// access URL's).
+    #[arg(long, env = "HANGAR_WILDCARD_ACCESS_URL")]
+    pub wildcard_access_url: Option<String>,
     /// How many builds run at once in this server.
     #[arg(long, env = "HANGAR_PROVISIONERS", default_value_t = 3)]
     pub provisioners: usize,
@@ -72,6 +77,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let access_url = args.access_url.unwrap_or_else(|| format!("http://{bound}"));
     let mut config = Config::new(data_dir.clone(), access_url.clone());
     config.provisioners = args.provisioners;
+    config.wildcard = args
+        .wildcard_access_url
+        .as_deref()
+        .map(|w| crate::web::subdomain::Wildcard::parse(w, &access_url))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     config.job_timeout =
         std::time::Duration::from_secs(super::output::parse_duration(&args.job_timeout)? as u64);
     config.retention = args

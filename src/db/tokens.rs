@@ -92,6 +92,18 @@ impl Database {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes a user's app tokens for one app host.
+    pub async fn delete_app_tokens(&self, user_id: &str, host: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM api_tokens WHERE user_id = $1 AND name = $2 AND login_type = 'app'",
+        )
+        .bind(user_id)
+        .bind(host)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn delete_token_by_id(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM api_tokens WHERE id = $1")
             .bind(id)

@@ -60,29 +60,58 @@ pub async fn proxy(
         },
         None => What::App(get("slug")),
     };
-    match serve(&state, auth.as_ref(), owner, target, what, rest, request).await {
+    let place = Place {
+        owner,
+        target,
+        what,
+        mount: Mount::Path,
+    };
+    match serve(&state, auth.as_ref(), place, rest, request).await {
         Ok(r) => r,
         Err(Refusal::Login) => Redirect::to("/login").into_response(),
-        Err(Refusal::Error(e)) => {
-            let (status, message) = match &e {
-                ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
-                ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
-                ApiError::Conflict(m) => (StatusCode::BAD_GATEWAY, m.clone()),
-                _ => return e.into_response(),
-            };
-            (status, format!("{message}\n")).into_response()
-        }
+        Err(Refusal::Error(e)) => refused(e),
     }
+}
+
+/// An app request's error as plain text (the app's page, not Hangar's JSON API).
+pub(super) fn refused(e: ApiError) -> Response {
+    let (status, message) = match &e {
+        ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+        ApiError::Conflict(m) => (StatusCode::BAD_GATEWAY, m.clone()),
+        ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+        ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+        _ => return e.into_response(),
+    };
+    (status, format!("{message}\n")).into_response()
 }
 
 /// What the path names: an app by slug, or a listening port (its owner's alone).
 #[derive(Clone, Copy)]
-enum What<'a> {
+pub(super) enum What<'a> {
     App(&'a str),
     Port(u16),
 }
 
-enum Refusal {
+/// Where the proxy serves an app from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mount {
+    /// Under `/@OWNER/WORKSPACE.AGENT/apps/SLUG/` on Hangar's own origin.
+    Path,
+    /// At the root of the app's own host under the wildcard access URL.
+    Subdomain,
+}
+
+/// The app a request is for.
+pub(super) struct Place<'a> {
+    pub owner: &'a str,
+    /// `WORKSPACE` or `WORKSPACE.AGENT`.
+    pub target: &'a str,
+    pub what: What<'a>,
+    pub mount: Mount,
+}
+
+pub(super) enum Refusal {
     Login,
     Error(ApiError),
 }
@@ -119,16 +148,19 @@ fn parse_app_url(url: &str) -> Option<AppUrl> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve(
+pub(super) async fn serve(
     state: &AppState,
     auth: Option<&Auth>,
-    owner: &str,
-    target: &str,
-    what: What<'_>,
+    place: Place<'_>,
     rest: &str,
     mut request: Request,
 ) -> Result<Response, Refusal> {
+    let Place {
+        owner,
+        target,
+        what,
+        mount,
+    } = place;
     let slug = match what {
         What::App(slug) => slug.to_string(),
         What::Port(port) => format!("port {port}"),
@@ -159,10 +191,11 @@ async fn serve(
     let spec = agent.spec()?;
     let port_app;
     let app: &AppSpec = match what {
+        // A subdomain serves only the apps made for one; a path serves every app.
         What::App(slug) => spec
             .apps
             .iter()
-            .find(|a| a.slug == slug)
+            .find(|a| a.slug == slug && (mount == Mount::Path || a.subdomain))
             .ok_or_else(not_found)?,
         What::Port(port) => {
             port_app = AppSpec {
@@ -205,9 +238,10 @@ async fn serve(
         let _ = conn.with_upgrades().await;
     });
 
-    let prefix = match what {
-        What::App(slug) => format!("/@{owner}/{target}/apps/{slug}"),
-        What::Port(port) => format!("/@{owner}/{target}/ports/{port}"),
+    let prefix = match (mount, what) {
+        (Mount::Subdomain, _) => String::new(),
+        (Mount::Path, What::App(slug)) => format!("/@{owner}/{target}/apps/{slug}"),
+        (Mount::Path, What::Port(port)) => format!("/@{owner}/{target}/ports/{port}"),
     };
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -242,7 +276,9 @@ async fn serve(
     }
     let (mut parts, body) = response.into_parts();
     rewrite_location(&mut parts.headers, &url, &prefix);
-    if !viewer_is_owner {
+    // On Hangar's origin, a page of someone else's workspace runs as an opaque origin; a
+    // subdomain app has an origin of its own already.
+    if !viewer_is_owner && mount == Mount::Path {
         parts.headers.append(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(SANDBOX),
@@ -311,7 +347,11 @@ fn kept_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.starts_with(&format!("{SESSION_COOKIE}=")))
+        .filter(|c| {
+            !c.is_empty()
+                && !c.starts_with(&format!("{SESSION_COOKIE}="))
+                && !c.starts_with(&format!("{}=", super::subdomain::APP_COOKIE))
+        })
         .collect();
     (!kept.is_empty())
         .then(|| HeaderValue::from_str(&kept.join("; ")).ok())
@@ -367,7 +407,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,
-            HeaderValue::from_static("a=1; hangar_session=secret; b=2"),
+            HeaderValue::from_static("a=1; hangar_session=secret; b=2; hangar_app_session=s"),
         );
         h.append(
             header::AUTHORIZATION,

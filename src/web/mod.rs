@@ -3,6 +3,7 @@
 //! a build page follows its log live through the API's SSE stream.
 
 mod apps;
+pub mod subdomain;
 mod views;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
             get(|| asset(XTERM_CSS, "text/css; charset=utf-8")),
         )
         .route("/@:owner/:target/terminal", get(terminal_page))
+        .route("/app-auth", get(subdomain::app_auth))
         .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
         .route("/@:owner/:name/favorite", post(favorite))
@@ -302,11 +304,12 @@ async fn workspace_page(
             metadata: agents::metadata_views_by_id(&state, &a.id).await?,
         });
     }
-    page(
-        "workspace.html",
-        &WorkspacePage::new(ws, builds, details),
-        &viewer,
-    )
+    let mut view = WorkspacePage::new(ws, builds, details);
+    if let Some(w) = &state.config.wildcard {
+        view.app_host_suffix = Some(w.suffix_with_port());
+        view.app_scheme = w.scheme().to_string();
+    }
+    page("workspace.html", &view, &viewer)
 }
 
 /// The agent log lines a workspace page shows; `hangar logs` has the rest.

@@ -174,7 +174,7 @@ fn urlencode_path(
 }
 
 /// `text` for a URL's query string.
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         match b {
@@ -218,6 +218,10 @@ pub struct WorkspacePage {
     pub last_built: String,
     /// When a session or app last used it, e.g. "3 minutes ago"; empty when never.
     pub last_used: String,
+    /// Where subdomain apps live (`.apps.example.com:3000`, and the scheme); unset
+    /// without a wildcard access URL, and such apps are then served by path.
+    pub app_host_suffix: Option<String>,
+    pub app_scheme: String,
     /// A build is queued or running: the page refreshes itself until it settles.
     pub busy: bool,
     pub can_start: bool,
@@ -256,6 +260,8 @@ impl WorkspacePage {
             build_href: format!("{href}/builds/{}", ws.latest_build.number),
             last_built: Timestamp::ago(ws.latest_build.created_at),
             last_used: ws.last_used_at.map(Timestamp::ago).unwrap_or_default(),
+            app_host_suffix: None,
+            app_scheme: String::new(),
             can_start: manageable && !running,
             can_stop: manageable
                 && (running

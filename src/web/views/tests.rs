@@ -107,6 +107,15 @@ fn agent(name: &str, host: Option<&str>) -> AgentView {
             },
             AppView {
                 spec: crate::wire::agent::AppSpec {
+                    slug: "ide".into(),
+                    url: "http://localhost:9000".into(),
+                    subdomain: true,
+                    ..Default::default()
+                },
+                health: AppHealth::Disabled,
+            },
+            AppView {
+                spec: crate::wire::agent::AppSpec {
                     slug: "top".into(),
                     command: "top".into(),
                     ..Default::default()
@@ -228,7 +237,10 @@ fn workspace_page(ws: WorkspaceView) -> WorkspacePage {
             },
         ],
     };
-    WorkspacePage::new(ws, vec![build(JobStatus::Succeeded), first], vec![detail])
+    let mut page = WorkspacePage::new(ws, vec![build(JobStatus::Succeeded), first], vec![detail]);
+    page.app_host_suffix = Some(".apps.example.com:3000".into());
+    page.app_scheme = "https".into();
+    page
 }
 
 fn create_parameters() -> Vec<Parameter> {
@@ -459,6 +471,7 @@ fn every_view_renders_with_a_representative_context() {
         // Health beside the app, a command app in the terminal, VS Code over Remote-SSH.
         "id=\"health-main-files\">unhealthy",
         "href=\"/@owner/dev.main/terminal?app=top\"",
+        "href=\"https://ide--main--dev--owner.apps.example.com:3000/\"",
         "href=\"vscode://vscode-remote/ssh-remote+hangar.dev.main/home/me/src%20dir\"",
     ] {
         assert!(ws.contains(word), "{word} missing in {ws}");

@@ -1,0 +1,420 @@
+//! Subdomain apps: with `--wildcard-access-url '*.apps.example.com'`, an app with
+//! `subdomain = true` is served at the root of its own host,
+//! `SLUG--AGENT--WORKSPACE--OWNER.apps.example.com`, for apps that cannot live under a
+//! path prefix.
+//!
+//! Hangar's session cookie belongs to Hangar's host and never reaches these hosts, so a
+//! browser gets an app token per host: an app host that needs a login redirects to
+//! `/app-auth` on Hangar's origin, which (for a logged-in user) makes a token that opens
+//! that one host and nothing else, and sends the browser back with it in the query; the
+//! app host turns it into its own HttpOnly cookie and redirects to the clean URL, so the
+//! app never sees it. The proxy itself is the path-based one (`web::apps`), with the same
+//! `share` rules.
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::apps::{self, Mount, Place, Refusal, What};
+use crate::api::auth::{authenticate, Auth, TokenUse, APP_LOGIN_TYPE};
+use crate::api::{ApiError, ApiResult, AppState};
+use crate::db::tokens::ApiToken;
+use crate::model::secret::{generate_token, hash_token};
+use crate::model::{new_id, now_ms};
+
+/// The cookie that holds an app host's token, on that host only.
+pub const APP_COOKIE: &str = "hangar_app_session";
+/// The query parameter `/app-auth` hands the token over in.
+const TOKEN_PARAM: &str = "hangar_app_token";
+/// How long an app token lasts: a day of use, then the round trip again.
+const APP_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Ways to read a host's label that are looked up, at most (names may contain `--`).
+const MAX_SPLITS: usize = 16;
+
+/// The wildcard access URL: app hosts end in `suffix`; their URLs use the access URL's
+/// scheme and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wildcard {
+    /// `.apps.example.com`, lowercase, without a port.
+    suffix: String,
+    scheme: String,
+    /// `:3000`, or empty for the scheme's default port.
+    port: String,
+}
+
+impl Wildcard {
+    /// `*.apps.example.com` (a scheme or port written in it is ignored: those of
+    /// `access_url` apply, as Coder does).
+    pub fn parse(pattern: &str, access_url: &str) -> Result<Wildcard, String> {
+        let bad = |why: &str| format!("--wildcard-access-url {pattern:?} {why}");
+        let rest = pattern.trim();
+        let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+        let host = rest
+            .strip_prefix("*.")
+            .ok_or_else(|| bad("must start with `*.`, e.g. `*.apps.example.com`"))?;
+        let host = host.split(['/', ':']).next().unwrap_or_default();
+        let valid = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return Err(bad("must be `*.` followed by a host name"));
+        }
+        let access = reqwest::Url::parse(access_url)
+            .map_err(|e| format!("the access URL {access_url:?} is not a URL: {e}"))?;
+        Ok(Wildcard {
+            suffix: format!(".{}", host.to_ascii_lowercase()),
+            scheme: access.scheme().to_string(),
+            port: access.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        })
+    }
+
+    /// The app label of a host (a `Host` header's value, port or not) under the wildcard.
+    pub fn label(&self, host: &str) -> Option<String> {
+        let name = match host.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        let label = name.strip_suffix(&self.suffix)?;
+        (!label.is_empty() && !label.contains('.') && label.len() <= 253).then(|| label.to_string())
+    }
+
+    /// The host an app label is served at, without the port: what app tokens are bound to.
+    pub fn host(&self, label: &str) -> String {
+        format!("{label}{}", self.suffix)
+    }
+
+    /// The URL of an app, ending in `/`.
+    pub fn app_url(&self, slug: &str, agent: &str, workspace: &str, owner: &str) -> String {
+        format!(
+            "{}://{slug}--{agent}--{workspace}--{owner}{}{}/",
+            self.scheme, self.suffix, self.port
+        )
+    }
+
+    /// What the workspace page puts after an app's label: `.apps.example.com:3000`.
+    pub fn suffix_with_port(&self) -> String {
+        format!("{}{}", self.suffix, self.port)
+    }
+
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+}
+
+/// The ways a label reads as `SLUG--AGENT--WORKSPACE--OWNER` (names may hold `--`
+/// themselves), each part non-empty; at most [`MAX_SPLITS`].
+pub fn splits(label: &str) -> Vec<[&str; 4]> {
+    let seps: Vec<usize> = label.match_indices("--").map(|(i, _)| i).collect();
+    let mut out = Vec::new();
+    for (n, &i) in seps.iter().enumerate() {
+        for (m, &j) in seps.iter().enumerate().skip(n + 1) {
+            for &k in seps.iter().skip(m + 1) {
+                if j < i + 3 || k < j + 3 || i == 0 || k + 2 >= label.len() {
+                    continue;
+                }
+                out.push([
+                    &label[..i],
+                    &label[i + 2..j],
+                    &label[j + 2..k],
+                    &label[k + 2..],
+                ]);
+                if out.len() == MAX_SPLITS {
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// In front of every route: a request for an app host is the app's; the rest go on.
+pub async fn route(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(wildcard) = state.config.wildcard.clone() else {
+        return next.run(request).await;
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host.and_then(|h| wildcard.label(&h)) {
+        Some(label) => serve(&state, &wildcard, &label, request)
+            .await
+            .unwrap_or_else(apps::refused),
+        None => next.run(request).await,
+    }
+}
+
+async fn serve(
+    state: &AppState,
+    wildcard: &Wildcard,
+    label: &str,
+    request: Request,
+) -> ApiResult<Response> {
+    let host = wildcard.host(label);
+    let [slug, agent, workspace, owner] = resolve(state, label).await?;
+    // The round trip through /app-auth ends here: the token becomes this host's cookie.
+    if let Some(token) = query_param(request.uri().query(), TOKEN_PARAM) {
+        authenticate(state, &token, TokenUse::App(&host)).await?;
+        let secure = if wildcard.scheme() == "https" {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{APP_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+            APP_TOKEN_TTL_MS / 1000
+        );
+        let clean = without_param(request.uri(), TOKEN_PARAM);
+        let mut resp = Redirect::to(&clean).into_response();
+        resp.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,
+        );
+        return Ok(resp);
+    }
+    // A missing or stale cookie is a visitor without a login: public apps still open.
+    let auth = match cookie(&request, APP_COOKIE) {
+        Some(secret) => authenticate(state, &secret, TokenUse::App(&host))
+            .await
+            .ok(),
+        None => None,
+    };
+    let here = format!(
+        "{}://{host}{}{}",
+        wildcard.scheme(),
+        wildcard.port,
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let rest = request.uri().path().trim_start_matches('/').to_string();
+    let target = format!("{workspace}.{agent}");
+    let place = Place {
+        owner,
+        target: &target,
+        what: What::App(slug),
+        mount: Mount::Subdomain,
+    };
+    Ok(
+        match apps::serve(state, auth.as_ref(), place, &rest, request).await {
+            Ok(r) => r,
+            Err(Refusal::Login) => {
+                let to = format!(
+                    "{}/app-auth?redirect={}",
+                    state.config.access_url.trim_end_matches('/'),
+                    super::views::urlencode(&here)
+                );
+                Redirect::to(&to).into_response()
+            }
+            Err(Refusal::Error(e)) => apps::refused(e),
+        },
+    )
+}
+
+/// The one subdomain app a label names. Two readings that both name an app are refused
+/// rather than guessed between.
+async fn resolve<'l>(state: &AppState, label: &'l str) -> ApiResult<[&'l str; 4]> {
+    let mut found = Vec::new();
+    for parts in splits(label) {
+        if names_an_app(state, parts).await? {
+            found.push(parts);
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ApiError::NotFound(format!(
+            "no subdomain app at {label}: app hosts read SLUG--AGENT--WORKSPACE--OWNER, for apps with `subdomain = true`"
+        ))),
+        _ => Err(ApiError::BadRequest(format!(
+            "{label} names more than one app: open it by its path instead"
+        ))),
+    }
+}
+
+async fn names_an_app(
+    state: &AppState,
+    [slug, agent, workspace, owner]: [&str; 4],
+) -> ApiResult<bool> {
+    let Some(user) = state.db.get_user_by_name(owner).await? else {
+        return Ok(false);
+    };
+    let Some(ws) = state.db.get_workspace_by_name(&user.id, workspace).await? else {
+        return Ok(false);
+    };
+    let Some(latest) = state.db.latest_build(&ws.id).await? else {
+        return Ok(false);
+    };
+    for a in state.db.list_agents(&latest.build.id).await? {
+        if a.name == agent {
+            return Ok(a
+                .spec()?
+                .apps
+                .iter()
+                .any(|app| app.slug == slug && app.subdomain));
+        }
+    }
+    Ok(false)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AppAuthQuery {
+    redirect: String,
+}
+
+/// `GET /app-auth?redirect=URL`, on Hangar's origin: gives the logged-in browser a token
+/// for the app host in `redirect` (only ever a host under the wildcard) and sends it back.
+pub async fn app_auth(
+    State(state): State<AppState>,
+    auth: Option<Auth>,
+    Query(q): Query<AppAuthQuery>,
+) -> Response {
+    mint(&state, auth, &q.redirect)
+        .await
+        .unwrap_or_else(apps::refused)
+}
+
+async fn mint(state: &AppState, auth: Option<Auth>, redirect: &str) -> ApiResult<Response> {
+    let wildcard = state.config.wildcard.as_ref().ok_or_else(|| {
+        ApiError::NotFound("this server has no wildcard access URL, so no subdomain apps".into())
+    })?;
+    let not_ours =
+        || ApiError::BadRequest(format!("{redirect:?} is not an app address of this server"));
+    let mut url = reqwest::Url::parse(redirect).map_err(|_| not_ours())?;
+    let label = url
+        .host_str()
+        .and_then(|h| wildcard.label(h))
+        .filter(|_| url.scheme() == wildcard.scheme())
+        .ok_or_else(not_ours)?;
+    let Some(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let host = wildcard.host(&label);
+    let secret = generate_token();
+    let now = now_ms();
+    let token = ApiToken {
+        id: new_id(),
+        user_id: auth.user.id.clone(),
+        name: host.clone(),
+        login_type: APP_LOGIN_TYPE.into(),
+        created_at: now,
+        expires_at: Some(now + APP_TOKEN_TTL_MS),
+        last_used_at: None,
+    };
+    // One token per user and app host: the last round trip's.
+    state.db.delete_app_tokens(&auth.user.id, &host).await?;
+    state
+        .db
+        .insert_token(&token, &hash_token(secret.expose()))
+        .await?;
+    url.query_pairs_mut()
+        .append_pair(TOKEN_PARAM, secret.expose());
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+fn cookie(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The request's path and query without the parameter `name`.
+fn without_param(uri: &axum::http::Uri, name: &str) -> String {
+    let kept: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k != name)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if kept.is_empty() {
+        return uri.path().to_string();
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    format!("{}?{query}", uri.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_hosts_are_recognised_under_the_wildcard_only() {
+        let w = Wildcard::parse("*.apps.example.com", "https://hangar.example.com").unwrap();
+        assert_eq!(
+            w.label("code--main--dev--alice.apps.example.com")
+                .as_deref(),
+            Some("code--main--dev--alice")
+        );
+        assert_eq!(
+            w.label("Code--Main--dev--alice.APPS.example.com:443")
+                .as_deref(),
+            Some("code--main--dev--alice")
+        );
+        for other in [
+            "hangar.example.com",
+            "apps.example.com",
+            ".apps.example.com",
+            "a.b.apps.example.com",
+            "evil.com",
+            "x.apps.example.com.evil.com",
+        ] {
+            assert_eq!(w.label(other), None, "{other}");
+        }
+        assert_eq!(
+            w.app_url("code", "main", "dev", "alice"),
+            "https://code--main--dev--alice.apps.example.com/"
+        );
+        let local = Wildcard::parse("*.apps.localhost", "http://127.0.0.1:3000").unwrap();
+        assert_eq!(local.suffix_with_port(), ".apps.localhost:3000");
+        for bad in ["apps.example.com", "*.", "*.ex ample.com", "*..com"] {
+            assert!(Wildcard::parse(bad, "http://x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn labels_split_every_way_names_allow() {
+        assert_eq!(
+            splits("code--main--dev--alice"),
+            vec![["code", "main", "dev", "alice"]]
+        );
+        // A workspace called `my--box`: two readings, both looked up.
+        let two = splits("code--main--my--box--alice");
+        assert!(two.contains(&["code", "main", "my--box", "alice"]));
+        assert!(two.contains(&["code", "main", "my", "box--alice"]));
+        assert!(splits("code--main--dev").is_empty());
+        assert!(splits("--a--b--c").is_empty());
+        assert!(splits(&"a--".repeat(200)).len() <= MAX_SPLITS);
+    }
+
+    #[test]
+    fn the_token_parameter_is_taken_out_of_the_url() {
+        let uri: axum::http::Uri = "/x?a=1&hangar_app_token=s3cret&b=2".parse().unwrap();
+        assert_eq!(
+            query_param(uri.query(), TOKEN_PARAM).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(without_param(&uri, TOKEN_PARAM), "/x?a=1&b=2");
+        let bare: axum::http::Uri = "/y?hangar_app_token=s".parse().unwrap();
+        assert_eq!(without_param(&bare, TOKEN_PARAM), "/y");
+    }
+}
