@@ -1,4 +1,5 @@
-//! Getting into a workspace, measured: `hangar ssh WS true` round trips, and the
+//! Getting into a workspace, measured: `hangar ssh WS true` round trips, the time to the
+//! first byte of an app through the proxy against asking the app directly, and the
 //! throughput of `hangar port-forward` against a direct loopback TCP copy of the same
 //! bytes, in the same run (a `local` workspace, its agent and the server on this machine).
 //! Under `cargo test --all-targets` it runs a small smoke version.
@@ -66,6 +67,28 @@ async fn copy_through(port: u16, bytes: usize) -> Duration {
     start.elapsed()
 }
 
+/// The app in the workspace: a small HTTP server on loopback.
+async fn app_server() -> u16 {
+    let app = axum::Router::new().fallback(axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// The time until the response's head arrives, on a new connection each time.
+async fn ttfb(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> Duration {
+    let mut req = http.get(url);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let t = Instant::now();
+    let resp = req.send().await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(resp.status(), 200, "{url}");
+    took
+}
+
 #[tokio::main]
 async fn main() {
     let (runs, mib) = if full() { (7, 256) } else { (2, 4) };
@@ -99,6 +122,12 @@ async fn main() {
     let client = anon.with_token(&token);
     let module = tempfile::tempdir().unwrap();
     hangar::cli::templates::write_builtin("local", module.path()).unwrap();
+    let app_port = app_server().await;
+    let mut tf = std::fs::read_to_string(module.path().join("main.tf")).unwrap();
+    tf.push_str(&format!(
+        "\nresource \"hangar_app\" \"ttfb\" {{\n  agent_id = hangar_agent.main.id\n  slug     = \"ttfb\"\n  url      = \"http://localhost:{app_port}/\"\n}}\n"
+    ));
+    std::fs::write(module.path().join("main.tf"), tf).unwrap();
     let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
     let v = client
         .push_template("local", archive, None, "", true)
@@ -162,6 +191,25 @@ async fn main() {
         "  hangar version (process only) {:8.1} ms",
         ms(median(local_times))
     );
+
+    // An app's first byte: through the proxy (a new tunnel stream per request) against a
+    // new connection straight to the app.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let cookie = format!("hangar_session={token}");
+    let proxied_url = format!("{url}/@bench/dev.main/apps/ttfb/");
+    let direct_url = format!("http://127.0.0.1:{app_port}/");
+    let (mut proxied, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..runs * 5 {
+        direct.push(ttfb(&http, &direct_url, None).await);
+        proxied.push(ttfb(&http, &proxied_url, Some(&cookie)).await);
+    }
+    let (d, p) = (median(direct), median(proxied));
+    println!("app time to first byte, median of {}:", runs * 5);
+    println!("  straight to the app           {:8.2} ms", ms(d));
+    println!("  through the app proxy         {:8.2} ms", ms(p));
 
     // port-forward against a direct copy of the same bytes to the same server.
     let target = sink().await;

@@ -400,7 +400,7 @@ impl Client {
                 value,
             );
         }
-        match tokio_tungstenite::connect_async(req).await {
+        match tokio_tungstenite::connect_async_with_config(req, None, true).await {
             Ok((socket, _)) => Ok(socket),
             Err(WsError::Http(resp)) => {
                 let status =

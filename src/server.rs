@@ -85,6 +85,8 @@ pub async fn serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
+    // Agent sockets and sessions carry small writes that must go out at once.
+    .tcp_nodelay(true)
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;

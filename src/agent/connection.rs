@@ -67,7 +67,9 @@ async fn connect(config: &AgentConfig) -> Result<Socket, ConnectError> {
         tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
         auth,
     );
-    let connecting = tokio_tungstenite::connect_async(req);
+    // No Nagle: session bytes are often small (keystrokes, request lines) and must not
+    // wait for the previous segment's acknowledgement.
+    let connecting = tokio_tungstenite::connect_async_with_config(req, None, true);
     match tokio::time::timeout(Duration::from_secs(10), connecting).await {
         Err(_) => Err(ConnectError::Other("timed out connecting".into())),
         Ok(Ok((socket, _))) => Ok(socket),
