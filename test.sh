@@ -10,8 +10,11 @@ ensure_prereqs postgres chromium python-venv ssh
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
 # Runs on every exit, failures included; it must not stop half-way itself.
-cleanup() { set +e; stop_postgres "$pg_dir"; rm -rf "$pg_dir"; }
+cleanup() { set +e; stop_postgres "$pg_dir"; rm -rf "$pg_dir"; stop_docker; }
 trap cleanup EXIT
+# The docker template's tests run containers (the workspace image is built once, on
+# first use, and cached by tag in the engine).
+ensure_docker
 start_postgres "$pg_dir"
 export HANGAR_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 

@@ -79,3 +79,39 @@ stop_postgres() {
   if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
 }
+
+# ensure_docker: a Docker engine answering on its socket, for the `docker` template.
+# Installs Debian's docker.io (and debootstrap, which builds the workspace image) when
+# missing, and starts dockerd in the background when nothing answers; then
+# DOCKERD_STARTED=1, and stop_docker stops it again.
+ensure_docker() {
+  local need=() i
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+  if docker info >/dev/null 2>&1; then return 0; fi
+  echo "Starting dockerd in the background (log: /tmp/hangar-dockerd.log)…" >&2
+  as_root sh -c 'nohup dockerd >/tmp/hangar-dockerd.log 2>&1 &'
+  for i in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+      DOCKERD_STARTED=1
+      export DOCKERD_STARTED
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "The Docker engine did not start within 30 s; the end of its log:" >&2
+  tail -n 20 /tmp/hangar-dockerd.log >&2 || true
+  exit 1
+}
+
+stop_docker() {
+  [ "${DOCKERD_STARTED:-}" = 1 ] || return 0
+  local pid
+  pid=$(cat /var/run/docker.pid 2>/dev/null) || return 0
+  as_root kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    as_root kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+}

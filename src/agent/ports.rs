@@ -10,6 +10,9 @@ use super::Reporter;
 const EVERY: Duration = Duration::from_secs(3);
 /// The TCP state number of a listening socket.
 const LISTEN: &str = "0A";
+/// 127.0.0.11, as `/proc/net/tcp` writes it: Docker's DNS resolver in a container on a
+/// user-defined network listens there on a random port, which is nobody's app.
+const DOCKER_DNS: &str = "0B00007F";
 
 /// The listening ports in one `/proc/net/tcp`-format table.
 pub fn listening(table: &str) -> BTreeSet<u16> {
@@ -23,7 +26,10 @@ pub fn listening(table: &str) -> BTreeSet<u16> {
             if state != LISTEN {
                 return None;
             }
-            let (_, port) = local.rsplit_once(':')?;
+            let (address, port) = local.rsplit_once(':')?;
+            if address == DOCKER_DNS {
+                return None;
+            }
             u16::from_str_radix(port, 16).ok()
         })
         .collect()
@@ -60,6 +66,7 @@ mod tests {
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 100 0 0 10 0
    1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
    2: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0 20 4 30 10 -1
+   3: 0B00007F:B5FD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0
 ";
         assert_eq!(listening(table), BTreeSet::from([22, 8080]));
         assert!(listening("").is_empty());

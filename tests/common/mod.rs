@@ -66,14 +66,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on("127.0.0.1:0", tune).await
+}
+
+/// A server containers reach too: it listens on every interface (the `docker`
+/// template's agents dial host.docker.internal), its access URL is loopback's.
+pub async fn spawn_app_for_containers() -> TestApp {
+    spawn_app_on("0.0.0.0:0", |_| {}).await
+}
+
+async fn spawn_app_on(address: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let config_dir = tempfile::tempdir().unwrap();
     let db_url = fresh_db_url(data_dir.path()).await;
     let db = Database::connect(&db_url)
         .await
         .expect("connecting to the test database");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let mut config = Config::new(data_dir.path().to_path_buf(), url.clone());
     config.hangar_binary = hangar_bin();
     tune(&mut config);

@@ -1,0 +1,319 @@
+# Each workspace a Docker container with Hangar's agent inside, as Coder's `docker`
+# starter template does, driven through the `docker` CLI (no provider to download, so it
+# runs in air-gapped sites too; examples/templates/docker-kreuzwerker does the same with
+# the kreuzwerker/docker provider).
+#
+# What it makes, per workspace, all labelled hangar.workspace_id and hangar.owner:
+#   * a network  hangar-OWNER-WORKSPACE       persistent: workspaces cannot reach each other
+#   * a volume   hangar-OWNER-WORKSPACE-home  persistent: the home directory, /home/dev
+#   * a container hangar-OWNER-WORKSPACE      ephemeral: removed on stop, made on start
+# Deleting the workspace removes all three; every step succeeds when its object is
+# already there (create) or already gone (destroy).
+#
+# The server must be reachable from containers: start it on an address they reach
+# (`hangar server --address 0.0.0.0:3000`); the agent dials the host as
+# host.docker.internal when the access URL says localhost or 127.0.0.1.
+
+terraform {
+  required_providers {
+    hangar = {
+      source = "hangar/hangar"
+    }
+  }
+}
+
+data "hangar_workspace" "me" {}
+
+data "hangar_workspace_owner" "me" {}
+
+data "hangar_parameter" "image" {
+  name         = "image"
+  display_name = "Image"
+  description  = "A Docker image this server's engine has, with a user `dev` (uid 1000). Empty: Hangar's Debian image, built on first use."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 1
+
+  validation {
+    regex = "^([a-z0-9][a-z0-9._/:@-]*)?$"
+    error = "An image reference is lowercase letters, digits and . _ / : @ -, got {value}."
+  }
+}
+
+data "hangar_parameter" "cpus" {
+  name         = "cpus"
+  display_name = "CPUs"
+  description  = "Cores the workspace may use (docker run --cpus)."
+  type         = "number"
+  default      = 2
+  mutable      = true
+  order        = 2
+
+  validation {
+    min = 1
+    max = 64
+  }
+}
+
+data "hangar_parameter" "memory_gb" {
+  name         = "memory_gb"
+  display_name = "Memory (GB)"
+  description  = "Memory limit of the workspace (docker run --memory)."
+  type         = "number"
+  default      = 4
+  mutable      = true
+  order        = 3
+
+  validation {
+    min = 1
+    max = 256
+  }
+}
+
+data "hangar_parameter" "git_repo" {
+  name         = "git_repo"
+  display_name = "Git repository"
+  description  = "Cloned into ~/repo on the first start (empty: none)."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 4
+}
+
+data "hangar_parameter" "dotfiles_uri" {
+  name         = "dotfiles_uri"
+  display_name = "Dotfiles repository"
+  description  = "A git repository cloned into ~/.dotfiles on the first start; its install.sh runs if it has one (empty: none)."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 5
+}
+
+locals {
+  name   = "hangar-${data.hangar_workspace_owner.me.name}-${data.hangar_workspace.me.name}"
+  image  = data.hangar_parameter.image.value != "" ? data.hangar_parameter.image.value : "hangar-workspace:bookworm-1"
+  build  = data.hangar_parameter.image.value == ""
+  labels = "--label hangar.workspace_id=${data.hangar_workspace.me.id} --label hangar.owner=${data.hangar_workspace_owner.me.name}"
+}
+
+# Persistent: the workspace's own network.
+resource "terraform_data" "network" {
+  input = local.name
+
+  provisioner "local-exec" {
+    command     = "docker network inspect \"$NAME\" >/dev/null 2>&1 || docker network create $LABELS \"$NAME\" >/dev/null"
+    environment = { NAME = self.output, LABELS = local.labels }
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "docker network rm \"$NAME\" >/dev/null 2>&1 || ! docker network inspect \"$NAME\" >/dev/null 2>&1"
+    environment = { NAME = self.output }
+  }
+}
+
+# Persistent: the home directory, kept across stops.
+resource "terraform_data" "home" {
+  input = "${local.name}-home"
+
+  provisioner "local-exec" {
+    command     = "docker volume inspect \"$NAME\" >/dev/null 2>&1 || docker volume create $LABELS \"$NAME\" >/dev/null"
+    environment = { NAME = self.output, LABELS = local.labels }
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "docker volume rm \"$NAME\" >/dev/null 2>&1 || ! docker volume inspect \"$NAME\" >/dev/null 2>&1"
+    environment = { NAME = self.output }
+  }
+}
+
+resource "hangar_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+  dir  = "/home/dev"
+
+  startup_script = <<-EOT
+    #!/bin/sh
+    set -e
+    # First start only: the home volume keeps them afterwards.
+    if [ -n "$GIT_REPO" ] && [ ! -d "$HOME/repo" ]; then
+      git clone -- "$GIT_REPO" "$HOME/repo"
+    fi
+    if [ -n "$DOTFILES_URI" ] && [ ! -d "$HOME/.dotfiles" ]; then
+      git clone -- "$DOTFILES_URI" "$HOME/.dotfiles"
+      if [ -x "$HOME/.dotfiles/install.sh" ]; then (cd "$HOME/.dotfiles" && ./install.sh); fi
+    fi
+  EOT
+
+  # Parameters reach the script as environment, never spliced into its text.
+  env = {
+    GIT_REPO     = data.hangar_parameter.git_repo.value
+    DOTFILES_URI = data.hangar_parameter.dotfiles_uri.value
+  }
+
+  # Live usage of the container, from its cgroup (v2, else v1).
+  metadata {
+    key          = "cpu"
+    display_name = "CPU"
+    interval     = 5
+    timeout      = 3
+    script       = <<-EOT
+      if [ -f /sys/fs/cgroup/cpu.stat ]; then
+        a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); sleep 1
+        b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); used=$(( b - a ))
+      else
+        a=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); sleep 1
+        b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); used=$(( (b - a) / 1000 ))
+      fi
+      awk -v u="$used" -v c="$CPUS" 'BEGIN { printf "%.2f of %s cores\n", u / 1e6, c }'
+    EOT
+  }
+  metadata {
+    key          = "memory"
+    display_name = "Memory"
+    interval     = 5
+    timeout      = 3
+    script       = <<-EOT
+      if [ -f /sys/fs/cgroup/memory.current ]; then used=$(cat /sys/fs/cgroup/memory.current)
+      else used=$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes); fi
+      awk -v u="$used" -v m="$MEMORY_GB" 'BEGIN { printf "%.2f of %s GB\n", u / 1073741824, m }'
+    EOT
+  }
+  metadata {
+    key          = "home"
+    display_name = "Home disk"
+    interval     = 60
+    timeout      = 10
+    script       = "df -h /home/dev | awk 'NR == 2 { print $3 \" of \" $2 }'"
+  }
+}
+
+# The metadata scripts read the limits from the environment the agent passes on.
+resource "hangar_env" "cpus" {
+  agent_id = hangar_agent.main.id
+  name     = "CPUS"
+  value    = tostring(data.hangar_parameter.cpus.value)
+}
+
+resource "hangar_env" "memory_gb" {
+  agent_id = hangar_agent.main.id
+  name     = "MEMORY_GB"
+  value    = tostring(data.hangar_parameter.memory_gb.value)
+}
+
+# The image, checked (and built when it is Hangar's and missing) at every start. Apart
+# from the container so that its output reaches the build log: terraform hides the output
+# of a provisioner that is given a secret (the container's gets the agent token).
+resource "terraform_data" "image" {
+  count            = data.hangar_workspace.me.start_count
+  triggers_replace = [local.image]
+
+  provisioner "local-exec" {
+    command     = <<-EOT
+      set -eu
+      if [ "$BUILD" = true ]; then
+        sh "$MODULE/build-image.sh" "$IMAGE"
+      elif ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+        echo "image $IMAGE is not in this server's Docker engine (no registry is used): build or load it there, or leave the image parameter empty" >&2
+        exit 1
+      fi
+    EOT
+    environment = { BUILD = local.build, IMAGE = local.image, MODULE = path.module }
+  }
+}
+
+# Ephemeral: the container runs only while the workspace is started. A new build gives
+# the agent a new token, so the container is made anew with it.
+resource "terraform_data" "container" {
+  count = data.hangar_workspace.me.start_count
+
+  triggers_replace = [
+    hangar_agent.main.id,
+    hangar_agent.main.token,
+    local.image,
+    data.hangar_parameter.cpus.value,
+    data.hangar_parameter.memory_gb.value,
+  ]
+  input = local.name
+
+  provisioner "local-exec" {
+    command     = <<-EOT
+      set -eu
+      # A container left by an interrupted build is replaced, not an error.
+      docker rm -f "$NAME" >/dev/null 2>&1 || true
+      if [ -z "$INIT_SCRIPT" ]; then
+        echo "hangar_agent.main has no init script (no Hangar server): the container runs a shell only"
+        INIT_SCRIPT="exec sleep infinity"
+      fi
+      docker run --detach --init --name "$NAME" --hostname "$WORKSPACE" $LABELS \
+        --network "$NAME" --add-host host.docker.internal:host-gateway \
+        --cpus "$CPUS" --memory "$${MEMORY_GB}g" \
+        --volume "$NAME-home:/home/dev" \
+        --env HANGAR_AGENT_TOKEN \
+        "$IMAGE" sh -c "$INIT_SCRIPT" >/dev/null
+      echo "container $NAME runs $IMAGE with $CPUS CPUs and $${MEMORY_GB} GB"
+    EOT
+    environment = {
+      IMAGE       = local.image
+      NAME        = local.name
+      WORKSPACE   = data.hangar_workspace.me.name
+      LABELS      = local.labels
+      CPUS        = data.hangar_parameter.cpus.value
+      MEMORY_GB   = data.hangar_parameter.memory_gb.value
+      INIT_SCRIPT = replace(hangar_agent.main.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+      # Passed to the container by name (`--env NAME`): never on a command line.
+      HANGAR_AGENT_TOKEN = hangar_agent.main.token
+    }
+  }
+
+  # Stopped with time for the agent's shutdown scripts, then removed; already gone is fine.
+  provisioner "local-exec" {
+    when        = destroy
+    command     = "docker stop --time 20 \"$NAME\" >/dev/null 2>&1 || true; docker rm -f \"$NAME\" >/dev/null 2>&1 || ! docker container inspect \"$NAME\" >/dev/null 2>&1"
+    environment = { NAME = self.output }
+  }
+
+  depends_on = [terraform_data.network, terraform_data.home, terraform_data.image]
+}
+
+# What the dashboard shows beside the container and the volume; the image check is a
+# step, not a thing to show.
+resource "hangar_metadata" "image" {
+  count       = data.hangar_workspace.me.start_count
+  resource_id = terraform_data.image[0].id
+  hide        = true
+}
+
+resource "hangar_metadata" "container" {
+  count       = data.hangar_workspace.me.start_count
+  resource_id = terraform_data.container[0].id
+
+  item {
+    key   = "image"
+    value = local.image
+  }
+  item {
+    key   = "cpus"
+    value = tostring(data.hangar_parameter.cpus.value)
+  }
+  item {
+    key   = "memory"
+    value = "${data.hangar_parameter.memory_gb.value} GB"
+  }
+}
+
+resource "hangar_metadata" "home" {
+  resource_id = terraform_data.home.id
+
+  item {
+    key   = "volume"
+    value = "${local.name}-home"
+  }
+  item {
+    key   = "mounted at"
+    value = "/home/dev"
+  }
+}

@@ -1,0 +1,270 @@
+//! The built-in `docker` template, for real: a Docker engine (started by the test
+//! command), real terraform driving the `docker` CLI, the agent inside the container, and
+//! `hangar ssh` into it. The workspace image is built on first use and cached by tag, so
+//! only the first test of a run pays for it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hangar::model::resource::{Kind, Lifetime};
+use hangar::model::Transition;
+use hangar::wire::workspaces::{BuildRequest, CreateWorkspaceRequest, WorkspaceView};
+
+/// A workspace name no other test or run uses (container names are per engine).
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+async fn docker(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .expect("the docker CLI runs (the test command installs and starts the engine)")
+}
+
+async fn docker_out(args: &[&str]) -> String {
+    let out = docker(args).await;
+    assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// Everything the engine has with this workspace's label: containers, volumes, networks.
+async fn labelled(ws_id: &str) -> Vec<String> {
+    let filter = format!("label=hangar.workspace_id={ws_id}");
+    let mut all = Vec::new();
+    for kind in [
+        &["ps", "-a", "--format", "container {{.Names}}"][..],
+        &["volume", "ls", "--format", "volume {{.Name}}"],
+        &["network", "ls", "--format", "network {{.Name}}"],
+    ] {
+        let mut args = kind.to_vec();
+        args.extend(["--filter", filter.as_str()]);
+        all.extend(docker_out(&args).await.lines().map(String::from));
+    }
+    all
+}
+
+async fn create(app: &TestApp, name: &str, params: &[(&str, &str)]) -> WorkspaceView {
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: name.into(),
+            template: "docker".into(),
+            parameters: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    ws
+}
+
+/// Waits (the first start of a run builds the image) until `healthy` is as wanted.
+async fn until_healthy(app: &TestApp, name: &str, want: bool) -> WorkspaceView {
+    for _ in 0..600 {
+        let ws = app.client.workspace(name).await.unwrap();
+        if ws.healthy == want {
+            return ws;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{name} never became healthy={want}");
+}
+
+async fn build(app: &TestApp, name: &str, transition: Transition, orphan: bool) {
+    let b = app
+        .client
+        .build_workspace(
+            name,
+            &BuildRequest {
+                transition: Some(transition),
+                orphan,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let job = app.client.follow_job(&b.job.id, |_| {}).await.unwrap();
+    assert_eq!(job.status, hangar::model::JobStatus::Succeeded, "{job:?}");
+}
+
+async fn ssh(app: &TestApp, name: &str, command: &str) -> String {
+    let out = app.cli(&["ssh", name, "--", command]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
+    let app = spawn_app_for_containers().await;
+    push_builtin(&app, "docker").await;
+    let name = unique("box");
+    let ws = create(&app, &name, &[("cpus", "1"), ("memory_gb", "1")]).await;
+    let ws = until_healthy(&app, &name, true).await;
+    let container = format!("hangar-owner-{name}");
+
+    // The limits asked for, the labels, and the agent inside as the non-root user.
+    let inspect = docker_out(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{index .Config.Labels \"hangar.workspace_id\"}} {{index .Config.Labels \"hangar.owner\"}}",
+        &container,
+    ])
+    .await;
+    assert_eq!(inspect, format!("1000000000 1073741824 {} owner", ws.id));
+    assert_eq!(ssh(&app, &name, "id -un; pwd").await, "dev\n/home/dev\n");
+    ssh(&app, &name, "echo kept > ~/note").await;
+
+    // The container is the computational, ephemeral resource; the home volume and the
+    // network are peripheral and persistent.
+    let kinds: Vec<(String, Kind, Lifetime)> = ws
+        .resources
+        .iter()
+        .map(|r| (r.address.clone(), r.kind, r.lifetime))
+        .collect();
+    for want in [
+        (
+            "terraform_data.container[0]",
+            Kind::Computational,
+            Lifetime::Ephemeral,
+        ),
+        (
+            "terraform_data.home",
+            Kind::Peripheral,
+            Lifetime::Persistent,
+        ),
+        (
+            "terraform_data.network",
+            Kind::Peripheral,
+            Lifetime::Persistent,
+        ),
+    ] {
+        assert!(
+            kinds.contains(&(want.0.to_string(), want.1, want.2)),
+            "{want:?} in {kinds:?}"
+        );
+    }
+
+    // Stopped: no container, the volume and the network stay; started again, the home
+    // directory is as it was.
+    build(&app, &name, Transition::Stop, false).await;
+    let left = labelled(&ws.id).await;
+    assert_eq!(
+        left,
+        vec![
+            format!("volume {container}-home"),
+            format!("network {container}")
+        ]
+    );
+    build(&app, &name, Transition::Start, false).await;
+    until_healthy(&app, &name, true).await;
+    assert_eq!(ssh(&app, &name, "cat ~/note").await, "kept\n");
+
+    // A container that dies shows up as an unhealthy workspace; a restart brings it back.
+    docker_out(&["kill", &container]).await;
+    until_healthy(&app, &name, false).await;
+    let out = app.cli(&["restart", &name]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    until_healthy(&app, &name, true).await;
+    assert_eq!(ssh(&app, &name, "cat ~/note").await, "kept\n");
+
+    // Deleted: nothing with its label is left.
+    build(&app, &name, Transition::Delete, false).await;
+    assert_eq!(labelled(&ws.id).await, Vec::<String>::new());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_workspaces_are_isolated_and_failures_say_why() {
+    let app = spawn_app_for_containers().await;
+    push_builtin(&app, "docker").await;
+    let (a, b) = (unique("one"), unique("two"));
+    let ws_a = create(&app, &a, &[]).await;
+    let ws_b = create(&app, &b, &[]).await;
+    until_healthy(&app, &a, true).await;
+    until_healthy(&app, &b, true).await;
+
+    // A serves on port 8000; it reaches itself, the other workspace cannot reach it.
+    ssh(
+        &app,
+        &a,
+        "nohup python3 -m http.server 8000 >/dev/null 2>&1 & sleep 1; curl -s -o /dev/null -w '%{http_code}' http://localhost:8000/",
+    )
+    .await;
+    let ip_a = docker_out(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &format!("hangar-owner-{a}"),
+    ])
+    .await;
+    let from_a = ssh(
+        &app,
+        &a,
+        &format!("curl -s -o /dev/null -w '%{{http_code}}' http://{ip_a}:8000/"),
+    )
+    .await;
+    assert_eq!(from_a, "200");
+    let out = app
+        .cli(&[
+            "ssh",
+            &b,
+            "--",
+            &format!("curl -s --max-time 3 -o /dev/null http://{ip_a}:8000/"),
+        ])
+        .await;
+    assert!(
+        !out.status.success(),
+        "workspace {b} reached {a}'s port: {}",
+        stdout(&out)
+    );
+
+    // An image the engine does not have fails the build, saying so.
+    let bad = unique("bad");
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: bad.clone(),
+            template: "docker".into(),
+            parameters: [("image".to_string(), "hangar-nope:missing".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, hangar::model::JobStatus::Failed);
+    let logs = app.cli(&["logs", &bad]).await;
+    assert!(
+        stdout(&logs).contains("image hangar-nope:missing is not in this server's Docker engine"),
+        "{}",
+        stdout(&logs)
+    );
+    build(&app, &bad, Transition::Delete, false).await;
+    assert_eq!(labelled(&ws.id).await, Vec::<String>::new());
+
+    // --orphan forgets the workspace and leaves its Docker objects, for an operator to
+    // remove; a plain delete removes them.
+    build(&app, &a, Transition::Delete, true).await;
+    let orphaned = labelled(&ws_a.id).await;
+    assert_eq!(orphaned.len(), 3, "{orphaned:?}");
+    let name_a = format!("hangar-owner-{a}");
+    docker_out(&["rm", "-f", &name_a]).await;
+    docker_out(&["volume", "rm", &format!("{name_a}-home")]).await;
+    docker_out(&["network", "rm", &name_a]).await;
+    build(&app, &b, Transition::Delete, false).await;
+    assert_eq!(labelled(&ws_b.id).await, Vec::<String>::new());
+    app.stop().await;
+}
