@@ -108,7 +108,7 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
     let app = spawn_app_for_containers().await;
     push_builtin(&app, "docker").await;
     let name = unique("box");
-    let ws = create(&app, &name, &[("cpus", "1"), ("memory_gb", "1")]).await;
+    create(&app, &name, &[("cpus", "1"), ("memory_gb", "1")]).await;
     let ws = until_healthy(&app, &name, true).await;
     let container = format!("hangar-owner-{name}");
 
