@@ -4,25 +4,13 @@
 //! bytes, in the same run (a `local` workspace, its agent and the server on this machine).
 //! Under `cargo test --all-targets` it runs a small smoke version.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hangar::client::Client;
-use hangar::wire::workspaces::CreateWorkspaceRequest;
+use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// A loopback server that reads everything it is sent, then answers with the count.
 async fn sink() -> u16 {
@@ -92,34 +80,9 @@ async fn ttfb(http: &reqwest::Client, url: &str, cookie: Option<&str>) -> Durati
 #[tokio::main]
 async fn main() {
     let (runs, mib) = if full() { (7, 256) } else { (2, 4) };
-    let data = tempfile::tempdir().unwrap();
     let homes = tempfile::tempdir().unwrap();
-    let db = hangar::db::Database::open_sqlite(data.path())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = hangar::config::Config::new(data.path().to_path_buf(), url.clone());
-    config.hangar_binary = env!("CARGO_BIN_EXE_hangar").into();
-    tokio::spawn(hangar::server::serve(
-        listener,
-        config,
-        db,
-        std::future::pending(),
-    ));
-    let anon = Client::new(&url, None);
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "bench".into(),
-            email: "b@example.com".into(),
-            password: "benchmark-password".into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let token = login.session_token.clone();
-    let client = anon.with_token(&token);
+    let s = server("127.0.0.1:0").await;
+    let (url, token, client) = (s.url.clone(), s.token.clone(), &s.client);
     let module = tempfile::tempdir().unwrap();
     hangar::cli::templates::write_builtin("local", module.path()).unwrap();
     let app_port = app_server().await;
@@ -128,31 +91,9 @@ async fn main() {
         "\nresource \"hangar_app\" \"ttfb\" {{\n  agent_id = hangar_agent.main.id\n  slug     = \"ttfb\"\n  url      = \"http://localhost:{app_port}/\"\n}}\n"
     ));
     std::fs::write(module.path().join("main.tf"), tf).unwrap();
-    let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
-    let v = client
-        .push_template("local", archive, None, "", true)
-        .await
-        .unwrap();
-    client.follow_job(&v.job.unwrap().id, |_| {}).await.unwrap();
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: "dev".into(),
-            template: "local".into(),
-            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    for _ in 0..150 {
-        if client.workspace("dev").await.unwrap().healthy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    push(client, "local", module.path()).await;
+    let home_base = homes.path().display().to_string();
+    create_until_healthy(client, "dev", "local", &[("home_base", home_base.as_str())]).await;
     let hangar = env!("CARGO_BIN_EXE_hangar");
     let config_dir = tempfile::tempdir().unwrap();
     let command = |args: &[&str]| {
@@ -243,15 +184,5 @@ async fn main() {
     println!("  through hangar port-forward   {:8.1} MiB/s", rate(f));
     println!("  ratio forwarded / direct      {:8.3}", rate(f) / rate(d));
     forward.kill().await.unwrap();
-    let b = client
-        .build_workspace(
-            "dev",
-            &hangar::wire::workspaces::BuildRequest {
-                transition: Some(hangar::model::Transition::Delete),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    client.follow_job(&b.job.id, |_| {}).await.unwrap();
+    delete(client, "dev").await;
 }

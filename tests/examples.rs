@@ -90,3 +90,65 @@ async fn the_ci_example_creates_uses_and_deletes_a_workspace() {
     assert!(app.client.workspaces(true, "").await.unwrap().is_empty());
     app.stop().await;
 }
+
+/// The kreuzwerker example cannot be applied here (terraform cannot download its
+/// provider), so it is read: it must make what the built-in `docker` template makes, with
+/// the same names, labels and parameters.
+#[test]
+fn the_kreuzwerker_docker_example_matches_the_builtin_template() {
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let example = read("examples/templates/docker-kreuzwerker/main.tf");
+    let builtin = read("templates/docker/main.tf");
+    let body: hcl::Body = hcl::from_str(&example).expect("the example is valid HCL");
+    let resources: Vec<String> = body
+        .blocks()
+        .filter(|b| b.identifier() == "resource")
+        .map(|b| {
+            b.labels()
+                .iter()
+                .map(|l| l.as_str().to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    for want in [
+        "docker_image.workspace",
+        "docker_network.workspace",
+        "docker_volume.home",
+        "docker_container.workspace",
+        "hangar_agent.main",
+    ] {
+        assert!(
+            resources.iter().any(|r| r == want),
+            "{want} in {resources:?}"
+        );
+    }
+    // Same names and labels, the container ephemeral, the home mounted where the
+    // built-in template mounts it.
+    for text in [
+        "\"hangar-${data.hangar_workspace_owner.me.name}-${data.hangar_workspace.me.name}\"",
+        "\"hangar.workspace_id\" = data.hangar_workspace.me.id",
+        "\"hangar.owner\"        = data.hangar_workspace_owner.me.name",
+        "count    = data.hangar_workspace.me.start_count",
+        "container_path = \"/home/dev\"",
+        "\"${local.name}-home\"",
+    ] {
+        assert!(example.contains(text), "{text} missing");
+    }
+    // Its parameters are the built-in template's (bar the image, which it builds).
+    let params = |name: &str, text: &str| {
+        hangar::model::parameter::parse_static(&[(name.to_string(), text.to_string())])
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.name != "image" && p.name != "dotfiles_uri")
+            .map(|p| (p.name, p.kind, p.default, p.mutable))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        params("main.tf", &example),
+        params("main.tf", &builtin),
+        "the two docker templates take the same parameters"
+    );
+}
