@@ -122,6 +122,12 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
     .await;
     assert_eq!(inspect, format!("1000000000 1073741824 {} owner", ws.id));
     assert_eq!(ssh(&app, &name, "id -un; pwd").await, "dev\n/home/dev\n");
+    // The image step's output is in the build log (built now, or cached by an earlier one).
+    let logs = stdout(&app.cli(&["logs", &name]).await);
+    assert!(
+        logs.contains("image hangar-workspace:bookworm-1: "),
+        "{logs}"
+    );
     ssh(&app, &name, "echo kept > ~/note").await;
 
     // The container is the computational, ephemeral resource; the home volume and the
@@ -267,4 +273,27 @@ async fn docker_workspaces_are_isolated_and_failures_say_why() {
     build(&app, &b, Transition::Delete, false).await;
     assert_eq!(labelled(&ws_b.id).await, Vec::<String>::new());
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_build_that_fails_says_why_and_leaves_no_image() {
+    // The template's image script, with a Debian mirror nobody answers at.
+    let tag = format!("hangar-test-never:{:08x}", rand::random::<u32>());
+    let out = tokio::process::Command::new("sh")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/docker/build-image.sh"
+        ))
+        .arg(&tag)
+        .env("HANGAR_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains(&format!("image {tag}: debootstrap failed")),
+        "{said}"
+    );
+    assert!(!docker(&["image", "inspect", &tag]).await.status.success());
 }
