@@ -40,7 +40,7 @@ async fn refuse_build_success(db: &Database) {
             "CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON jobs FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.kind = 'workspace_build') EXECUTE FUNCTION refuse_success()",
         ]
     } else {
-        &["CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'succeeded' AND OLD.kind = 'workspace_build' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
+        &["CREATE TRIGGER IF NOT EXISTS refuse_success BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'succeeded' AND OLD.kind = 'workspace_build' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
     };
     for sql in statements {
         sqlx::query(sql).execute(db.pool()).await.unwrap();

@@ -308,10 +308,27 @@ async fn port_forward_reaches_a_server_in_the_workspace_and_only_for_its_owner()
     app.client.follow_job(&b.job.id, |_| {}).await.unwrap();
     let stopped = app.client.dial_tcp(&agent.id, remote).await.unwrap_err();
     assert_eq!(stopped.status(), Some(StatusCode::CONFLICT), "{stopped}");
-    let out = app.cli(&["port-forward", "dev", "--tcp", "1234"]).await;
+    let out = app
+        .cli(&[
+            "port-forward",
+            "dev",
+            "--tcp",
+            "1234",
+            "--disable-autostart",
+        ])
+        .await;
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("dev is stopped: start it with `hangar start dev`"),
+        stderr(&out).contains("dev is stopped: sessions need it running (`hangar start dev`)"),
+        "{}",
+        stderr(&out)
+    );
+    // Without it, a session starts the workspace and waits for its agent, as `coder ssh`.
+    let out = app.cli(&["ssh", "dev", "--", "echo up"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "up\n");
+    assert!(
+        stderr(&out).contains("dev is stopped: starting it"),
         "{}",
         stderr(&out)
     );
@@ -465,6 +482,93 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
     assert_eq!(body, "from the workspace");
     tunnel.kill().await.unwrap();
 
+    // ssh -R: a port in the workspace reaches a server on this side.
+    let here = tempfile::tempdir().unwrap();
+    std::fs::write(here.path().join("hello"), "from the client's side").unwrap();
+    let client_port = free_port();
+    let _client_server = HttpServer::start(here.path(), client_port).await;
+    let in_workspace = free_port();
+    let out = run_as_owner(
+        &app,
+        "ssh",
+        &[
+            "-F",
+            &cfg,
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("{in_workspace}:127.0.0.1:{client_port}"),
+            "hangar.dev",
+            &format!("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{in_workspace}/hello').read().decode())\""),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from the client's side\n");
+
+    // ssh -A: the workspace's ssh-add sees the key of this side's agent.
+    let agent_dir = tempfile::tempdir().unwrap();
+    let key = agent_dir.path().join("id");
+    let sock = agent_dir.path().join("agent.sock");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "forwarded-key", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let mut ssh_agent = tokio::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    until("the ssh-agent socket", async || sock.exists().then_some(())).await;
+    let added = std::process::Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let out = tokio::process::Command::new("ssh")
+        .args(["-F", &cfg, "-A", "hangar.dev", "ssh-add -l"])
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("HANGAR_URL", &app.url)
+        .env("HANGAR_CONFIG_DIR", app.config_dir.path())
+        .env("HANGAR_SESSION_TOKEN", app.client.token().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("forwarded-key"), "{}", stdout(&out));
+    ssh_agent.kill().await.unwrap();
+
+    // A login knows who it is, and nothing of the build leaks into it.
+    let env = run_as_owner(&app, "ssh", &["-F", &cfg, "hangar.dev", "env"]).await;
+    let env = stdout(&env);
+    assert!(
+        env.lines().any(|l| l.starts_with("USER=") && l.len() > 5),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l.starts_with("SSH_CONNECTION=")),
+        "{env}"
+    );
+    for leaked in [
+        "TF_",
+        "INIT_SCRIPT=",
+        "HANGAR_PARAMETER_",
+        "HANGAR_AGENT_SCRIPT_",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(leaked)),
+            "{leaked} in {env}"
+        );
+    }
+
     // Another user cannot get in, through any door.
     let bob = app.user("bob", Role::Member).await;
     let agent = ws.agents().next().unwrap().clone();
@@ -503,7 +607,7 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
     assert!(!out.status.success());
     assert!(stdout(&out).contains("started"), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("closed from the workspace's side"),
+        stderr(&out).contains("closed (its agent disconnected"),
         "{}",
         stderr(&out)
     );

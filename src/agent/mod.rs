@@ -9,6 +9,7 @@
 pub mod apphealth;
 pub mod connection;
 pub mod cron;
+pub mod forward;
 /// The agent ↔ server messages live in the wire layer; this name keeps the agent's code short.
 pub use crate::wire::agent as protocol;
 pub mod ports;

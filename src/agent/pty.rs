@@ -122,7 +122,7 @@ fn start(
         cmd.args(["-c", command]);
     }
     cmd.cwd(&env.dir);
-    for w in super::ssh::WITHHELD {
+    for w in super::ssh::withheld() {
         cmd.env_remove(w);
     }
     for (k, v) in &env.env {

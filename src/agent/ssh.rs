@@ -90,7 +90,10 @@ fn config() -> Arc<russh::server::Config> {
 
 /// Serves one SSH connection on a tunnel stream until the client leaves.
 pub async fn serve(stream: StreamHandle, env: Arc<SessionEnv>) {
-    let handler = Handler { env };
+    let handler = Handler {
+        env,
+        forwards: Default::default(),
+    };
     match russh::server::run_stream(config(), stream, handler).await {
         Ok(session) => {
             if let Err(e) = session.await {
@@ -103,6 +106,7 @@ pub async fn serve(stream: StreamHandle, env: Arc<SessionEnv>) {
 
 struct Handler {
     env: Arc<SessionEnv>,
+    forwards: super::forward::RemoteForwards,
 }
 
 impl russh::server::Handler for Handler {
@@ -179,6 +183,31 @@ impl russh::server::Handler for Handler {
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)
     }
+    // `ssh -R`: a listener on the workspace's loopback, for as long as this connection.
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.forwards.add(address, port, session.handle()).await)
+    }
+    async fn cancel_tcpip_forward(
+        &mut self,
+        _address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.forwards.cancel(port))
+    }
+    // `ssh -A`: the socket is made by `run_channel`, which sees the request too.
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
     async fn env_request(
         &mut self,
         channel: ChannelId,
@@ -240,6 +269,7 @@ struct PtyRequest {
 async fn run_channel(mut channel: Channel<Msg>, env: Arc<SessionEnv>, handle: Handle) {
     let mut pty: Option<PtyRequest> = None;
     let mut extra: HashMap<String, String> = HashMap::new();
+    let mut agent_socket = None;
     let program = loop {
         match channel.wait().await {
             None => return,
@@ -261,6 +291,15 @@ async fn run_channel(mut channel: Channel<Msg>, env: Arc<SessionEnv>, handle: Ha
             }) => {
                 extra.insert(variable_name, variable_value);
             }
+            Some(ChannelMsg::AgentForward { .. }) => {
+                match super::forward::AgentSocket::new(handle.clone()) {
+                    Ok(socket) => {
+                        extra.insert("SSH_AUTH_SOCK".into(), socket.path().display().to_string());
+                        agent_socket = Some(socket);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no socket for a forwarded agent"),
+                }
+            }
             Some(ChannelMsg::RequestShell { .. }) => break Program::Shell,
             Some(ChannelMsg::Exec { command, .. }) => {
                 break Program::Command(String::from_utf8_lossy(&command).into_owned())
@@ -277,7 +316,8 @@ async fn run_channel(mut channel: Channel<Msg>, env: Arc<SessionEnv>, handle: Ha
     };
     let id = channel.id();
     let (argv, login) = command_line(&program);
-    let mut vars = env.env.clone();
+    let mut vars = login_env();
+    vars.extend(env.env.iter().cloned());
     vars.extend(extra);
     if let (Some(_), Program::Shell) = (&pty, &program) {
         if let Some(text) = motd(&env) {
@@ -293,6 +333,7 @@ async fn run_channel(mut channel: Channel<Msg>, env: Arc<SessionEnv>, handle: Ha
         let _ = futures::FutureExt::now_or_never(handle.extended_data(id, 1, message.into_bytes()));
         127
     });
+    drop(agent_socket);
     let _ = handle.exit_status_request(id, code).await;
     let _ = handle.eof(id).await;
     let _ = handle.close(id).await;
@@ -331,7 +372,82 @@ fn command_line(program: &Program) -> (Vec<String>, bool) {
 }
 
 /// Variables a session never inherits from the agent: its token is the agent's identity.
-pub(super) const WITHHELD: &[&str] = &[contract::AGENT_TOKEN, "CODER_AGENT_TOKEN"];
+const WITHHELD: &[&str] = &[contract::AGENT_TOKEN, "CODER_AGENT_TOKEN"];
+/// Prefixes of what a build gives terraform (and so an agent a template starts from a
+/// provisioner inherits): never a session's business, and some are secrets (the owner's
+/// session token, SSH key). Sessions get the workspace's names from the manifest instead.
+const BUILD_PREFIXES: &[&str] = &["TF_", "HANGAR_", "CODER_", "CHECKPOINT_"];
+
+/// The agent's own variables a session must not inherit.
+pub(super) fn withheld() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            WITHHELD.contains(&k.as_ref()) || BUILD_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+        .collect()
+}
+
+/// What a login sets, as sshd does: who the user is, where home is, which shell, and
+/// that this is an SSH session.
+fn login_env() -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    if let Some(user) = passwd() {
+        vars.push(("USER".into(), user.name.clone()));
+        vars.push(("LOGNAME".into(), user.name));
+        vars.push(("HOME".into(), user.home));
+        if !user.shell.is_empty() {
+            vars.push(("SHELL".into(), user.shell));
+        }
+    }
+    // No real addresses exist: the connection came through Hangar's tunnel.
+    vars.push(("SSH_CONNECTION".into(), "127.0.0.1 0 127.0.0.1 22".into()));
+    vars.push(("SSH_CLIENT".into(), "127.0.0.1 0 22".into()));
+    vars
+}
+
+struct PasswdEntry {
+    name: String,
+    home: String,
+    shell: String,
+}
+
+/// The agent's user from the password database.
+fn passwd() -> Option<PasswdEntry> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter; getpwuid_r fills it with
+    // pointers into `buf`, which outlives their use below.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    let text = |p: *const libc::c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: getpwuid_r wrote NUL-terminated strings into `buf`.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    Some(PasswdEntry {
+        name: text(entry.pw_name),
+        home: text(entry.pw_dir),
+        shell: text(entry.pw_shell),
+    })
+}
 
 async fn run_on_pipes(
     channel: &mut Channel<Msg>,
@@ -342,6 +458,9 @@ async fn run_on_pipes(
 ) -> std::io::Result<u32> {
     let id = channel.id();
     let mut cmd = tokio::process::Command::new(&argv[0]);
+    for w in withheld() {
+        cmd.env_remove(w);
+    }
     cmd.args(&argv[1..])
         .current_dir(dir)
         .envs(vars.iter().map(|(k, v)| (k, v)))
@@ -349,9 +468,6 @@ async fn run_on_pipes(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for w in WITHHELD {
-        cmd.env_remove(w);
-    }
     let mut child = cmd.spawn()?;
     // Input goes through its own task: were this loop to block writing to a program
     // that is itself blocked writing output, russh's session (waiting to hand this
@@ -453,7 +569,7 @@ async fn run_on_pty(
     let mut cmd = CommandBuilder::new(&argv[0]);
     cmd.args(&argv[1..]);
     cmd.cwd(dir);
-    for w in WITHHELD {
+    for w in withheld() {
         cmd.env_remove(w);
     }
     for (k, v) in vars {

@@ -159,7 +159,12 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         dir: spec.dir,
         apps,
         display_apps: spec.display_apps,
-        listening_ports: a.listening_ports.clone(),
+        // What a disconnected agent last reported is not there to reach.
+        listening_ports: if status == crate::model::agent::AgentStatus::Connected {
+            a.listening_ports.clone()
+        } else {
+            Vec::new()
+        },
     })
 }
 

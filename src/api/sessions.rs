@@ -140,6 +140,17 @@ pub async fn pty(
     Query(q): Query<PtyQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    terminal(state, auth, id, q, ws).await
+}
+
+/// Opens a terminal session on agent `id` for `auth`, who the caller authorized.
+pub(crate) async fn terminal(
+    state: AppState,
+    auth: Auth,
+    id: String,
+    q: PtyQuery,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
     // A command comes only from the template's app, never from the URL: a link cannot
     // make someone's terminal run what it likes.
     let command = match &q.app {
@@ -206,7 +217,7 @@ async fn relay_terminal(
     let audit = SessionAudit::start(&state, &auth, &place, &detail).await;
     let tunnel::Split {
         mut control_rx,
-        control_tx: _control_tx,
+        control_tx,
         mut mux,
     } = tunnel::split(socket);
     let (mut from_agent, mut to_agent) = tokio::io::split(stream);
@@ -230,7 +241,12 @@ async fn relay_terminal(
     };
     let outcome = tokio::select! {
         _ = input => "closed".to_string(),
-        _ = &mut output => "the terminal ended".to_string(),
+        _ = &mut output => {
+            // The shell exited: the page says so and does not start another by itself.
+            let done = serde_json::json!({ "ended": "the shell exited" }).to_string();
+            let _ = control_tx.send(done).await;
+            "the terminal ended".to_string()
+        }
         why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
     };
     output.abort();

@@ -577,8 +577,11 @@ pub fn workspace_view(l: Listing, now: i64) -> anyhow::Result<WorkspaceView> {
         daily_cost += r.daily_cost;
         views.push(super::convert::resource(r, mine)?);
     }
+    // Agents left without a host are external ones, or (in a stopped workspace) agents
+    // whose machine is gone: those are not shown as if they could still connect.
     let external_agents = agents
         .iter()
+        .filter(|a| a.external || status == WorkspaceStatus::Running)
         .map(view)
         .collect::<anyhow::Result<Vec<AgentView>>>()?;
     let healthy = status == WorkspaceStatus::Running

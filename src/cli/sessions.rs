@@ -21,6 +21,9 @@ pub struct PortForwardArgs {
     /// for several.
     #[arg(long = "tcp", short = 'p', required = true)]
     pub tcp: Vec<String>,
+    /// Fail on a stopped workspace instead of starting it.
+    #[arg(long)]
+    pub disable_autostart: bool,
 }
 
 /// `LOCAL:REMOTE` or `PORT`.
@@ -40,44 +43,119 @@ pub fn parse_forward(spec: &str) -> anyhow::Result<(u16, u16)> {
     }
 }
 
-/// The agent a `WORKSPACE[.AGENT]` names: the named one, or the only one.
-pub async fn find_agent(client: &Client, target: &str) -> anyhow::Result<(String, AgentView)> {
+/// How long a session waits for a workspace's agent to connect.
+const AGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The agent a `WORKSPACE[.AGENT]` names (the named one, or the only one), ready for a
+/// session, as `coder ssh` does it: a workspace being built is waited for, a stopped one
+/// is started, and a connecting agent is waited for. What it waits on goes to stderr.
+pub async fn find_agent(
+    client: &Client,
+    target: &str,
+    autostart: bool,
+) -> anyhow::Result<(String, AgentView)> {
     let (workspace, agent) = match target.rsplit_once('.') {
         Some((w, a)) => (w, Some(a)),
         None => (target, None),
     };
-    let ws = client.workspace(workspace).await?;
-    if ws.status != WorkspaceStatus::Running {
-        anyhow::bail!(
-            "{workspace} is {}: start it with `hangar start {workspace}`",
-            ws.status
-        );
+    let mut ws = client.workspace(workspace).await?;
+    if ws.status.is_busy() && ws.latest_build.transition == crate::model::Transition::Start {
+        eprintln!("Waiting for {workspace} to start…");
+        client.follow_job(&ws.latest_build.job.id, |_| {}).await?;
+        ws = client.workspace(workspace).await?;
     }
-    let agents: Vec<&AgentView> = ws.agents().collect();
-    let found = match agent {
-        Some(name) => agents.iter().find(|a| a.name == name).copied().with_context(|| {
-            let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
-            format!(
-                "{workspace} has no agent {name:?}; its agents: {}",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    if autostart
+        && matches!(
+            ws.status,
+            WorkspaceStatus::Stopped | WorkspaceStatus::Canceled
+        )
+        && !ws.external
+    {
+        eprintln!("{workspace} is {}: starting it…", ws.status);
+        let b = client
+            .build_workspace(
+                workspace,
+                &crate::wire::workspaces::BuildRequest {
+                    transition: Some(crate::model::Transition::Start),
+                    ..Default::default()
+                },
             )
-        })?,
-        None => match agents.as_slice() {
-            [one] => *one,
-            [] => anyhow::bail!(
-                "{workspace} has no agent in its latest build ({}): start it with `hangar start {workspace}`",
-                ws.status
-            ),
-            many => anyhow::bail!(
-                "{workspace} has several agents ({}): name one as {workspace}.AGENT",
-                many.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        },
+            .await?;
+        client.follow_job(&b.job.id, |_| {}).await?;
+        ws = client.workspace(workspace).await?;
+    }
+    match ws.status {
+        WorkspaceStatus::Running => {}
+        WorkspaceStatus::Failed => anyhow::bail!(
+            "{workspace}'s last build ({}) failed: see `hangar logs {workspace}`, then `hangar start {workspace}`",
+            ws.latest_build.transition
+        ),
+        other => anyhow::bail!(
+            "{workspace} is {other}: sessions need it running (`hangar start {workspace}`)"
+        ),
+    }
+    let pick = |ws: &crate::wire::workspaces::WorkspaceView| -> anyhow::Result<AgentView> {
+        let agents: Vec<&AgentView> = ws.agents().collect();
+        let found = match agent {
+            Some(name) => agents
+                .iter()
+                .find(|a| a.name == name)
+                .copied()
+                .with_context(|| {
+                    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+                    format!(
+                        "{workspace} has no agent {name:?}; its agents: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    )
+                })?,
+            None => match agents.as_slice() {
+                [one] => *one,
+                [] => anyhow::bail!("{workspace} has no agent in its latest build"),
+                many => anyhow::bail!(
+                    "{workspace} has several agents ({}): name one as {workspace}.AGENT",
+                    many.iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        };
+        Ok(found.clone())
     };
-    Ok((
-        format!("{}/{}.{}", ws.owner, ws.name, found.name),
-        found.clone(),
-    ))
+    let mut found = pick(&ws)?;
+    let deadline = std::time::Instant::now() + AGENT_WAIT;
+    let mut said = false;
+    while found.status != crate::model::agent::AgentStatus::Connected {
+        if std::time::Instant::now() > deadline
+            || found.status == crate::model::agent::AgentStatus::Timeout
+        {
+            let hint = if ws.external {
+                format!("start it on its machine (`hangar external-workspaces agent-instructions {workspace}`)")
+            } else {
+                format!("if its machine stopped, `hangar restart {workspace}` makes a new one")
+            };
+            anyhow::bail!(
+                "the agent {} of {workspace} is {}: {hint}",
+                found.name,
+                found.status
+            );
+        }
+        if !said {
+            eprintln!(
+                "Waiting for the agent {} of {workspace} to connect…",
+                found.name
+            );
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        ws = client.workspace(workspace).await?;
+        found = pick(&ws)?;
+    }
+    Ok((format!("{}/{}.{}", ws.owner, ws.name, found.name), found))
 }
 
 pub async fn port_forward(args: PortForwardArgs) -> anyhow::Result<ExitCode> {
@@ -87,7 +165,7 @@ pub async fn port_forward(args: PortForwardArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| parse_forward(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (place, agent) = find_agent(&client, &args.workspace).await?;
+    let (place, agent) = find_agent(&client, &args.workspace, !args.disable_autostart).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (local, remote) in forwards {
         let listener = TcpListener::bind(("127.0.0.1", local))
@@ -159,6 +237,12 @@ pub struct SshArgs {
     /// With --stdio: the name given is an SSH host alias starting with this prefix.
     #[arg(long, requires = "stdio")]
     pub ssh_host_prefix: Option<String>,
+    /// Fail on a stopped workspace instead of starting it.
+    #[arg(long)]
+    pub disable_autostart: bool,
+    /// Forward the local SSH agent (OpenSSH's -A).
+    #[arg(short = 'A', long)]
+    pub forward_agent: bool,
     /// The workspace: NAME, NAME.AGENT, OWNER/NAME or OWNER/NAME.AGENT.
     pub workspace: String,
     /// A command to run instead of a login shell; its output and exit status come back.
@@ -199,7 +283,7 @@ pub async fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
             .to_string(),
         None => args.workspace.clone(),
     };
-    let (place, agent) = find_agent(&client, &target).await?;
+    let (place, agent) = find_agent(&client, &target, !args.disable_autostart).await?;
     if args.stdio {
         return stdio(&client, &agent.id, &place).await;
     }
@@ -214,6 +298,15 @@ pub async fn ssh(args: SshArgs) -> anyhow::Result<ExitCode> {
     cmd.arg("-o").arg(format!("ProxyCommand={proxy}"));
     for (k, v) in SSH_OPTIONS {
         cmd.arg("-o").arg(format!("{k}={v}"));
+    }
+    if args.forward_agent {
+        cmd.arg("-A");
+    }
+    // A command run from a terminal gets one, as `coder ssh` gives it (`top`, `vim`).
+    use std::io::IsTerminal;
+    if !args.command.is_empty() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+    {
+        cmd.arg("-t");
     }
     cmd.arg(format!("{HOST_PREFIX}{}", place.replace('/', ".")));
     if !args.command.is_empty() {
@@ -253,9 +346,14 @@ async fn stdio(client: &Client, agent_id: &str, place: &str) -> anyhow::Result<E
         stdout.write_all(&buf[..n]).await?;
         stdout.flush().await?;
     }
-    if !upstream.is_finished() {
+    // A connection that ended normally is followed at once by OpenSSH closing our
+    // stdin; one the workspace's side cut is not: only then is there something to say.
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(2), upstream)
+        .await
+        .is_ok();
+    if !finished {
         eprintln!(
-            "hangar: the SSH connection to {place} was closed from the workspace's side (its agent disconnected, or the workspace stopped): see `hangar show`"
+            "hangar: the SSH connection to {place} closed (its agent disconnected, the workspace stopped, or the server restarted): see `hangar show`, then try again"
         );
         // Exit now: the runtime would otherwise wait for the blocking read of stdin,
         // which OpenSSH keeps open.
@@ -453,7 +551,8 @@ pub struct PingArgs {
 pub async fn ping(args: PingArgs) -> anyhow::Result<ExitCode> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let client = session::client()?;
-    let (place, agent) = find_agent(&client, &args.workspace).await?;
+    // Diagnostics measure what is there: they never start a workspace.
+    let (place, agent) = find_agent(&client, &args.workspace, false).await?;
     let t = std::time::Instant::now();
     let socket = client.dial_echo(&agent.id).await?;
     println!(
@@ -506,7 +605,8 @@ pub struct SpeedtestArgs {
 pub async fn speedtest(args: SpeedtestArgs) -> anyhow::Result<ExitCode> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let client = session::client()?;
-    let (place, agent) = find_agent(&client, &args.workspace).await?;
+    // Diagnostics measure what is there: they never start a workspace.
+    let (place, agent) = find_agent(&client, &args.workspace, false).await?;
     let socket = client.dial_echo(&agent.id).await?;
     let tunnel::Split {
         control_rx: _control_rx,

@@ -42,6 +42,17 @@ fn ask(value: Option<String>, question: &str, secret: bool, flag: &str) -> anyho
     output::prompt(question, secret)
 }
 
+/// A server address as people type it: without a scheme, loopback means http:// and
+/// anything else https:// (as `coder login` assumes).
+pub fn with_scheme(url: &str) -> String {
+    if url.contains("://") {
+        return url.to_string();
+    }
+    let host = url.split(['/', ':']).next().unwrap_or_default();
+    let local = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+    format!("{}://{url}", if local { "http" } else { "https" })
+}
+
 pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = match args.url.clone().or_else(session::url) {
         Some(u) => u,
@@ -49,7 +60,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             "which server? run `hangar login <url>`, e.g. `hangar login http://127.0.0.1:3000`"
         ),
     };
-    let url = url.trim_end_matches('/').to_string();
+    let url = with_scheme(url.trim_end_matches('/'));
     let anon = Client::new(&url, None);
     let response = if !anon.first_user_exists().await? {
         eprintln!("{url} has no users yet: creating the first user, an owner.");
@@ -213,4 +224,20 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_without_a_scheme_get_one() {
+        assert_eq!(with_scheme("127.0.0.1:3000"), "http://127.0.0.1:3000");
+        assert_eq!(with_scheme("localhost:3000"), "http://localhost:3000");
+        assert_eq!(
+            with_scheme("hangar.example.com"),
+            "https://hangar.example.com"
+        );
+        assert_eq!(with_scheme("http://10.0.0.1:3000"), "http://10.0.0.1:3000");
+    }
 }

@@ -9,7 +9,7 @@ mod views;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use axum::{Form, Router};
@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
             get(|| asset(XTERM_CSS, "text/css; charset=utf-8")),
         )
         .route("/@:owner/:target/terminal", get(terminal_page))
+        .route("/@:owner/:target/terminal/socket", get(terminal_socket))
         .route("/app-auth", get(subdomain::app_auth))
         .route("/templates/:name/create", get(create_form).post(create))
         .route("/@:owner/:name", get(workspace_page))
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:target/ports/:port/", any(apps::proxy))
         .route("/@:owner/:target/ports/:port/*rest", any(apps::proxy))
         .route("/@:owner/:name/builds/:number", get(build_page))
+        .layer(axum::middleware::from_fn(remember_destination))
         .with_state(state)
 }
 
@@ -88,30 +90,11 @@ async fn terminal_page(
     viewer: Viewer,
     Path((owner, target)): Path<(String, String)>,
 ) -> PageResult {
-    let (name, agent_name) = match target.split_once('.') {
-        Some((w, a)) => (w.to_string(), Some(a.to_string())),
-        None => (target.clone(), None),
-    };
-    let (ws, owner_user) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
-    let not_found = || ApiError::NotFound(format!("no agent {target:?} to open a terminal on"));
-    if !crate::api::authz::may_connect(&viewer.0.user, &owner_user.id) {
-        return Err(ApiError::NotFound(format!(
-            "terminals open only for the workspace's owner ({owner})"
-        ))
-        .into());
-    }
-    let view = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
-    let agents: Vec<_> = view.agents().collect();
-    let agent = match &agent_name {
-        Some(n) => agents.iter().find(|a| &a.name == n).copied(),
-        None if agents.len() == 1 => agents.first().copied(),
-        None => None,
-    }
-    .ok_or_else(not_found)?;
+    let (ws, agent) = terminal_agent(&state, &viewer, &owner, &target).await?;
     let ctx = TerminalPage {
         place: format!("{owner}/{}.{}", ws.name, agent.name),
         back: workspace_href(&owner, &ws.name),
-        agent_id: agent.id.clone(),
+        socket: format!("/@{owner}/{}.{}/terminal/socket", ws.name, agent.name),
     };
     Ok(Html(render(
         "terminal.html",
@@ -119,6 +102,61 @@ async fn terminal_page(
         Some(&viewer.0.user.username),
     )?)
     .into_response())
+}
+
+/// `/@OWNER/WORKSPACE[.AGENT]/terminal/socket`: the terminal's WebSocket, by name, so a
+/// page left open reaches the workspace's current agent after a restart (agents are new
+/// with every build).
+async fn terminal_socket(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, target)): Path<(String, String)>,
+    Query(q): Query<crate::wire::agents::PtyQuery>,
+    headers: axum::http::HeaderMap,
+    ws: axum::extract::WebSocketUpgrade,
+) -> PageResult {
+    // A page elsewhere must not open a shell with the visitor's cookie.
+    crate::api::guard::check_source(&state.config.access_url, &headers)?;
+    let (_, agent) = terminal_agent(&state, &viewer, &owner, &target).await?;
+    Ok(crate::api::sessions::terminal(state, viewer.0, agent.id, q, ws).await?)
+}
+
+/// The workspace and agent a terminal URL names, for its owner only.
+async fn terminal_agent(
+    state: &AppState,
+    viewer: &Viewer,
+    owner: &str,
+    target: &str,
+) -> Result<
+    (
+        crate::wire::workspaces::WorkspaceView,
+        crate::wire::agents::AgentView,
+    ),
+    ApiError,
+> {
+    let (name, agent_name) = match target.split_once('.') {
+        Some((w, a)) => (w.to_string(), Some(a.to_string())),
+        None => (target.to_string(), None),
+    };
+    let (ws, owner_user) = workspaces::find_workspace(state, &viewer.0, owner, &name).await?;
+    let not_found = || ApiError::NotFound(format!("no agent {target:?} to open a terminal on"));
+    if !crate::api::authz::may_connect(&viewer.0.user, &owner_user.id) {
+        return Err(ApiError::NotFound(format!(
+            "terminals open only for the workspace's owner ({owner})"
+        )));
+    }
+    let view = workspaces::view_of(state, &viewer.0.user, &ws).await?;
+    let agent = {
+        let agents: Vec<_> = view.agents().collect();
+        match &agent_name {
+            Some(n) => agents.iter().find(|a| &a.name == n).copied(),
+            None if agents.len() == 1 => agents.first().copied(),
+            None => None,
+        }
+        .cloned()
+        .ok_or_else(not_found)?
+    };
+    Ok((view, agent))
 }
 
 async fn app_js() -> Response {
@@ -193,14 +231,58 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-async fn login_form() -> PageResult {
-    Ok(Html(render("login.html", &LoginPage::default(), None)?).into_response())
+#[derive(Deserialize, Default)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_form(Query(q): Query<NextQuery>) -> PageResult {
+    let page = LoginPage {
+        next: local_path(&q.next).unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    Ok(Html(render("login.html", &page, None)?).into_response())
+}
+
+/// `next` if it is a path on this server (never another site: `//host` and `/\host` are
+/// other hosts to a browser).
+fn local_path(next: &str) -> Option<&str> {
+    (next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\")).then_some(next)
+}
+
+/// A page that needed a login sends the browser to it with the page's own path in
+/// `next`, so the login lands back there.
+async fn remember_destination(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let here = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let get = request.method() == axum::http::Method::GET;
+    let mut resp = next.run(request).await;
+    let to_login = resp
+        .headers()
+        .get(header::LOCATION)
+        .is_some_and(|l| l == "/login");
+    if get && to_login && resp.status().is_redirection() {
+        let to = format!("/login?next={}", views::urlencode(&here));
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     login: String,
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 async fn login(
@@ -218,6 +300,7 @@ async fn login(
             let page = LoginPage {
                 login: req.login,
                 error: Some(message),
+                next: local_path(&form.next).unwrap_or_default().to_string(),
             };
             let html = render("login.html", &page, None)?;
             return Ok((StatusCode::UNAUTHORIZED, Html(html)).into_response());
@@ -236,7 +319,7 @@ async fn login(
         session.session_token,
         users::SESSION_TTL_MS / 1000
     );
-    let mut resp = see_other("/");
+    let mut resp = see_other(local_path(&form.next).unwrap_or("/"));
     resp.headers_mut().insert(
         SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,

@@ -19,6 +19,7 @@
   window.hangarTerminal = term; // for tests and the console
   var socket = null;
   var delay = 250;
+  var ended = false;
 
   function send(msg) {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
@@ -38,9 +39,17 @@
       send({ height: term.rows, width: term.cols });
     };
     socket.onmessage = function (e) {
-      if (typeof e.data !== 'string') term.write(new Uint8Array(e.data));
+      if (typeof e.data !== 'string') { term.write(new Uint8Array(e.data)); return; }
+      var msg = {};
+      try { msg = JSON.parse(e.data); } catch (err) { return; }
+      if (msg.ended) {
+        ended = true;
+        state.textContent = msg.ended + ': reload the page for a new one';
+        term.write('\r\n[' + msg.ended + ']\r\n');
+      }
     };
     socket.onclose = function () {
+      if (ended) return;
       state.textContent = 'disconnected: reconnecting…';
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 5000);

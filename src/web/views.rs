@@ -78,6 +78,8 @@ pub struct LoginPage {
     /// What was typed, so a wrong password does not make the user retype the login.
     pub login: String,
     pub error: Option<String>,
+    /// Where to go after logging in (a path on this server).
+    pub next: String,
 }
 
 #[derive(Serialize)]
@@ -130,7 +132,8 @@ pub struct TerminalPage {
     /// `owner/workspace.agent`.
     pub place: String,
     pub back: String,
-    pub agent_id: String,
+    /// The terminal's WebSocket path (by names, not the agent's id).
+    pub socket: String,
 }
 
 #[derive(Serialize)]

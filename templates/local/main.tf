@@ -114,7 +114,12 @@ resource "terraform_data" "agent_process" {
       if [ -n "$INIT_SCRIPT" ]; then
         cd "$HOME_DIR"
         if command -v setsid >/dev/null; then run=setsid; else run=nohup; fi
-        $run sh -c "$INIT_SCRIPT" </dev/null >"$RUN_DIR/agent.log" 2>&1 &
+        # A clean environment: the agent and its sessions get none of the build's
+        # variables (terraform's, Hangar's parameters, this script's own).
+        $run env -i HOME="$HOME" PATH="$PATH" USER="$${USER:-}" LOGNAME="$${LOGNAME:-}" \
+          SHELL="$${SHELL:-/bin/sh}" LANG="$${LANG:-C.UTF-8}" \
+          HANGAR_AGENT_TOKEN="$HANGAR_AGENT_TOKEN" \
+          sh -c "$INIT_SCRIPT" </dev/null >"$RUN_DIR/agent.log" 2>&1 &
         echo $! >"$RUN_DIR/agent.pid"
       else
         echo "hangar_agent.main has no init script (no Hangar server); not starting an agent"
