@@ -192,23 +192,76 @@ fn connection(mux: DuplexStream, mode: yamux::Mode) -> yamux::Connection<Compat<
     yamux::Connection::new(mux.compat(), config, mode)
 }
 
-/// A stream of the tunnel, with tokio's byte traits.
-pub type StreamHandle = Compat<yamux::Stream>;
+/// A stream of the tunnel, with tokio's byte traits. On the server's end it holds one of
+/// the tunnel's stream permits until dropped.
+pub struct StreamHandle {
+    inner: Compat<yamux::Stream>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AsyncRead for StreamHandle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StreamHandle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 type Opener = oneshot::Sender<yamux::Result<yamux::Stream>>;
 
+/// Streams the server keeps open on one tunnel at once, at most: fewer than the agent
+/// accepts ([`MAX_STREAMS`]), since one stream past that is a protocol error that closes
+/// the whole tunnel (and every session in it).
+const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 8;
+
 /// Opens streams on the server's end of a tunnel; cheap to clone.
 #[derive(Clone)]
-pub struct Control(mpsc::Sender<Opener>);
+pub struct Control {
+    opens: mpsc::Sender<Opener>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
 
 impl Control {
-    /// A new stream to the agent, or an error once the tunnel is gone.
+    /// A new stream to the agent; an error once the tunnel is gone, or while it already
+    /// carries as many streams as it may.
     pub async fn open_stream(&self) -> std::io::Result<StreamHandle> {
         let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the tunnel closed");
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            std::io::Error::other(format!(
+                "the agent's tunnel already carries {MAX_OPEN_STREAMS} streams: close some sessions or app tabs"
+            ))
+        })?;
         let (tx, rx) = oneshot::channel();
-        self.0.send(tx).await.map_err(|_| gone())?;
+        self.opens.send(tx).await.map_err(|_| gone())?;
         match rx.await {
-            Ok(Ok(stream)) => Ok(stream.compat()),
+            Ok(Ok(stream)) => Ok(StreamHandle {
+                inner: stream.compat(),
+                _permit: Some(permit),
+            }),
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(gone()),
         }
@@ -221,7 +274,11 @@ pub fn server_side(mux: DuplexStream) -> (Control, tokio::task::JoinHandle<()>) 
     let (tx, opens) = mpsc::channel(16);
     let conn = connection(mux, yamux::Mode::Client);
     let task = tokio::spawn(drive(conn, Some(opens), drop));
-    (Control(tx), task)
+    let control = Control {
+        opens: tx,
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_STREAMS)),
+    };
+    (control, task)
 }
 
 /// The agent's end: every stream the server opens is handed to `serve`.
@@ -232,7 +289,10 @@ where
 {
     let conn = connection(mux, yamux::Mode::Server);
     drive(conn, None, |s: yamux::Stream| {
-        tokio::spawn(serve(s.compat()));
+        tokio::spawn(serve(StreamHandle {
+            inner: s.compat(),
+            _permit: None,
+        }));
     })
     .await
 }
@@ -435,6 +495,30 @@ mod tests {
         writer.await.unwrap();
         assert_eq!(got.len(), sent);
         assert!(got.iter().all(|&b| b == 7));
+    }
+
+    #[tokio::test]
+    async fn streams_past_the_limit_are_refused_and_the_tunnel_stays() {
+        let control = echoing_tunnel();
+        let mut held = Vec::new();
+        for _ in 0..MAX_OPEN_STREAMS {
+            held.push(control.open_stream().await.unwrap());
+        }
+        let refused = control.open_stream().await.err().expect("one too many");
+        assert!(refused.to_string().contains("already carries"), "{refused}");
+        // Closing one makes room; the streams still open still work.
+        drop(held.pop());
+        let mut again = control.open_stream().await.unwrap();
+        again.write_all(b"ok").await.unwrap();
+        again.shutdown().await.unwrap();
+        let mut got = String::new();
+        again.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "ok");
+        let first = &mut held[0];
+        first.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        first.read_exact(&mut one).await.unwrap();
+        assert_eq!(&one, b"x");
     }
 
     #[tokio::test]

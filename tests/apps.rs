@@ -145,7 +145,11 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
     // share = owner: nobody else, whatever they are.
     let anon = get("/@owner/dev.main/apps/mine/", None).await.unwrap();
     assert!(anon.status().is_redirection());
-    assert_eq!(anon.headers()["location"], "/login");
+    // To the login, which comes back here afterwards.
+    assert_eq!(
+        anon.headers()["location"],
+        "/login?next=%2F%40owner%2Fdev.main%2Fapps%2Fmine%2F"
+    );
     let foreign = get("/@owner/dev.main/apps/mine/", Some(&bob_cookie))
         .await
         .unwrap();
@@ -210,9 +214,17 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
         "{}/@owner/dev.main/apps/mine/ws",
         app.url.replace("http://", "ws://")
     );
+    // From another site's page, the owner's cookie opens nothing.
+    let mut req = ws_url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("cookie", owner_cookie.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
     let mut req = ws_url.into_client_request().unwrap();
     req.headers_mut()
         .insert("cookie", owner_cookie.parse().unwrap());
+    req.headers_mut().insert("origin", app.url.parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     for word in ["one", "two"] {
         socket
@@ -222,6 +234,34 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
         let reply = socket.next().await.unwrap().unwrap();
         assert_eq!(reply.into_text().unwrap(), format!("echo {word}"));
     }
+    // An app's socket is a session: revoking its token cuts it, and it is audited.
+    let short = app.client.create_token("app-ws", None).await.unwrap();
+    let mut req = format!(
+        "{}/@owner/dev.main/apps/mine/ws",
+        app.url.replace("http://", "ws://")
+    )
+    .into_client_request()
+    .unwrap();
+    req.headers_mut().insert(
+        "cookie",
+        format!("hangar_session={}", short.key).parse().unwrap(),
+    );
+    req.headers_mut().insert("origin", app.url.parse().unwrap());
+    let (mut held, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    app.client.remove_token("app-ws").await.unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(_)) = held.next().await {}
+    })
+    .await;
+    assert!(cut.is_ok(), "the app's socket outlived its token");
+    let audit = app.client.audit(100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "session_end" && e.detail.contains("app mine websocket")),
+        "{audit:?}"
+    );
+
     // Bob cannot open the owner's app's WebSocket either.
     let mut req = format!(
         "{}/@owner/dev.main/apps/mine/ws",
@@ -586,7 +626,11 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
         "{to_auth}"
     );
     let anon_auth = http.get(&to_auth).send().await.unwrap();
-    assert_eq!(location(&anon_auth), "/login");
+    assert!(
+        location(&anon_auth).starts_with("/login?next=%2Fapp-auth%3Fredirect%3D"),
+        "{}",
+        location(&anon_auth)
+    );
     let minted = http
         .get(&to_auth)
         .header("cookie", &owner_cookie)
@@ -595,17 +639,40 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
         .unwrap();
     assert!(minted.status().is_redirection());
     let back = location(&minted);
-    let prefix = format!("http://{}/some/page?q=1&hangar_app_token=", host("ide"));
-    assert!(back.starts_with(&prefix), "{back}");
-    let token = back[prefix.len()..].to_string();
-    let landed = at(
-        "ide",
-        &format!("/some/page?q=1&hangar_app_token={token}"),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(location(&landed), "/some/page?q=1");
+    assert!(
+        back.starts_with(&format!(
+            "http://{}/some/page?q=1&hangar_app_token=",
+            host("ide")
+        )),
+        "{back}"
+    );
+    let param = |url: &str, name: &str| {
+        reqwest::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let token = param(&back, "hangar_app_token");
+    let nonce = param(&to_auth, "state");
+    assert_eq!(param(&back, "hangar_app_state"), nonce);
+    let state_cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        state_cookie.starts_with(&format!("hangar_app_state={nonce};")),
+        "{state_cookie}"
+    );
+    let path_back = &back[back.find("/some").unwrap()..];
+    // A token link this browser did not start is refused (no login fixation).
+    let fixed = at("ide", path_back, None).await.unwrap();
+    assert_eq!(fixed.status(), StatusCode::BAD_REQUEST);
+    let landed = at("ide", path_back, Some(&format!("hangar_app_state={nonce}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&landed),
+        format!("http://{}/some/page?q=1", host("ide"))
+    );
     let set_cookie = landed.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
         set_cookie.starts_with(&format!("hangar_app_session={token};"))
@@ -636,9 +703,13 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
         .await
         .unwrap();
     assert_eq!(swapped.status(), StatusCode::UNAUTHORIZED);
-    let forged = at("docs", &format!("/?hangar_app_token={token}"), None)
-        .await
-        .unwrap();
+    let forged = at(
+        "docs",
+        &format!("/?hangar_app_token={token}&hangar_app_state={nonce}"),
+        Some(&format!("hangar_app_state={nonce}")),
+    )
+    .await
+    .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 
     // Someone else gets a token for the host too, but the app is the owner's alone.
@@ -650,7 +721,7 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
         .await
         .unwrap();
     let bob_back = location(&bob_minted);
-    let bob_token = bob_back.rsplit('=').next().unwrap();
+    let bob_token = param(&bob_back, "hangar_app_token");
     let denied = at("ide", "/", Some(&format!("hangar_app_session={bob_token}")))
         .await
         .unwrap();
@@ -671,19 +742,40 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
         .await
         .unwrap();
     assert_eq!(nowhere.status(), 404);
-    for evil in [
-        "https://evil.example/",
-        "http://ide--main--dev--owner.apps.hangar.test.evil.example/",
-        "javascript:alert(1)",
+    let other_port = format!("http://{}/", host("ide").replace(&server_port, "1"));
+    let made_up = format!("http://{}/", host("nope"));
+    for (evil, status) in [
+        ("https://evil.example/", StatusCode::BAD_REQUEST),
+        (
+            "http://ide--main--dev--owner.apps.hangar.test.evil.example/",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("javascript:alert(1)", StatusCode::BAD_REQUEST),
+        // Another port of an app host is someone else's listener.
+        (other_port.as_str(), StatusCode::BAD_REQUEST),
+        // No token for hosts that are no app.
+        (made_up.as_str(), StatusCode::NOT_FOUND),
     ] {
         let r = http
             .get(format!("{}/app-auth", app.url))
-            .query(&[("redirect", evil)])
+            .query(&[("redirect", evil), ("state", nonce.as_str())])
             .header("cookie", &owner_cookie)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{evil}");
+        assert_eq!(r.status(), status, "{evil}");
+    }
+    // The app host's sockets open only from its own pages.
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://127.0.0.1:{server_port}/ws")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("host", host("docs").parse().unwrap());
+        req.headers_mut()
+            .insert("origin", format!("http://{}", host("ide")).parse().unwrap());
+        assert!(tokio_tungstenite::connect_async(req).await.is_err());
     }
     // Hangar's own host is still Hangar.
     assert_eq!(

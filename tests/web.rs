@@ -605,7 +605,29 @@ async fn pages_show_members_their_own_and_render_errors() {
     // A revoked session is the same as none: back to the login form, nothing queued.
     let stale = page("/templates", "not-a-token").await.unwrap();
     assert_eq!(stale.status(), 303);
-    assert_eq!(stale.headers()["location"], "/login");
+    // The login comes back to the page asked for (a path here, never another site).
+    assert_eq!(stale.headers()["location"], "/login?next=%2Ftemplates");
+    let form = http
+        .get(format!("{}/login?next=%2F%2Fevil.example", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!form.contains("evil.example"), "{form}");
+    let back = http
+        .post(format!("{}/login", app.url))
+        .header("origin", &app.url)
+        .form(&[
+            ("login", "owner"),
+            ("password", PASSWORD),
+            ("next", "/templates"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.headers()["location"], "/templates");
     let post = http
         .post(format!("{}/@owner/dev/builds", app.url))
         .form(&[("transition", "stop")])

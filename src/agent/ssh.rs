@@ -617,9 +617,14 @@ async fn run_on_pty(
     });
     let pid = child.process_id();
     let (exit_tx, mut exit_rx) = tokio::sync::oneshot::channel();
+    // Set once the child is reaped: after that its pid may be someone else's.
+    let reaped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reaped_by_waiter = reaped.clone();
     let mut killer = child.clone_killer();
     std::thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
+        let status = child.wait();
+        reaped_by_waiter.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = exit_tx.send(status);
     });
 
     let mut exited = None;
@@ -669,9 +674,14 @@ async fn run_on_pty(
                     client_gone = true;
                     let _ = killer.kill();
                     if let Some(pid) = pid {
+                        let reaped = reaped.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(HANGUP_GRACE).await;
-                            // SAFETY: a plain signal; a process already gone gives ESRCH.
+                            if reaped.load(std::sync::atomic::Ordering::SeqCst) {
+                                return;
+                            }
+                            // SAFETY: a plain signal to our own child, not yet reaped (so
+                            // its pid is still its own).
                             unsafe {
                                 libc::kill(pid as i32, libc::SIGKILL);
                             }

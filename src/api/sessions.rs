@@ -34,7 +34,7 @@ fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 
 /// Completes when the session must end: the user was suspended, the token revoked or
 /// expired, or the workspace's agent is no longer current (stopped, rebuilt, deleted).
-async fn ended(state: &AppState, auth: &Auth, agent_id: &str) -> String {
+pub(crate) async fn ended(state: &AppState, auth: Option<&Auth>, agent_id: &str) -> String {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     loop {
         tick.tick().await;
@@ -49,17 +49,20 @@ async fn ended(state: &AppState, auth: &Auth, agent_id: &str) -> String {
 
 async fn still_allowed(
     state: &AppState,
-    auth: &Auth,
+    auth: Option<&Auth>,
     agent_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     let now = crate::model::now_ms();
-    match state.db.get_token(&auth.token_id).await? {
-        Some(t) if t.expires_at.is_none_or(|at| at > now) => {}
-        _ => return Ok(Some("the session's token was revoked or expired".into())),
-    }
-    match state.db.get_user(&auth.user.id).await? {
-        Some(u) if !u.suspended => {}
-        _ => return Ok(Some("the user was suspended".into())),
+    // Without a user (a public app), only the agent has to stay.
+    if let Some(auth) = auth {
+        match state.db.get_token(&auth.token_id).await? {
+            Some(t) if t.expires_at.is_none_or(|at| at > now) => {}
+            _ => return Ok(Some("the session's token was revoked or expired".into())),
+        }
+        match state.db.get_user(&auth.user.id).await? {
+            Some(u) if !u.suspended => {}
+            _ => return Ok(Some("the user was suspended".into())),
+        }
     }
     let Some(a) = state.db.get_agent_with_workspace(agent_id).await? else {
         return Ok(Some("the agent no longer exists".into()));
@@ -214,16 +217,22 @@ async fn relay_terminal(
     let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
         return;
     };
-    let audit = SessionAudit::start(&state, &auth, &place, &detail).await;
+    let audit = SessionAudit::start(&state, Some(&auth), &place, &detail).await;
     let tunnel::Split {
         mut control_rx,
         control_tx,
-        mut mux,
+        mux,
     } = tunnel::split(socket);
     let (mut from_agent, mut to_agent) = tokio::io::split(stream);
+    let (mut from_browser, mut to_browser) = tokio::io::split(mux);
     let mut output = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut from_agent, &mut mux).await;
-        let _ = mux.shutdown().await;
+        let _ = tokio::io::copy(&mut from_agent, &mut to_browser).await;
+        let _ = to_browser.shutdown().await;
+    });
+    // Input is text frames; binary ones mean nothing here and are read and dropped, or
+    // they would fill the pipe and stall the whole socket.
+    let drain = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_browser, &mut tokio::io::sink()).await;
     });
     let input = async {
         while let Some(text) = control_rx.recv().await {
@@ -247,9 +256,10 @@ async fn relay_terminal(
             let _ = control_tx.send(done).await;
             "the terminal ended".to_string()
         }
-        why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
+        why = ended(&state, Some(&auth), &agent_id) => format!("cut: {why}"),
     };
     output.abort();
+    drain.abort();
     audit.end(&state, &outcome).await;
 }
 
@@ -330,7 +340,7 @@ async fn relay(
     let Some(_slot) = state.agent_conns.session_slot(&agent_id) else {
         return;
     };
-    let audit = SessionAudit::start(&state, &auth, &place, &detail).await;
+    let audit = SessionAudit::start(&state, Some(&auth), &place, &detail).await;
     let tunnel::Split {
         mut control_rx,
         control_tx: _control_tx,
@@ -343,7 +353,7 @@ async fn relay(
             Ok((up, down)) => format!("{up} bytes in, {down} out"),
             Err(e) => format!("ended: {e}"),
         },
-        why = ended(&state, &auth, &agent_id) => format!("cut: {why}"),
+        why = ended(&state, Some(&auth), &agent_id) => format!("cut: {why}"),
     };
     drain.abort();
     audit.end(&state, &outcome).await;
@@ -351,19 +361,24 @@ async fn relay(
 
 /// A session's audit records: its start now, its end with how it ended and how long it
 /// took.
-struct SessionAudit<'a> {
-    user: String,
+pub(crate) struct SessionAudit<'a> {
+    user: Option<String>,
     place: &'a str,
     detail: &'a str,
     started: Instant,
 }
 
 impl<'a> SessionAudit<'a> {
-    async fn start(state: &AppState, auth: &Auth, place: &'a str, detail: &'a str) -> Self {
-        let user = auth.user.id.clone();
+    pub(crate) async fn start(
+        state: &AppState,
+        auth: Option<&Auth>,
+        place: &'a str,
+        detail: &'a str,
+    ) -> Self {
+        let user = auth.map(|a| a.user.id.clone());
         let _ = state
             .db
-            .audit(Some(&user), "session_start", place, detail)
+            .audit(user.as_deref(), "session_start", place, detail)
             .await;
         SessionAudit {
             user,
@@ -373,7 +388,7 @@ impl<'a> SessionAudit<'a> {
         }
     }
 
-    async fn end(&self, state: &AppState, outcome: &str) {
+    pub(crate) async fn end(&self, state: &AppState, outcome: &str) {
         let detail = format!(
             "{}, {outcome}, {:.1}s",
             self.detail,
@@ -381,7 +396,7 @@ impl<'a> SessionAudit<'a> {
         );
         let _ = state
             .db
-            .audit(Some(&self.user), "session_end", self.place, &detail)
+            .audit(self.user.as_deref(), "session_end", self.place, &detail)
             .await;
     }
 }

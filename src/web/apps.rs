@@ -52,7 +52,7 @@ pub async fn proxy(
     request: Request,
 ) -> Response {
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
-    let (owner, target, rest) = (get("owner"), get("target"), get("rest"));
+    let (owner, target) = (get("owner"), get("target"));
     let what = match p.get("port") {
         Some(port) => match port.parse::<u16>() {
             Ok(port) if port > 0 => What::Port(port),
@@ -60,13 +60,21 @@ pub async fn proxy(
         },
         None => What::App(get("slug")),
     };
+    // A WebSocket handshake is a GET, which the origin check of state-changing requests
+    // lets by: a page elsewhere must not open the app's socket with the visitor's cookie.
+    if is_upgrade(request.headers()) {
+        if let Err(e) = crate::api::guard::check_source(&state.config.access_url, request.headers())
+        {
+            return refused(e);
+        }
+    }
     let place = Place {
         owner,
         target,
         what,
         mount: Mount::Path,
     };
-    match serve(&state, auth.as_ref(), place, rest, request).await {
+    match serve(&state, auth.as_ref(), place, request).await {
         Ok(r) => r,
         Err(Refusal::Login) => Redirect::to("/login").into_response(),
         Err(Refusal::Error(e)) => refused(e),
@@ -152,7 +160,6 @@ pub(super) async fn serve(
     state: &AppState,
     auth: Option<&Auth>,
     place: Place<'_>,
-    rest: &str,
     mut request: Request,
 ) -> Result<Response, Refusal> {
     let Place {
@@ -246,6 +253,8 @@ pub(super) async fn serve(
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
+    let rest = app_path(parts.uri.path(), mount)
+        .ok_or_else(|| ApiError::BadRequest("a path segment is `.` or `..`".into()))?;
     let mut path = format!("{}/{rest}", url.base);
     if let Some(q) = parts.uri.query() {
         path.push('?');
@@ -265,17 +274,39 @@ pub(super) async fn serve(
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let app_side = hyper::upgrade::on(&mut response);
         if let Some(client_side) = client_upgrade {
+            // A socket is a session: audited, and cut when its user's token or the
+            // agent stops being valid, as the other sessions are.
+            let (state, auth) = (state.clone(), auth.cloned());
+            let (agent_id, place) = (agent.id.clone(), format!("{owner}/{target}"));
+            let detail = format!("app {slug} websocket");
             tokio::spawn(async move {
                 if let (Ok(client), Ok(app)) = (client_side.await, app_side.await) {
                     let mut client = TokioIo::new(client);
                     let mut app = TokioIo::new(app);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut app).await;
+                    let audit = crate::api::sessions::SessionAudit::start(
+                        &state,
+                        auth.as_ref(),
+                        &place,
+                        &detail,
+                    )
+                    .await;
+                    let outcome = tokio::select! {
+                        r = tokio::io::copy_bidirectional(&mut client, &mut app) => match r {
+                            Ok((up, down)) => format!("{up} bytes in, {down} out"),
+                            Err(e) => format!("ended: {e}"),
+                        },
+                        why = crate::api::sessions::ended(&state, auth.as_ref(), &agent_id) => {
+                            format!("cut: {why}")
+                        }
+                    };
+                    audit.end(&state, &outcome).await;
                 }
             });
         }
     }
     let (mut parts, body) = response.into_parts();
     rewrite_location(&mut parts.headers, &url, &prefix);
+    keep_hangar_cookies(&mut parts.headers);
     // On Hangar's origin, a page of someone else's workspace runs as an opaque origin; a
     // subdomain app has an origin of its own already.
     if !viewer_is_owner && mount == Mount::Path {
@@ -296,7 +327,24 @@ pub(super) async fn serve(
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
+/// The part of the request's path the app gets, still percent-encoded as the browser
+/// sent it (decoding would turn `%2F` into a separator and `%20` into an invalid URI), or
+/// `None` when a segment is `.` or `..` in any spelling: the path must stay under the
+/// app's own base.
+fn app_path(raw: &str, mount: Mount) -> Option<&str> {
+    let rest = match mount {
+        // `/@OWNER/TARGET/apps/SLUG/REST` (or `/ports/PORT/REST`).
+        Mount::Path => raw.splitn(6, '/').nth(5).unwrap_or(""),
+        Mount::Subdomain => raw.strip_prefix('/').unwrap_or(raw),
+    };
+    let dots = |seg: &str| {
+        let s = seg.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    };
+    (!rest.split('/').any(dots)).then_some(rest)
+}
+
+pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
@@ -356,6 +404,31 @@ fn kept_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
     (!kept.is_empty())
         .then(|| HeaderValue::from_str(&kept.join("; ")).ok())
         .flatten()
+}
+
+/// An app may set its own cookies, never Hangar's (a fixed or cleared session), and may
+/// not wipe the browser's data for Hangar's origin.
+fn keep_hangar_cookies(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .ok()
+                .and_then(|c| c.split('=').next())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            !name.starts_with("hangar_")
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
+    headers.remove("clear-site-data");
 }
 
 /// A redirect to the app's own origin, or to an absolute path on it, stays in the proxy.
@@ -426,6 +499,45 @@ mod tests {
             false,
         );
         assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn apps_cannot_touch_hangars_cookies() {
+        let mut h = HeaderMap::new();
+        for c in [
+            "hangar_session=fixed; Path=/",
+            "HANGAR_APP_SESSION=x; Domain=apps.example.com",
+            "theme=dark; Path=/",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(c));
+        }
+        h.insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
+        keep_hangar_cookies(&mut h);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, vec!["theme=dark; Path=/"]);
+        assert!(h.get("clear-site-data").is_none());
+    }
+
+    #[test]
+    fn the_app_gets_the_raw_path_and_never_a_way_out() {
+        assert_eq!(
+            app_path("/@o/w.a/apps/s/a%20b/c%2Fd?", Mount::Path),
+            Some("a%20b/c%2Fd?")
+        );
+        assert_eq!(app_path("/@o/w.a/apps/s/", Mount::Path), Some(""));
+        assert_eq!(app_path("/@o/w.a/apps/s", Mount::Path), Some(""));
+        assert_eq!(app_path("/x/y", Mount::Subdomain), Some("x/y"));
+        for bad in [
+            "/@o/w.a/apps/s/../own/x",
+            "/@o/w.a/apps/s/%2e%2e/own",
+            "/@o/w.a/apps/s/a/%2E/b",
+            "/@o/w.a/apps/s/.%2E",
+        ] {
+            assert_eq!(app_path(bad, Mount::Path), None, "{bad}");
+        }
+        assert_eq!(app_path("/a/../b", Mount::Subdomain), None);
+        // Dots inside a name are fine.
+        assert_eq!(app_path("/@o/w.a/apps/s/.env", Mount::Path), Some(".env"));
     }
 
     #[test]

@@ -27,6 +27,10 @@ use crate::model::{new_id, now_ms};
 pub const APP_COOKIE: &str = "hangar_app_session";
 /// The query parameter `/app-auth` hands the token over in.
 const TOKEN_PARAM: &str = "hangar_app_token";
+/// The round trip's nonce: a cookie on the app host before it, a parameter back, so a
+/// token link someone else made (theirs) is refused (no login fixation).
+const STATE_COOKIE: &str = "hangar_app_state";
+const STATE_PARAM: &str = "hangar_app_state";
 /// How long an app token lasts: a day of use, then the round trip again.
 const APP_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// Ways to read a host's label that are looked up, at most (names may contain `--`).
@@ -41,6 +45,8 @@ pub struct Wildcard {
     scheme: String,
     /// `:3000`, or empty for the scheme's default port.
     port: String,
+    /// The port app hosts are reached on (the access URL's).
+    port_number: u16,
 }
 
 impl Wildcard {
@@ -67,6 +73,7 @@ impl Wildcard {
             suffix: format!(".{}", host.to_ascii_lowercase()),
             scheme: access.scheme().to_string(),
             port: access.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            port_number: access.port_or_known_default().unwrap_or(80),
         })
     }
 
@@ -157,25 +164,53 @@ async fn serve(
 ) -> ApiResult<Response> {
     let host = wildcard.host(label);
     let [slug, agent, workspace, owner] = resolve(state, label).await?;
-    // The round trip through /app-auth ends here: the token becomes this host's cookie.
+    let origin = format!("{}://{host}{}", wildcard.scheme(), wildcard.port);
+    let secure = if wildcard.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    // The round trip through /app-auth ends here: the token becomes this host's cookie,
+    // if this browser started the round trip.
     if let Some(token) = query_param(request.uri().query(), TOKEN_PARAM) {
+        let nonce = query_param(request.uri().query(), STATE_PARAM);
+        if nonce.is_none() || nonce != cookie(&request, STATE_COOKIE) {
+            return Err(ApiError::BadRequest(
+                "this app login was not started by this browser: open the app again".into(),
+            ));
+        }
         authenticate(state, &token, TokenUse::App(&host)).await?;
-        let secure = if wildcard.scheme() == "https" {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
+        let session = format!(
             "{APP_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
             APP_TOKEN_TTL_MS / 1000
         );
-        let clean = without_param(request.uri(), TOKEN_PARAM);
-        let mut resp = Redirect::to(&clean).into_response();
-        resp.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,
-        );
+        let done = format!("{STATE_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
+        // Absolute, on this host: a path like `//elsewhere` stays here.
+        let clean = without_params(request.uri(), &[TOKEN_PARAM, STATE_PARAM]);
+        let mut resp = Redirect::to(&format!("{origin}{clean}")).into_response();
+        for c in [session, done] {
+            resp.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&c).map_err(anyhow::Error::from)?,
+            );
+        }
         return Ok(resp);
+    }
+    // The app's host is its own origin: a page elsewhere (another app host included)
+    // must not drive its sockets or change things with the visitor's app cookie.
+    let changes = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) || apps::is_upgrade(request.headers());
+    if changes {
+        if let Some(from) = request.headers().get(header::ORIGIN) {
+            if from.to_str().ok() != Some(origin.as_str()) {
+                return Err(ApiError::Forbidden(format!(
+                    "cross-site request refused: it comes from {}, not from this app",
+                    from.to_str().unwrap_or("?")
+                )));
+            }
+        }
     }
     // A missing or stale cookie is a visitor without a login: public apps still open.
     let auth = match cookie(&request, APP_COOKIE) {
@@ -190,7 +225,6 @@ async fn serve(
         wildcard.port,
         request.uri().path_and_query().map_or("/", |p| p.as_str())
     );
-    let rest = request.uri().path().trim_start_matches('/').to_string();
     let target = format!("{workspace}.{agent}");
     let place = Place {
         owner,
@@ -199,15 +233,26 @@ async fn serve(
         mount: Mount::Subdomain,
     };
     Ok(
-        match apps::serve(state, auth.as_ref(), place, &rest, request).await {
+        match apps::serve(state, auth.as_ref(), place, request).await {
             Ok(r) => r,
             Err(Refusal::Login) => {
+                let nonce = generate_token();
                 let to = format!(
-                    "{}/app-auth?redirect={}",
+                    "{}/app-auth?redirect={}&state={}",
                     state.config.access_url.trim_end_matches('/'),
-                    super::views::urlencode(&here)
+                    super::views::urlencode(&here),
+                    nonce.expose()
                 );
-                Redirect::to(&to).into_response()
+                let mut resp = Redirect::to(&to).into_response();
+                let c = format!(
+                    "{STATE_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age=600{secure}",
+                    nonce.expose()
+                );
+                resp.headers_mut().insert(
+                    header::SET_COOKIE,
+                    HeaderValue::from_str(&c).map_err(anyhow::Error::from)?,
+                );
+                resp
             }
             Err(Refusal::Error(e)) => apps::refused(e),
         },
@@ -262,6 +307,9 @@ async fn names_an_app(
 #[derive(Debug, serde::Deserialize)]
 pub struct AppAuthQuery {
     redirect: String,
+    /// The app host's nonce for this round trip, handed back with the token.
+    #[serde(default)]
+    state: String,
 }
 
 /// `GET /app-auth?redirect=URL`, on Hangar's origin: gives the logged-in browser a token
@@ -271,12 +319,17 @@ pub async fn app_auth(
     auth: Option<Auth>,
     Query(q): Query<AppAuthQuery>,
 ) -> Response {
-    mint(&state, auth, &q.redirect)
+    mint(&state, auth, &q.redirect, &q.state)
         .await
         .unwrap_or_else(apps::refused)
 }
 
-async fn mint(state: &AppState, auth: Option<Auth>, redirect: &str) -> ApiResult<Response> {
+async fn mint(
+    state: &AppState,
+    auth: Option<Auth>,
+    redirect: &str,
+    nonce: &str,
+) -> ApiResult<Response> {
     let wildcard = state.config.wildcard.as_ref().ok_or_else(|| {
         ApiError::NotFound("this server has no wildcard access URL, so no subdomain apps".into())
     })?;
@@ -287,7 +340,16 @@ async fn mint(state: &AppState, auth: Option<Auth>, redirect: &str) -> ApiResult
         .host_str()
         .and_then(|h| wildcard.label(h))
         .filter(|_| url.scheme() == wildcard.scheme())
+        .filter(|_| url.port_or_known_default() == Some(wildcard.port_number))
+        .filter(|_| url.username().is_empty() && url.password().is_none())
         .ok_or_else(not_ours)?;
+    if nonce.len() != 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest(
+            "an app login starts at the app: open the app again".into(),
+        ));
+    }
+    // Tokens only for hosts that are apps (no rows for made-up names).
+    resolve(state, &label).await?;
     let Some(auth) = auth else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -310,7 +372,8 @@ async fn mint(state: &AppState, auth: Option<Auth>, redirect: &str) -> ApiResult
         .insert_token(&token, &hash_token(secret.expose()))
         .await?;
     url.query_pairs_mut()
-        .append_pair(TOKEN_PARAM, secret.expose());
+        .append_pair(TOKEN_PARAM, secret.expose())
+        .append_pair(STATE_PARAM, nonce);
     Ok(Redirect::to(url.as_str()).into_response())
 }
 
@@ -333,13 +396,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The request's path and query without the parameter `name`.
-fn without_param(uri: &axum::http::Uri, name: &str) -> String {
+/// The request's path and query without the parameters `names`.
+fn without_params(uri: &axum::http::Uri, names: &[&str]) -> String {
     let kept: Vec<(String, String)> = uri
         .query()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
-                .filter(|(k, _)| k != name)
+                .filter(|(k, _)| !names.contains(&k.as_ref()))
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect()
         })
@@ -413,8 +476,8 @@ mod tests {
             query_param(uri.query(), TOKEN_PARAM).as_deref(),
             Some("s3cret")
         );
-        assert_eq!(without_param(&uri, TOKEN_PARAM), "/x?a=1&b=2");
-        let bare: axum::http::Uri = "/y?hangar_app_token=s".parse().unwrap();
-        assert_eq!(without_param(&bare, TOKEN_PARAM), "/y");
+        assert_eq!(without_params(&uri, &[TOKEN_PARAM]), "/x?a=1&b=2");
+        let bare: axum::http::Uri = "/y?hangar_app_token=s&hangar_app_state=n".parse().unwrap();
+        assert_eq!(without_params(&bare, &[TOKEN_PARAM, STATE_PARAM]), "/y");
     }
 }

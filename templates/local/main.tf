@@ -140,7 +140,9 @@ resource "terraform_data" "agent_process" {
       pidfile="$RUN_DIR/agent.pid"
       if [ -f "$pidfile" ]; then
         pid=$(cat "$pidfile")
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        # The whole process group (the agent and what its scripts started); dash's kill
+        # takes no `--`, so the system's kill does it.
+        /bin/kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
         rm -f "$pidfile"
       fi
     EOT

@@ -299,6 +299,7 @@ fn render_all() -> Vec<(&'static str, String)> {
                 &LoginPage {
                     login: "owner".into(),
                     error: Some("incorrect login or password".into()),
+                    next: "/@owner/dev.main/terminal".into(),
                 },
                 None,
             )
@@ -429,6 +430,7 @@ fn every_view_renders_with_a_representative_context() {
     }
     let page = |n: &str| &pages.iter().find(|(name, _)| *name == n).unwrap().1;
     assert!(page("login-error").contains("incorrect login or password"));
+    assert!(page("login-error").contains("name=\"next\" value=\"/@owner/dev.main/terminal\""));
     let list = page("list");
     for column in [
         "WORKSPACE",
