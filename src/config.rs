@@ -22,7 +22,7 @@ pub struct Config {
     /// How long old builds keep their logs and states (None: forever); see `db::retention`.
     pub retention: Option<std::time::Duration>,
     /// Where subdomain apps are served (`--wildcard-access-url`); None: path apps only.
-    pub wildcard: Option<crate::web::subdomain::Wildcard>,
+    pub wildcard: Option<Wildcard>,
 }
 
 impl Config {
@@ -35,6 +35,130 @@ impl Config {
             job_timeout: DEFAULT_JOB_TIMEOUT,
             retention: None,
             wildcard: None,
+        }
+    }
+}
+
+/// The wildcard access URL: app hosts end in `suffix`; their URLs use the access URL's
+/// scheme and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wildcard {
+    /// `.apps.example.com`, lowercase, without a port.
+    suffix: String,
+    scheme: String,
+    /// `:3000`, or empty for the scheme's default port.
+    port: String,
+    /// The port app hosts are reached on (the access URL's).
+    port_number: u16,
+}
+
+impl Wildcard {
+    /// `*.apps.example.com` (a scheme or port written in it is ignored: those of
+    /// `access_url` apply, as Coder does).
+    pub fn parse(pattern: &str, access_url: &str) -> Result<Wildcard, String> {
+        let bad = |why: &str| format!("--wildcard-access-url {pattern:?} {why}");
+        let rest = pattern.trim();
+        let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+        let host = rest
+            .strip_prefix("*.")
+            .ok_or_else(|| bad("must start with `*.`, e.g. `*.apps.example.com`"))?;
+        let host = host.split(['/', ':']).next().unwrap_or_default();
+        let valid = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return Err(bad("must be `*.` followed by a host name"));
+        }
+        let access = reqwest::Url::parse(access_url)
+            .map_err(|e| format!("the access URL {access_url:?} is not a URL: {e}"))?;
+        Ok(Wildcard {
+            suffix: format!(".{}", host.to_ascii_lowercase()),
+            scheme: access.scheme().to_string(),
+            port: access.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            port_number: access.port_or_known_default().unwrap_or(80),
+        })
+    }
+
+    /// The app label of a host (a `Host` header's value, port or not) under the wildcard.
+    pub fn label(&self, host: &str) -> Option<String> {
+        let name = match host.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        let label = name.strip_suffix(&self.suffix)?;
+        (!label.is_empty() && !label.contains('.') && label.len() <= 253).then(|| label.to_string())
+    }
+
+    /// The host an app label is served at, without the port: what app tokens are bound to.
+    pub fn host(&self, label: &str) -> String {
+        format!("{label}{}", self.suffix)
+    }
+
+    /// The URL of an app, ending in `/`.
+    pub fn app_url(&self, slug: &str, agent: &str, workspace: &str, owner: &str) -> String {
+        format!(
+            "{}://{slug}--{agent}--{workspace}--{owner}{}{}/",
+            self.scheme, self.suffix, self.port
+        )
+    }
+
+    /// What the workspace page puts after an app's label: `.apps.example.com:3000`.
+    pub fn suffix_with_port(&self) -> String {
+        format!("{}{}", self.suffix, self.port)
+    }
+
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// `:3000`, or empty for the scheme's default port.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// The port app hosts are reached on.
+    pub fn port_number(&self) -> u16 {
+        self.port_number
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_hosts_are_recognised_under_the_wildcard_only() {
+        let w = Wildcard::parse("*.apps.example.com", "https://hangar.example.com").unwrap();
+        assert_eq!(
+            w.label("code--main--dev--alice.apps.example.com")
+                .as_deref(),
+            Some("code--main--dev--alice")
+        );
+        assert_eq!(
+            w.label("Code--Main--dev--alice.APPS.example.com:443")
+                .as_deref(),
+            Some("code--main--dev--alice")
+        );
+        for other in [
+            "hangar.example.com",
+            "apps.example.com",
+            ".apps.example.com",
+            "a.b.apps.example.com",
+            "evil.com",
+            "x.apps.example.com.evil.com",
+        ] {
+            assert_eq!(w.label(other), None, "{other}");
+        }
+        assert_eq!(
+            w.app_url("code", "main", "dev", "alice"),
+            "https://code--main--dev--alice.apps.example.com/"
+        );
+        let local = Wildcard::parse("*.apps.localhost", "http://127.0.0.1:3000").unwrap();
+        assert_eq!(local.suffix_with_port(), ".apps.localhost:3000");
+        for bad in ["apps.example.com", "*.", "*.ex ample.com", "*..com"] {
+            assert!(Wildcard::parse(bad, "http://x").is_err(), "{bad}");
         }
     }
 }

@@ -540,9 +540,8 @@ resource "hangar_app" "greet" {{
 #[tokio::test(flavor = "multi_thread")]
 async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only() {
     let app = spawn_app_with(|c| {
-        c.wildcard = Some(
-            hangar::web::subdomain::Wildcard::parse("*.apps.hangar.test", &c.access_url).unwrap(),
-        )
+        c.wildcard =
+            Some(hangar::config::Wildcard::parse("*.apps.hangar.test", &c.access_url).unwrap())
     })
     .await;
     let port = start_app().await;

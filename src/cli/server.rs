@@ -80,7 +80,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.wildcard = args
         .wildcard_access_url
         .as_deref()
-        .map(|w| crate::web::subdomain::Wildcard::parse(w, &access_url))
+        .map(|w| crate::config::Wildcard::parse(w, &access_url))
         .transpose()
         .map_err(anyhow::Error::msg)?;
     config.job_timeout =

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::apps::{self, Mount, Place, Refusal, What};
 use crate::api::auth::{authenticate, Auth, TokenUse, APP_LOGIN_TYPE};
 use crate::api::{ApiError, ApiResult, AppState};
+use crate::config::Wildcard;
 use crate::db::tokens::ApiToken;
 use crate::model::secret::{generate_token, hash_token};
 use crate::model::{new_id, now_ms};
@@ -35,81 +36,6 @@ const STATE_PARAM: &str = "hangar_app_state";
 const APP_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// Ways to read a host's label that are looked up, at most (names may contain `--`).
 const MAX_SPLITS: usize = 16;
-
-/// The wildcard access URL: app hosts end in `suffix`; their URLs use the access URL's
-/// scheme and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wildcard {
-    /// `.apps.example.com`, lowercase, without a port.
-    suffix: String,
-    scheme: String,
-    /// `:3000`, or empty for the scheme's default port.
-    port: String,
-    /// The port app hosts are reached on (the access URL's).
-    port_number: u16,
-}
-
-impl Wildcard {
-    /// `*.apps.example.com` (a scheme or port written in it is ignored: those of
-    /// `access_url` apply, as Coder does).
-    pub fn parse(pattern: &str, access_url: &str) -> Result<Wildcard, String> {
-        let bad = |why: &str| format!("--wildcard-access-url {pattern:?} {why}");
-        let rest = pattern.trim();
-        let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
-        let host = rest
-            .strip_prefix("*.")
-            .ok_or_else(|| bad("must start with `*.`, e.g. `*.apps.example.com`"))?;
-        let host = host.split(['/', ':']).next().unwrap_or_default();
-        let valid = !host.is_empty()
-            && host.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !valid {
-            return Err(bad("must be `*.` followed by a host name"));
-        }
-        let access = reqwest::Url::parse(access_url)
-            .map_err(|e| format!("the access URL {access_url:?} is not a URL: {e}"))?;
-        Ok(Wildcard {
-            suffix: format!(".{}", host.to_ascii_lowercase()),
-            scheme: access.scheme().to_string(),
-            port: access.port().map(|p| format!(":{p}")).unwrap_or_default(),
-            port_number: access.port_or_known_default().unwrap_or(80),
-        })
-    }
-
-    /// The app label of a host (a `Host` header's value, port or not) under the wildcard.
-    pub fn label(&self, host: &str) -> Option<String> {
-        let name = match host.rsplit_once(':') {
-            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => host,
-        };
-        let name = name.to_ascii_lowercase();
-        let label = name.strip_suffix(&self.suffix)?;
-        (!label.is_empty() && !label.contains('.') && label.len() <= 253).then(|| label.to_string())
-    }
-
-    /// The host an app label is served at, without the port: what app tokens are bound to.
-    pub fn host(&self, label: &str) -> String {
-        format!("{label}{}", self.suffix)
-    }
-
-    /// The URL of an app, ending in `/`.
-    pub fn app_url(&self, slug: &str, agent: &str, workspace: &str, owner: &str) -> String {
-        format!(
-            "{}://{slug}--{agent}--{workspace}--{owner}{}{}/",
-            self.scheme, self.suffix, self.port
-        )
-    }
-
-    /// What the workspace page puts after an app's label: `.apps.example.com:3000`.
-    pub fn suffix_with_port(&self) -> String {
-        format!("{}{}", self.suffix, self.port)
-    }
-
-    pub fn scheme(&self) -> &str {
-        &self.scheme
-    }
-}
 
 /// The ways a label reads as `SLUG--AGENT--WORKSPACE--OWNER` (names may hold `--`
 /// themselves), each part non-empty; at most [`MAX_SPLITS`].
@@ -164,7 +90,7 @@ async fn serve(
 ) -> ApiResult<Response> {
     let host = wildcard.host(label);
     let [slug, agent, workspace, owner] = resolve(state, label).await?;
-    let origin = format!("{}://{host}{}", wildcard.scheme(), wildcard.port);
+    let origin = format!("{}://{host}{}", wildcard.scheme(), wildcard.port());
     let secure = if wildcard.scheme() == "https" {
         "; Secure"
     } else {
@@ -222,7 +148,7 @@ async fn serve(
     let here = format!(
         "{}://{host}{}{}",
         wildcard.scheme(),
-        wildcard.port,
+        wildcard.port(),
         request.uri().path_and_query().map_or("/", |p| p.as_str())
     );
     let target = format!("{workspace}.{agent}");
@@ -340,7 +266,7 @@ async fn mint(
         .host_str()
         .and_then(|h| wildcard.label(h))
         .filter(|_| url.scheme() == wildcard.scheme())
-        .filter(|_| url.port_or_known_default() == Some(wildcard.port_number))
+        .filter(|_| url.port_or_known_default() == Some(wildcard.port_number()))
         .filter(|_| url.username().is_empty() && url.password().is_none())
         .ok_or_else(not_ours)?;
     if nonce.len() != 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -419,40 +345,6 @@ fn without_params(uri: &axum::http::Uri, names: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn app_hosts_are_recognised_under_the_wildcard_only() {
-        let w = Wildcard::parse("*.apps.example.com", "https://hangar.example.com").unwrap();
-        assert_eq!(
-            w.label("code--main--dev--alice.apps.example.com")
-                .as_deref(),
-            Some("code--main--dev--alice")
-        );
-        assert_eq!(
-            w.label("Code--Main--dev--alice.APPS.example.com:443")
-                .as_deref(),
-            Some("code--main--dev--alice")
-        );
-        for other in [
-            "hangar.example.com",
-            "apps.example.com",
-            ".apps.example.com",
-            "a.b.apps.example.com",
-            "evil.com",
-            "x.apps.example.com.evil.com",
-        ] {
-            assert_eq!(w.label(other), None, "{other}");
-        }
-        assert_eq!(
-            w.app_url("code", "main", "dev", "alice"),
-            "https://code--main--dev--alice.apps.example.com/"
-        );
-        let local = Wildcard::parse("*.apps.localhost", "http://127.0.0.1:3000").unwrap();
-        assert_eq!(local.suffix_with_port(), ".apps.localhost:3000");
-        for bad in ["apps.example.com", "*.", "*.ex ample.com", "*..com"] {
-            assert!(Wildcard::parse(bad, "http://x").is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn labels_split_every_way_names_allow() {
