@@ -110,7 +110,7 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
     let name = unique("box");
     create(&app, &name, &[("cpus", "1"), ("memory_gb", "1")]).await;
     let ws = until_healthy(&app, &name, true).await;
-    let container = format!("hangar-owner-{name}");
+    let container = format!("hangar-owner.{name}");
 
     // The limits asked for, the labels, and the agent inside as the non-root user.
     let inspect = docker_out(&[
@@ -171,6 +171,9 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
             format!("network {container}")
         ]
     );
+    // An operator's `docker network prune` removes a stopped workspace's network: the
+    // next start makes it again.
+    docker_out(&["network", "rm", &container]).await;
     build(&app, &name, Transition::Start, false).await;
     until_healthy(&app, &name, true).await;
     assert_eq!(ssh(&app, &name, "cat ~/note").await, "kept\n");
@@ -193,11 +196,33 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
 async fn docker_workspaces_are_isolated_and_failures_say_why() {
     let app = spawn_app_for_containers().await;
     push_builtin(&app, "docker").await;
-    let (a, b) = (unique("one"), unique("two"));
+    // `owner`'s `one-X` and `owner-one`'s `X`: names that joined with a hyphen would be
+    // the same Docker objects.
+    let a = unique("one");
+    let b = a.trim_start_matches("one-").to_string();
+    let other = app.user("owner-one", hangar::model::Role::Member).await;
     let ws_a = create(&app, &a, &[]).await;
-    let ws_b = create(&app, &b, &[]).await;
+    let ws_b = other
+        .create_workspace(&CreateWorkspaceRequest {
+            name: b.clone(),
+            template: "docker".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    other
+        .follow_job(&ws_b.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
     until_healthy(&app, &a, true).await;
-    until_healthy(&app, &b, true).await;
+    for _ in 0..600 {
+        if other.workspace(&b).await.unwrap().healthy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(labelled(&ws_a.id).await, labelled(&ws_b.id).await);
+    assert_eq!(labelled(&ws_b.id).await.len(), 3);
 
     // A serves on port 8000; it reaches itself, the other workspace cannot reach it.
     ssh(
@@ -210,7 +235,7 @@ async fn docker_workspaces_are_isolated_and_failures_say_why() {
         "inspect",
         "--format",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &format!("hangar-owner-{a}"),
+        &format!("hangar-owner.{a}"),
     ])
     .await;
     let from_a = ssh(
@@ -221,12 +246,16 @@ async fn docker_workspaces_are_isolated_and_failures_say_why() {
     .await;
     assert_eq!(from_a, "200");
     let out = app
-        .cli(&[
-            "ssh",
-            &b,
-            "--",
-            &format!("curl -s --max-time 3 -o /dev/null http://{ip_a}:8000/"),
-        ])
+        .cli_as(
+            other.token(),
+            &[
+                "ssh",
+                &b,
+                "--",
+                &format!("curl -s --max-time 3 -o /dev/null http://{ip_a}:8000/"),
+            ],
+            None,
+        )
         .await;
     assert!(
         !out.status.success(),
@@ -266,11 +295,49 @@ async fn docker_workspaces_are_isolated_and_failures_say_why() {
     build(&app, &a, Transition::Delete, true).await;
     let orphaned = labelled(&ws_a.id).await;
     assert_eq!(orphaned.len(), 3, "{orphaned:?}");
-    let name_a = format!("hangar-owner-{a}");
+    // A new workspace of the same name does not take the orphan's home over: it says
+    // whose objects are in the way.
+    let again = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: a.clone(),
+            template: "docker".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&again.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, hangar::model::JobStatus::Failed);
+    let logs = stdout(&app.cli(&["logs", &a]).await);
+    assert!(
+        logs.contains("exists but is not this workspace's"),
+        "{logs}"
+    );
+    build(&app, &a, Transition::Delete, false).await;
+    assert_eq!(
+        labelled(&ws_a.id).await.len(),
+        3,
+        "the orphan's objects stay"
+    );
+    let name_a = format!("hangar-owner.{a}");
     docker_out(&["rm", "-f", &name_a]).await;
     docker_out(&["volume", "rm", &format!("{name_a}-home")]).await;
     docker_out(&["network", "rm", &name_a]).await;
-    build(&app, &b, Transition::Delete, false).await;
+    let b_del = other
+        .build_workspace(
+            &b,
+            &BuildRequest {
+                transition: Some(Transition::Delete),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    other.follow_job(&b_del.job.id, |_| {}).await.unwrap();
     assert_eq!(labelled(&ws_b.id).await, Vec::<String>::new());
     app.stop().await;
 }

@@ -128,7 +128,7 @@ fn the_kreuzwerker_docker_example_matches_the_builtin_template() {
     // Same names and labels, the container ephemeral, the home mounted where the
     // built-in template mounts it.
     for text in [
-        "\"hangar-${data.hangar_workspace_owner.me.name}-${data.hangar_workspace.me.name}\"",
+        "\"hangar-${data.hangar_workspace_owner.me.name}.${data.hangar_workspace.me.name}\"",
         "\"hangar.workspace_id\" = data.hangar_workspace.me.id",
         "\"hangar.owner\"        = data.hangar_workspace_owner.me.name",
         "count    = data.hangar_workspace.me.start_count",

@@ -510,6 +510,10 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
     let client = session::client()?;
     let ws = client.workspace(&args.name).await?;
     if !ws.outdated {
+        // New values for the current version: a restart with them, as `coder update`.
+        if !args.parameters.is_empty() {
+            return restart(args).await;
+        }
         println!("Workspace isn't outdated!");
         return Ok(ExitCode::SUCCESS);
     }

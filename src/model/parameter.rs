@@ -128,9 +128,10 @@ impl Parameter {
             ));
         }
         let number = match self.kind {
+            // `nan` and `inf` parse as floats but are no numbers a rule can bound.
             ParamType::Number => match value.trim().parse::<f64>() {
-                Ok(n) => Some(n),
-                Err(_) => return fail(format!("{value:?} is not a number")),
+                Ok(n) if n.is_finite() => Some(n),
+                _ => return fail(format!("{value:?} is not a number")),
             },
             ParamType::Bool if value != "true" && value != "false" => {
                 return fail(format!("{value:?} is not a bool: use true or false"));
@@ -412,6 +413,12 @@ resource "terraform_data" "r" {}
         });
         assert!(n.check("2", Some("1")).is_ok());
         assert!(n.check("two", None).unwrap_err().contains("not a number"));
+        for no_number in ["nan", "NaN", "inf", "-infinity"] {
+            assert!(n
+                .check(no_number, None)
+                .unwrap_err()
+                .contains("not a number"));
+        }
         assert!(n
             .check("0", None)
             .unwrap_err()

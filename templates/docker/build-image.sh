@@ -26,7 +26,8 @@ fi
 # One build at a time on this machine: two workspaces created together wait for the
 # first build, then find the image cached.
 lock=${TMPDIR:-/tmp}/hangar-image-build.lock
-exec 9>"$lock"
+# Appended to, never truncated: a symlink planted at the path harms nothing.
+exec 9>>"$lock"
 if command -v flock >/dev/null 2>&1; then flock 9; fi
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "image $tag: built by another workspace meanwhile"

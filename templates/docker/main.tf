@@ -4,11 +4,13 @@
 # the kreuzwerker/docker provider).
 #
 # What it makes, per workspace, all labelled hangar.workspace_id and hangar.owner:
-#   * a network  hangar-OWNER-WORKSPACE       persistent: workspaces cannot reach each other
-#   * a volume   hangar-OWNER-WORKSPACE-home  persistent: the home directory, /home/dev
-#   * a container hangar-OWNER-WORKSPACE      ephemeral: removed on stop, made on start
+#   * a network  hangar-OWNER.WORKSPACE       persistent: workspaces cannot reach each other
+#   * a volume   hangar-OWNER.WORKSPACE-home  persistent: the home directory, /home/dev
+#   * a container hangar-OWNER.WORKSPACE      ephemeral: removed on stop, made on start
+# (The dot cannot be in a name, so `ann`/`lee-dev` and `ann-lee`/`dev` never share one.)
 # Deleting the workspace removes all three; every step succeeds when its object is
-# already there (create) or already gone (destroy).
+# already there (create) or already gone (destroy), and touches only objects labelled
+# with this workspace's id (docker-object.sh).
 #
 # The server must be reachable from containers: start it on an address they reach
 # (`hangar server --address 0.0.0.0:3000`); the agent dials the host as
@@ -29,7 +31,7 @@ data "hangar_workspace_owner" "me" {}
 data "hangar_parameter" "image" {
   name         = "image"
   display_name = "Image"
-  description  = "A Docker image this server's engine has, with a user `dev` (uid 1000). Empty: Hangar's Debian image, built on first use."
+  description  = "A Docker image this server's engine has, with a user `dev` (uid 1000). Empty: Hangar's Debian image, built on first use. Any image the engine has can be named: on a shared engine, make this a list of options."
   type         = "string"
   default      = ""
   mutable      = true
@@ -74,7 +76,7 @@ data "hangar_parameter" "memory_gb" {
 data "hangar_parameter" "git_repo" {
   name         = "git_repo"
   display_name = "Git repository"
-  description  = "Cloned into ~/repo on the first start (empty: none)."
+  description  = "Cloned into ~/repo on the first start, from inside the container (a URL it reaches: https://, ssh://, or git://host.docker.internal/...; empty: none)."
   type         = "string"
   default      = ""
   mutable      = true
@@ -84,7 +86,7 @@ data "hangar_parameter" "git_repo" {
 data "hangar_parameter" "dotfiles_uri" {
   name         = "dotfiles_uri"
   display_name = "Dotfiles repository"
-  description  = "A git repository cloned into ~/.dotfiles on the first start; its install.sh runs if it has one (empty: none)."
+  description  = "A git repository cloned into ~/.dotfiles on the first start, from inside the container; its install.sh runs if it has one (empty: none)."
   type         = "string"
   default      = ""
   mutable      = true
@@ -92,41 +94,47 @@ data "hangar_parameter" "dotfiles_uri" {
 }
 
 locals {
-  name   = "hangar-${data.hangar_workspace_owner.me.name}-${data.hangar_workspace.me.name}"
+  name   = "hangar-${data.hangar_workspace_owner.me.name}.${data.hangar_workspace.me.name}"
   image  = data.hangar_parameter.image.value != "" ? data.hangar_parameter.image.value : "hangar-workspace:bookworm-1"
   build  = data.hangar_parameter.image.value == ""
   labels = "--label hangar.workspace_id=${data.hangar_workspace.me.id} --label hangar.owner=${data.hangar_workspace_owner.me.name}"
+  # What the destroy steps need, which may only read their own resource.
+  object = {
+    id     = data.hangar_workspace.me.id
+    owner  = data.hangar_workspace_owner.me.name
+    module = path.module
+  }
 }
 
 # Persistent: the workspace's own network.
 resource "terraform_data" "network" {
-  input = local.name
+  input = merge(local.object, { name = local.name })
 
   provisioner "local-exec" {
-    command     = "docker network inspect \"$NAME\" >/dev/null 2>&1 || docker network create $LABELS \"$NAME\" >/dev/null"
-    environment = { NAME = self.output, LABELS = local.labels }
+    command     = "sh \"$MODULE/docker-object.sh\" ensure network \"$NAME\" \"$ID\" \"$OWNER\""
+    environment = { MODULE = self.output.module, NAME = self.output.name, ID = self.output.id, OWNER = self.output.owner }
   }
 
   provisioner "local-exec" {
     when        = destroy
-    command     = "docker network rm \"$NAME\" >/dev/null 2>&1 || ! docker network inspect \"$NAME\" >/dev/null 2>&1"
-    environment = { NAME = self.output }
+    command     = "sh \"$MODULE/docker-object.sh\" remove network \"$NAME\" \"$ID\""
+    environment = { MODULE = self.output.module, NAME = self.output.name, ID = self.output.id }
   }
 }
 
 # Persistent: the home directory, kept across stops.
 resource "terraform_data" "home" {
-  input = "${local.name}-home"
+  input = merge(local.object, { name = "${local.name}-home" })
 
   provisioner "local-exec" {
-    command     = "docker volume inspect \"$NAME\" >/dev/null 2>&1 || docker volume create $LABELS \"$NAME\" >/dev/null"
-    environment = { NAME = self.output, LABELS = local.labels }
+    command     = "sh \"$MODULE/docker-object.sh\" ensure volume \"$NAME\" \"$ID\" \"$OWNER\""
+    environment = { MODULE = self.output.module, NAME = self.output.name, ID = self.output.id, OWNER = self.output.owner }
   }
 
   provisioner "local-exec" {
     when        = destroy
-    command     = "docker volume rm \"$NAME\" >/dev/null 2>&1 || ! docker volume inspect \"$NAME\" >/dev/null 2>&1"
-    environment = { NAME = self.output }
+    command     = "sh \"$MODULE/docker-object.sh\" remove volume \"$NAME\" \"$ID\""
+    environment = { MODULE = self.output.module, NAME = self.output.name, ID = self.output.id }
   }
 }
 
@@ -237,26 +245,40 @@ resource "terraform_data" "container" {
     data.hangar_parameter.cpus.value,
     data.hangar_parameter.memory_gb.value,
   ]
-  input = local.name
+  input = merge(local.object, { name = local.name })
 
   provisioner "local-exec" {
     command     = <<-EOT
       set -eu
+      # The network and volume again: an operator's `docker network prune` removes the
+      # network of a stopped workspace, which would otherwise never start again.
+      sh "$MODULE/docker-object.sh" ensure network "$NAME" "$ID" "$OWNER"
+      sh "$MODULE/docker-object.sh" ensure volume "$NAME-home" "$ID" "$OWNER"
       # A container left by an interrupted build is replaced, not an error.
-      docker rm -f "$NAME" >/dev/null 2>&1 || true
+      sh "$MODULE/docker-object.sh" remove container "$NAME" "$ID"
+      # No more memory than the machine has: beyond it, a limit limits nothing.
+      total=$(docker info --format '{{.MemTotal}}')
+      memory=$(awk -v g="$MEMORY_GB" -v t="$total" 'BEGIN { m = g * 1073741824; if (m > t) m = t; printf "%d", m }')
       if [ -z "$INIT_SCRIPT" ]; then
         echo "hangar_agent.main has no init script (no Hangar server): the container runs a shell only"
         INIT_SCRIPT="exec sleep infinity"
       fi
+      # Restarted after the engine restarts (not after `docker stop`/`kill`); a bounded
+      # number of processes and of log bytes, so one workspace cannot starve the host.
       docker run --detach --init --name "$NAME" --hostname "$WORKSPACE" $LABELS \
         --network "$NAME" --add-host host.docker.internal:host-gateway \
-        --cpus "$CPUS" --memory "$${MEMORY_GB}g" \
+        --restart unless-stopped --pids-limit 4096 \
+        --log-opt max-size=10m --log-opt max-file=2 \
+        --cpus "$CPUS" --memory "$memory" \
         --volume "$NAME-home:/home/dev" \
         --env HANGAR_AGENT_TOKEN \
         "$IMAGE" sh -c "$INIT_SCRIPT" >/dev/null
       echo "container $NAME runs $IMAGE with $CPUS CPUs and $${MEMORY_GB} GB"
     EOT
     environment = {
+      MODULE      = path.module
+      ID          = data.hangar_workspace.me.id
+      OWNER       = data.hangar_workspace_owner.me.name
       IMAGE       = local.image
       NAME        = local.name
       WORKSPACE   = data.hangar_workspace.me.name
@@ -272,8 +294,8 @@ resource "terraform_data" "container" {
   # Stopped with time for the agent's shutdown scripts, then removed; already gone is fine.
   provisioner "local-exec" {
     when        = destroy
-    command     = "docker stop --time 20 \"$NAME\" >/dev/null 2>&1 || true; docker rm -f \"$NAME\" >/dev/null 2>&1 || ! docker container inspect \"$NAME\" >/dev/null 2>&1"
-    environment = { NAME = self.output }
+    command     = "sh \"$MODULE/docker-object.sh\" remove container \"$NAME\" \"$ID\""
+    environment = { MODULE = self.output.module, NAME = self.output.name, ID = self.output.id }
   }
 
   depends_on = [terraform_data.network, terraform_data.home, terraform_data.image]

@@ -60,7 +60,7 @@ data "hangar_parameter" "git_repo" {
 }
 
 locals {
-  name = "hangar-${data.hangar_workspace_owner.me.name}-${data.hangar_workspace.me.name}"
+  name = "hangar-${data.hangar_workspace_owner.me.name}.${data.hangar_workspace.me.name}"
   labels = {
     "hangar.workspace_id" = data.hangar_workspace.me.id
     "hangar.owner"        = data.hangar_workspace_owner.me.name
