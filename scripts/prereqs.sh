@@ -21,7 +21,7 @@ pg_bin_dir() {
 # ensure_prereqs [postgres] [chromium] [python-venv] [ssh]: the words name what only some
 # uses need (PostgreSQL for the second test run, Chromium for the web UI test in
 # tests/web.rs, a Python venv for schemathesis in scripts/fuzz_api.sh, OpenSSH's client
-# and sftp-server for `hangar ssh`, scp and sftp).
+# and sftp-server for `hangar ssh`, scp and sftp, and rsync, which runs over it).
 ensure_prereqs() {
   local need=() want
   command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
@@ -38,6 +38,7 @@ ensure_prereqs() {
       ssh)
         command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
         [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
+        command -v rsync >/dev/null 2>&1 || need+=(rsync)
         ;;
     esac
   done

@@ -450,6 +450,20 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
     .await;
     assert!(listing.status.success(), "{}", stderr(&listing));
     assert!(stdout(&listing).contains("1048576"), "{}", stdout(&listing));
+    // rsync over plain ssh.
+    let synced = run_as_owner(
+        &app,
+        "rsync",
+        &[
+            "-e",
+            &format!("ssh -F {cfg}"),
+            &local.display().to_string(),
+            "hangar.dev:blob-rsync",
+        ],
+    )
+    .await;
+    assert!(synced.status.success(), "{}", stderr(&synced));
+    assert!(std::fs::read(home.join("blob-rsync")).unwrap() == payload);
 
     // ssh -L: a server in the workspace reached through OpenSSH's own forward.
     let site = tempfile::tempdir().unwrap();
