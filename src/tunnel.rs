@@ -88,6 +88,9 @@ pub struct Split {
     pub control_tx: mpsc::Sender<String>,
     /// The bytes of the yamux session, in binary frames.
     pub mux: DuplexStream,
+    /// Ends when the socket is closed: after every control sender is dropped and the
+    /// bytes ended, what was queued has gone out. A process about to exit waits for it.
+    pub closed: tokio::task::JoinHandle<()>,
 }
 
 /// Takes a WebSocket apart into its control text and its bytes; two tasks pump them until
@@ -140,7 +143,7 @@ where
             let _ = w.shutdown().await;
         }
     });
-    tokio::spawn(async move {
+    let closed = tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK];
         let (mut control_open, mut mux_open) = (true, true);
         // Until both sources ended: the last bytes of a session may still be in the pipe
@@ -180,6 +183,7 @@ where
         control_rx,
         control_tx,
         mux,
+        closed,
     }
 }
 

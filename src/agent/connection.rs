@@ -157,6 +157,7 @@ async fn session(
         mut control_rx,
         control_tx,
         mux,
+        closed,
     } = tunnel::split(socket);
     let env = sessions.clone();
     let streams = tokio::spawn(tunnel::agent_side(mux, move |s| {
@@ -173,6 +174,13 @@ async fn session(
     )
     .await;
     streams.abort();
+    if matches!(ended, Ended::Done) {
+        // The agent is about to exit: the last messages (lifecycle `off`) must leave
+        // before the process does, so wait until the socket closed behind them.
+        drop(control_tx);
+        let _ = streams.await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+    }
     ended
 }
 

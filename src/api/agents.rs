@@ -263,6 +263,7 @@ async fn serve_agent(
         mut control_rx,
         control_tx,
         mux,
+        ..
     } = tunnel::split(socket);
     let (control, mux_task) = tunnel::server_side(mux);
     let (n, replaced) = state.agent_conns.register(&id, control);

@@ -222,6 +222,7 @@ async fn relay_terminal(
         mut control_rx,
         control_tx,
         mux,
+        ..
     } = tunnel::split(socket);
     let (mut from_agent, mut to_agent) = tokio::io::split(stream);
     let (mut from_browser, mut to_browser) = tokio::io::split(mux);
@@ -345,6 +346,7 @@ async fn relay(
         mut control_rx,
         control_tx: _control_tx,
         mut mux,
+        ..
     } = tunnel::split(socket);
     // Text frames mean nothing on a byte session: they are read and dropped, never queued.
     let drain = tokio::spawn(async move { while control_rx.recv().await.is_some() {} });

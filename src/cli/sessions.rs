@@ -210,6 +210,7 @@ async fn forward_one(
         control_rx: _control_rx,
         control_tx: _control_tx,
         mut mux,
+        ..
     } = tunnel::split(socket);
     tunnel::relay(&mut conn, &mut mux).await?;
     Ok(())
@@ -329,6 +330,7 @@ async fn stdio(client: &Client, agent_id: &str, place: &str) -> anyhow::Result<E
         control_rx: _control_rx,
         control_tx: _control_tx,
         mux,
+        ..
     } = tunnel::split(socket);
     let (mut from_agent, mut to_agent) = tokio::io::split(mux);
     let upstream = tokio::spawn(async move {
@@ -564,6 +566,7 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<ExitCode> {
         control_rx: _control_rx,
         control_tx: _control_tx,
         mut mux,
+        ..
     } = tunnel::split(socket);
     let mut times = Vec::new();
     for i in 0..args.num {
@@ -612,6 +615,7 @@ pub async fn speedtest(args: SpeedtestArgs) -> anyhow::Result<ExitCode> {
         control_rx: _control_rx,
         control_tx: _control_tx,
         mux,
+        ..
     } = tunnel::split(socket);
     let (mut r, mut w) = tokio::io::split(mux);
     let total = args.mib * 1024 * 1024;
