@@ -12,7 +12,6 @@ use axum::routing::{any, get, post};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use hangar::model::Role;
-use hangar::wire::workspaces::CreateWorkspaceRequest;
 use reqwest::StatusCode;
 
 /// The app in the workspace: echoes the cookies it got, redirects, echoes bodies and
@@ -82,26 +81,7 @@ async fn apps_are_proxied_by_share_with_bodies_redirects_and_websockets() {
     let port = start_app().await;
     push_files(&app, "apps", &[("main.tf", &template(port))]).await;
     let homes = tempfile::tempdir().unwrap();
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: "dev".into(),
-            template: "apps".into(),
-            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    for _ in 0..150 {
-        if app.client.workspace("dev").await.unwrap().healthy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_dev(&app.client, "apps", homes.path()).await;
     let bob = app.user("bob", Role::Member).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -390,20 +370,7 @@ resource "hangar_app" "greet" {{
     ));
     push_files(&app, "apps", &[("main.tf", &tf)]).await;
     let homes = tempfile::tempdir().unwrap();
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: "dev".into(),
-            template: "apps".into(),
-            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
+    create_dev(&app.client, "apps", homes.path()).await;
     let home = homes.path().join("owner/dev");
     std::fs::write(home.join("motd.txt"), "Welcome aboard\nline two\n").unwrap();
     assert!(app
@@ -561,26 +528,7 @@ async fn subdomain_apps_live_at_their_own_host_with_a_token_for_that_host_only()
     }
     push_files(&app, "apps", &[("main.tf", &tf)]).await;
     let homes = tempfile::tempdir().unwrap();
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: "dev".into(),
-            template: "apps".into(),
-            parameters: [("home_base".to_string(), homes.path().display().to_string())].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    for _ in 0..150 {
-        if app.client.workspace("dev").await.unwrap().healthy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_dev(&app.client, "apps", homes.path()).await;
     let server_port = app.url.rsplit(':').next().unwrap().to_string();
     let host = |slug: &str| format!("{slug}--main--dev--owner.apps.hangar.test:{server_port}");
     let http = reqwest::Client::builder()

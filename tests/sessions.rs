@@ -66,25 +66,9 @@ impl HttpServer {
 /// A running `local` workspace `dev` with a healthy agent, its homes under `homes`.
 async fn running_local(app: &TestApp, homes: &std::path::Path) -> WorkspaceView {
     push_builtin(app, "local").await;
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: "dev".into(),
-            template: "local".into(),
-            parameters: [("home_base".to_string(), homes.display().to_string())].into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    app.client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    until("a healthy workspace", async || {
-        let ws = app.client.workspace("dev").await.ok()?;
-        ws.healthy.then_some(ws)
-    })
-    .await
+    let ws = create_dev(&app.client, "local", homes).await;
+    assert!(ws.healthy, "dev never became healthy");
+    ws
 }
 
 /// Runs a program with the owner's session in its environment (as `hangar ssh`'s

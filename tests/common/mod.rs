@@ -247,3 +247,33 @@ pub async fn delete_workspace(client: &Client, name: &str) {
         .unwrap();
     client.follow_job(&b.job.id, |_| {}).await.unwrap();
 }
+
+/// Creates workspace `dev` from `template` (a `local`-style one) with its homes under
+/// `homes`, and waits for its build and then, for up to 30 s, for it to be healthy.
+pub async fn create_dev(
+    client: &Client,
+    template: &str,
+    homes: &Path,
+) -> hangar::wire::workspaces::WorkspaceView {
+    let ws = client
+        .create_workspace(&hangar::wire::workspaces::CreateWorkspaceRequest {
+            name: "dev".into(),
+            template: template.into(),
+            parameters: [("home_base".to_string(), homes.display().to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    for _ in 0..150 {
+        let ws = client.workspace("dev").await.unwrap();
+        if ws.healthy {
+            return ws;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    client.workspace("dev").await.unwrap()
+}
