@@ -585,6 +585,11 @@ impl Client {
         self.get(&format!("/workspaceagents/{id}/metadata")).await
     }
 
+    /// The agent's resource usage over the last hour, oldest first.
+    pub async fn agent_usage(&self, id: &str) -> ClientResult<Vec<crate::wire::agent::Usage>> {
+        self.get(&format!("/workspaceagents/{id}/usage")).await
+    }
+
     /// The init script for `os`/`arch` (no auth needed).
     pub async fn init_script(&self, os: &str, arch: &str) -> ClientResult<String> {
         let bytes = self.get_bytes(&format!("/init-script/{os}/{arch}")).await?;

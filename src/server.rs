@@ -26,6 +26,7 @@ pub async fn serve(
         job_updates: job_updates.clone(),
         agent_conns: Default::default(),
         login_limits: Default::default(),
+        usage: Default::default(),
     };
     private_dir(&config.data_dir)?;
     let runner = Runner::new(db, &config, job_updates);

@@ -200,6 +200,7 @@ impl Fixture {
             created_at: now_ms(),
             listening_ports: Vec::new(),
             app_health: Default::default(),
+            last_usage: None,
         };
         self.db
             .insert_agents(self.db.pool(), &[(agent, hash_token(&token))])

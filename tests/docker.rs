@@ -80,6 +80,23 @@ async fn until_healthy(app: &TestApp, name: &str, want: bool) -> WorkspaceView {
     panic!("{name} never became healthy={want}");
 }
 
+/// Waits until the workspace's agent reported its resource usage.
+async fn until_usage(app: &TestApp, name: &str) -> hangar::wire::agent::Usage {
+    for _ in 0..120 {
+        let ws = app.client.workspace(name).await.unwrap();
+        let usage = ws
+            .resources
+            .iter()
+            .flat_map(|r| r.agents.iter())
+            .find_map(|a| a.usage.clone());
+        if let Some(u) = usage {
+            return u;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{name}'s agent never reported its usage");
+}
+
 async fn build(app: &TestApp, name: &str, transition: Transition, orphan: bool) {
     let b = app
         .client
@@ -121,6 +138,38 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
     ])
     .await;
     assert_eq!(inspect, format!("1000000000 1073741824 {} owner", ws.id));
+    // The agent measures the container, not the machine: its limits, its home volume.
+    let usage = until_usage(&app, &name).await;
+    assert_eq!(
+        (usage.cpu_total_cores, usage.memory_total_bytes),
+        (1.0, 1 << 30),
+        "{usage:?}"
+    );
+    assert!(usage.memory_used_bytes > 0 && usage.memory_used_bytes < 1 << 30);
+    assert_eq!(usage.disks[0].path, "/home/dev");
+    // Busy for a while, the container's CPU shows it (at most its one core; the machine
+    // running the suite is busy too, so the lower bound is loose).
+    ssh(
+        &app,
+        &name,
+        "timeout 12 sh -c 'while :; do :; done' || true",
+    )
+    .await;
+    let busy = app
+        .client
+        .workspace(&name)
+        .await
+        .unwrap()
+        .resources
+        .iter()
+        .flat_map(|r| r.agents.iter())
+        .filter_map(|a| a.usage.clone())
+        .next()
+        .unwrap();
+    assert!(
+        busy.cpu_used_cores > 0.25 && busy.cpu_used_cores <= 1.0,
+        "{busy:?}"
+    );
     assert_eq!(ssh(&app, &name, "id -un; pwd").await, "dev\n/home/dev\n");
     // The image step's output is in the build log (built now, or cached by an earlier one).
     let logs = stdout(&app.cli(&["logs", &name]).await);

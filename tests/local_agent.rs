@@ -91,7 +91,29 @@ async fn local_agent_connects_reports_and_goes_away() {
         usage.error.is_empty() && !usage.value.trim().is_empty(),
         "{usage:?}"
     );
+    // The agent measures what this machine (or the container the suite runs in) has.
+    let reported = until("resource usage", async || {
+        let ws = app.client.workspace("dev").await.ok()?;
+        let usage = ws.agents().find_map(|a| a.usage.clone());
+        usage
+    })
+    .await;
+    let mut here = hangar::agent::usage::Sampler::new(
+        hangar::agent::usage::Source::detect(),
+        vec![home.clone()],
+    );
+    let here = here.sample();
+    assert_eq!(reported.cpu_total_cores, here.cpu_total_cores);
+    assert_eq!(reported.memory_total_bytes, here.memory_total_bytes);
+    assert!(reported.memory_used_bytes > 0);
+    assert_eq!(reported.disks[0].path, home.display().to_string());
+    assert_eq!(reported.disks[0].total_bytes, here.disks[0].total_bytes);
+    let history = app.client.agent_usage(&agent.id).await.unwrap();
+    assert!(history
+        .last()
+        .is_some_and(|u| u.collected_at >= reported.collected_at));
     let out = app.cli(&["show", "dev"]).await;
+    assert!(stdout(&out).contains("usage: cpu "), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("Home directory size") && stdout(&out).contains("is ready"),
         "{}",

@@ -17,6 +17,7 @@ pub mod pty;
 pub mod scripts;
 pub mod sessions;
 pub mod ssh;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +92,10 @@ impl Reporter {
 
     pub fn ports(&self, ports: Vec<u16>) {
         let _ = self.tx.send(AgentMessage::Ports { ports });
+    }
+
+    pub fn usage(&self, usage: protocol::Usage) {
+        let _ = self.tx.send(AgentMessage::Usage { usage });
     }
 
     pub fn app_health(
@@ -294,6 +299,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     ));
     let metadata = scripts::spawn_metadata(&ctx, &manifest.spec.metadata);
     let ports = tokio::spawn(ports::watch(reporter.clone()));
+    // The workspace's home is where its sessions start (`dir`, else `$HOME`).
+    let usage = tokio::spawn(usage::watch(
+        reporter.clone(),
+        usage::disk_paths(&ctx.dir, &manifest.spec),
+    ));
     let app_health = tokio::spawn(apphealth::watch(
         reporter.clone(),
         manifest.spec.apps.clone(),
@@ -319,6 +329,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         m.abort();
     }
     ports.abort();
+    usage.abort();
     app_health.abort();
     reporter.lifecycle(Lifecycle::ShuttingDown);
     let end = scripts::run_stop(&ctx, &manifest.spec).await;

@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 use super::auth::{bearer, hashes_equal, Auth};
 use super::{ApiError, ApiResult, AppState};
 use crate::db::agents::{AgentMetadataRow, AgentWithWorkspace};
-use crate::db::Database;
 use crate::model::agent::AppHealth;
 use crate::model::{now_ms, secret::hash_token};
 use crate::tunnel::{self, Control, Split};
@@ -320,7 +319,7 @@ async fn control_loop(
                 None => return Ok(()),
                 Some(text) => match serde_json::from_str::<AgentMessage>(&text) {
                     Ok(m) => {
-                        if let Some(reply) = handle_message(&state.db, id, spec, m).await? {
+                        if let Some(reply) = handle_message(state, id, spec, m).await? {
                             send(control_tx, &reply).await?;
                         }
                     }
@@ -345,11 +344,12 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Applies one agent message to the database; returns the reply, if any.
 pub async fn handle_message(
-    db: &Database,
+    state: &AppState,
     agent_id: &str,
     spec: &AgentSpec,
     msg: AgentMessage,
 ) -> anyhow::Result<Option<ServerMessage>> {
+    let db = &state.db;
     match msg {
         AgentMessage::Hello {
             version,
@@ -408,6 +408,12 @@ pub async fn handle_message(
                         .any(|a| &a.slug == slug && a.healthcheck.is_some())
             });
             db.set_agent_app_health(agent_id, &apps).await?;
+            Ok(None)
+        }
+        AgentMessage::Usage { usage } => {
+            if let Some(due) = state.usage.record(agent_id, usage, now_ms()) {
+                db.set_agent_usage(agent_id, &due).await?;
+            }
             Ok(None)
         }
         AgentMessage::Heartbeat => {
@@ -482,6 +488,23 @@ pub async fn metadata(
 ) -> ApiResult<Json<Vec<MetadataView>>> {
     let a = visible_agent(&state, &auth, &id).await?;
     Ok(Json(metadata_views(&state, &a.agent).await?))
+}
+
+/// `GET /workspaceagents/:id/usage`: the samples this server holds (the last hour), or
+/// the latest one the database has when it holds none (after a restart, or another
+/// replica's agent).
+pub async fn usage(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<crate::wire::agent::Usage>>> {
+    let a = visible_agent(&state, &auth, &id).await?;
+    let history = state.usage.history(&id);
+    Ok(Json(if history.is_empty() {
+        a.agent.last_usage.into_iter().collect()
+    } else {
+        history
+    }))
 }
 
 /// The metadata of agent `id` (which the caller was allowed to see), or none if it is gone.

@@ -134,6 +134,13 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
             AppView { spec: app, health }
         })
         .collect();
+    let connected = status == crate::model::agent::AgentStatus::Connected;
+    // A disconnected agent's last sample describes a machine that may be gone.
+    let usage = a.last_usage.clone().filter(|_| connected);
+    let alerts = usage
+        .as_ref()
+        .map(|u| super::usage::alerts(&spec.resources_monitoring, u))
+        .unwrap_or_default();
     // As in Coder, an app failing its healthcheck makes its agent unhealthy.
     let healthy = healthy && !apps.iter().any(|app| app.health == AppHealth::Unhealthy);
     Ok(AgentView {
@@ -160,11 +167,13 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         apps,
         display_apps: spec.display_apps,
         // What a disconnected agent last reported is not there to reach.
-        listening_ports: if status == crate::model::agent::AgentStatus::Connected {
+        listening_ports: if connected {
             a.listening_ports.clone()
         } else {
             Vec::new()
         },
+        alerts,
+        usage,
     })
 }
 

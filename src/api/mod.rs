@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod sessions;
 pub mod templates;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     /// Open agent WebSockets, closed on shutdown.
     pub agent_conns: agents::AgentConnections,
     pub login_limits: Arc<login_limits::LoginLimits>,
+    /// The recent resource usage agents reported.
+    pub usage: Arc<usage::UsageHistory>,
 }
 
 /// One API route: where, who may call it (see `authz`), and what it takes and returns
@@ -294,6 +297,14 @@ pub fn route_table() -> Vec<RouteDef> {
         )
         .doc("An agent's metadata items with their latest values")
         .list::<ag::MetadataView>(),
+        r(
+            g,
+            "/workspaceagents/:id/usage",
+            WorkspaceAgent,
+            get(agents::usage),
+        )
+        .doc("An agent's resource usage over the last hour, oldest first")
+        .list::<agent::Usage>(),
         r(
             g,
             "/workspaceagents/:id/tcp",

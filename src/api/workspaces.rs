@@ -257,7 +257,10 @@ pub async fn list_page(state: &AppState, auth: &Auth, q: &ListQuery) -> ApiResul
         limit,
         offset,
     };
-    let (listings, count) = state.db.list_workspace_page(&query).await?;
+    let (mut listings, count) = state.db.list_workspace_page(&query).await?;
+    for l in &mut listings {
+        state.usage.freshen(&mut l.agents);
+    }
     let now = now_ms();
     let workspaces = listings
         .into_iter()
@@ -545,12 +548,13 @@ pub fn build_view(d: BuildDetail) -> anyhow::Result<BuildView> {
 
 /// The view of one workspace, as `viewer` sees it (their favorite mark).
 pub async fn view_of(state: &AppState, viewer: &User, ws: &Workspace) -> ApiResult<WorkspaceView> {
-    let listing = state
+    let mut listing = state
         .db
         .workspace_listings(&viewer.id, std::slice::from_ref(&ws.id))
         .await?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("workspace {} has no build", ws.id))?;
+    state.usage.freshen(&mut listing.agents);
     Ok(workspace_view(listing, now_ms())?)
 }
 

@@ -64,6 +64,11 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: output::Format,
     },
+    /// CPU, memory and disk use of this machine or container (run it inside a workspace).
+    Stat {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
     /// List workspaces.
     #[command(alias = "ls")]
     List(workspaces::ListArgs),
@@ -287,6 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Whoami { output } => users::whoami(output).await,
+        Command::Stat { output } => stat(output).await,
         Command::Completion { shell, shell_flag } => {
             let shell = match shell.or(shell_flag).or_else(clap_complete::Shell::from_env) {
                 Some(s) => s,
@@ -299,6 +305,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `hangar stat`: one sample a second long, as the agent reports it (the container's
+/// share inside one); in a container the machine's figures follow.
+async fn stat(output: output::Format) -> anyhow::Result<ExitCode> {
+    use crate::agent::usage::{Sampler, Source};
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    let sources = match Source::detect() {
+        Source::Host => vec![("host", Source::Host)],
+        container => vec![("container", container), ("host", Source::Host)],
+    };
+    let samples = tokio::task::spawn_blocking(move || {
+        let mut samplers: Vec<(&str, Sampler)> = sources
+            .into_iter()
+            .map(|(what, s)| (what, Sampler::new(s, vec![home.clone()])))
+            .collect();
+        for (_, s) in &mut samplers {
+            s.sample();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        samplers
+            .into_iter()
+            .map(|(what, mut s)| (what, s.sample()))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    match output {
+        output::Format::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = samples
+                .into_iter()
+                .map(|(what, u)| Ok((what.to_string(), serde_json::to_value(u)?)))
+                .collect::<anyhow::Result<_>>()?;
+            output::json(&map)?;
+        }
+        output::Format::Table => {
+            for (what, u) in samples {
+                println!("{what}: {u}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

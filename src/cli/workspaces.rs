@@ -727,6 +727,12 @@ pub fn render_show(ws: &WorkspaceView) -> String {
 }
 
 fn push_apps(out: &mut String, indent: &str, agent: &crate::wire::agents::AgentView) {
+    if let Some(u) = &agent.usage {
+        out.push_str(&format!("{indent}usage: {u}\n"));
+    }
+    for alert in &agent.alerts {
+        out.push_str(&format!("{indent}alert: {alert}\n"));
+    }
     if !agent.listening_ports.is_empty() {
         let ports: Vec<String> = agent.listening_ports.iter().map(u16::to_string).collect();
         out.push_str(&format!(

@@ -31,6 +31,8 @@ pub struct Agent {
     /// Each app's health by slug, as the agent last reported it (apps without a
     /// healthcheck are absent).
     pub app_health: std::collections::BTreeMap<String, crate::model::agent::AppHealth>,
+    /// The latest resource usage sample written (None until one arrived).
+    pub last_usage: Option<crate::wire::agent::Usage>,
 }
 
 impl Agent {
@@ -62,7 +64,7 @@ impl Agent {
     }
 }
 
-pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at, listening_ports, app_health";
+pub const AGENT_COLUMNS: &str = "id, build_id, name, host_address, external, os, arch, manifest, lifecycle, version, hostname, first_connected_at, last_connected_at, disconnected_at, created_at, listening_ports, app_health, last_usage";
 
 pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
     Ok(Agent {
@@ -92,6 +94,10 @@ pub fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, sqlx::Error> {
             "workspace_agents.listening_ports",
             &row.try_get::<String, _>("listening_ports")?,
         )?,
+        last_usage: match row.try_get::<String, _>("last_usage")?.as_str() {
+            "" => None,
+            text => Some(super::parse_json("workspace_agents.last_usage", text)?),
+        },
     })
 }
 
@@ -307,6 +313,19 @@ impl Database {
             .bind(os)
             .bind(arch)
             .bind(hostname)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_agent_usage(
+        &self,
+        id: &str,
+        usage: &crate::wire::agent::Usage,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE workspace_agents SET last_usage = $1 WHERE id = $2")
+            .bind(super::to_json(usage)?)
             .bind(id)
             .execute(self.pool())
             .await?;

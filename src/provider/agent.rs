@@ -56,6 +56,31 @@ impl ResourceSpec for Agent {
                 ("port_forwarding_helper", optional(boolean(), "Port forwarding.")),
             ],
         );
+        let memory = block(
+            "Alert when the workspace's memory is fuller than `threshold` percent.",
+            vec![
+                ("enabled", required(boolean(), "Whether to alert.")),
+                (
+                    "threshold",
+                    required(number(), "Percent of the memory limit, 0 to 100."),
+                ),
+            ],
+        );
+        let volume = block(
+            "Alert when the filesystem at `path` is fuller than `threshold` percent; the agent reports its use.",
+            vec![
+                ("path", required(string(), "Absolute path in the workspace.")),
+                ("enabled", required(boolean(), "Whether to alert.")),
+                ("threshold", required(number(), "Percent of the filesystem's size, 0 to 100.")),
+            ],
+        );
+        let resources_monitoring = with_blocks(
+            block("Thresholds the dashboard raises alerts at.", vec![]),
+            vec![
+                ("memory", NestedBlock::Optional(memory)),
+                ("volume", NestedBlock::Set(volume)),
+            ],
+        );
         schema(with_blocks(
             block(
                 "An agent: run its `init_script` with `HANGAR_AGENT_TOKEN` set to its `token` on the machine that hosts the workspace.",
@@ -80,6 +105,7 @@ impl ResourceSpec for Agent {
             vec![
                 ("metadata", NestedBlock::List(metadata)),
                 ("display_apps", NestedBlock::Optional(display_apps)),
+                ("resources_monitoring", NestedBlock::Optional(resources_monitoring)),
             ],
         ))
     }
@@ -123,6 +149,27 @@ impl ResourceSpec for Agent {
                     "connection_timeout",
                     format!("connection_timeout {t} must be at least 0"),
                 );
+            }
+        }
+        for monitoring in get_blocks(config, "resources_monitoring") {
+            let thresholds = get_blocks(&monitoring, "memory")
+                .into_iter()
+                .chain(get_blocks(&monitoring, "volume"));
+            for t in thresholds {
+                if let Some(v) = get_i64(&t, "threshold").filter(|v| !(0..=100).contains(v)) {
+                    attr_error(
+                        diags,
+                        "resources_monitoring",
+                        format!("threshold {v} must be a percent, from 0 to 100"),
+                    );
+                }
+                if let Some(p) = get_str(&t, "path").filter(|p| !p.starts_with('/')) {
+                    attr_error(
+                        diags,
+                        "resources_monitoring",
+                        format!("volume path \"{p}\" must be absolute"),
+                    );
+                }
             }
         }
         let mut keys = std::collections::HashSet::new();

@@ -222,6 +222,7 @@ pub fn classify_build(
                     created_at: now,
                     listening_ports: Vec::new(),
                     app_health: Default::default(),
+                    last_usage: None,
                 },
                 hash_token(&a.token),
             )

@@ -38,6 +38,113 @@ pub struct AgentSpec {
     /// Which built-in apps the dashboard offers for this agent.
     #[serde(deserialize_with = "one_block")]
     pub display_apps: DisplayApps,
+    /// Thresholds the dashboard raises alerts at; the agent samples the listed volumes.
+    #[serde(deserialize_with = "one_block")]
+    pub resources_monitoring: ResourcesMonitoring,
+}
+
+/// A `resources_monitoring` block: alert when memory or a volume is fuller than its
+/// threshold (percent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(default)]
+pub struct ResourcesMonitoring {
+    #[serde(deserialize_with = "one_block")]
+    pub memory: Option<MemoryMonitor>,
+    #[serde(rename = "volume")]
+    pub volumes: Vec<VolumeMonitor>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(default)]
+pub struct MemoryMonitor {
+    pub enabled: bool,
+    /// Percent of the memory limit.
+    pub threshold: u8,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(default)]
+pub struct VolumeMonitor {
+    /// An absolute path in the workspace; its filesystem is measured.
+    pub path: String,
+    pub enabled: bool,
+    /// Percent of the filesystem's size.
+    pub threshold: u8,
+}
+
+/// What the agent measured of its workspace at one moment: the container's share when it
+/// runs in one (cgroups), else the machine's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Usage {
+    /// Milliseconds since the epoch.
+    pub collected_at: i64,
+    /// Cores busy on average since the previous sample.
+    pub cpu_used_cores: f64,
+    /// Cores the workspace may use (its CPU quota, else the machine's cores).
+    pub cpu_total_cores: f64,
+    pub memory_used_bytes: u64,
+    /// The memory limit (the container's, else the machine's).
+    pub memory_total_bytes: u64,
+    /// The home directory's filesystem first, then each monitored volume.
+    pub disks: Vec<DiskUsage>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DiskUsage {
+    pub path: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Bytes for people: `512 B`, `3.2 MiB`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `cpu 0.25/2 cores, memory 1.0/4.0 GiB (25%), disk / 3.0/10.0 GiB (30%)`.
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu {:.2}/{} cores, memory {}/{} ({:.0}%)",
+            self.cpu_used_cores,
+            self.cpu_total_cores,
+            human_bytes(self.memory_used_bytes),
+            human_bytes(self.memory_total_bytes),
+            percent(self.memory_used_bytes, self.memory_total_bytes)
+        )?;
+        for d in &self.disks {
+            write!(
+                f,
+                ", disk {} {}/{} ({:.0}%)",
+                d.path,
+                human_bytes(d.used_bytes),
+                human_bytes(d.total_bytes),
+                percent(d.used_bytes, d.total_bytes)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Percent of `total` that `used` is (0 when total is 0).
+pub fn percent(used: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / total as f64
+    }
 }
 
 /// A `display_apps` block: Coder's defaults when it is absent or an attribute is unset.
@@ -212,6 +319,10 @@ pub enum AgentMessage {
     AppHealth {
         apps: BTreeMap<String, AppHealth>,
     },
+    /// A sample of the workspace's CPU, memory and disks, every few seconds.
+    Usage {
+        usage: Usage,
+    },
     Heartbeat,
 }
 
@@ -251,6 +362,28 @@ mod tests {
         );
         let back: AgentMessage = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
         assert_eq!(back, AgentMessage::Heartbeat);
+    }
+
+    #[test]
+    fn usage_reads_as_a_sentence() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 200 * 1024), "3.2 MiB");
+        let u = Usage {
+            collected_at: 0,
+            cpu_used_cores: 0.25,
+            cpu_total_cores: 2.0,
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 4 << 30,
+            disks: vec![DiskUsage {
+                path: "/home/ann".into(),
+                used_bytes: 3 << 30,
+                total_bytes: 10 << 30,
+            }],
+        };
+        assert_eq!(
+            u.to_string(),
+            "cpu 0.25/2 cores, memory 1.0 GiB/4.0 GiB (25%), disk /home/ann 3.0 GiB/10.0 GiB (30%)"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::agent::{AppSpec, DisplayApps};
+use super::agent::{AppSpec, DisplayApps, Usage};
 use super::Timestamp;
 use crate::model::agent::{AgentStatus, AppHealth, Lifecycle};
 
@@ -42,6 +42,12 @@ pub struct AgentView {
     /// TCP ports listening in the workspace (as the agent last reported them).
     #[serde(default)]
     pub listening_ports: Vec<u16>,
+    /// The latest resource usage sample, while the agent is connected.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// What the template's `resources_monitoring` thresholds raise for that sample.
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 /// An app and its health.

@@ -162,54 +162,26 @@ resource "hangar_agent" "main" {
     DOTFILES_URI = data.hangar_parameter.dotfiles_uri.value
   }
 
-  # Live usage of the container, from its cgroup (v2, else v1).
-  metadata {
-    key          = "cpu"
-    display_name = "CPU"
-    interval     = 5
-    timeout      = 3
-    script       = <<-EOT
-      if [ -f /sys/fs/cgroup/cpu.stat ]; then
-        a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); sleep 1
-        b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); used=$(( b - a ))
-      else
-        a=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); sleep 1
-        b=$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage); used=$(( (b - a) / 1000 ))
-      fi
-      awk -v u="$used" -v c="$CPUS" 'BEGIN { printf "%.2f of %s cores\n", u / 1e6, c }'
-    EOT
+  # The agent reports the container's CPU, memory and disk use (from its cgroup) by
+  # itself; the dashboard raises an alert past these thresholds.
+  resources_monitoring {
+    memory {
+      enabled   = true
+      threshold = 90
+    }
+    volume {
+      path      = "/home/dev"
+      enabled   = true
+      threshold = 90
+    }
   }
   metadata {
-    key          = "memory"
-    display_name = "Memory"
-    interval     = 5
-    timeout      = 3
-    script       = <<-EOT
-      if [ -f /sys/fs/cgroup/memory.current ]; then used=$(cat /sys/fs/cgroup/memory.current)
-      else used=$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes); fi
-      awk -v u="$used" -v m="$MEMORY_GB" 'BEGIN { printf "%.2f of %s GB\n", u / 1073741824, m }'
-    EOT
+    key          = "load"
+    display_name = "Load average"
+    interval     = 10
+    timeout      = 2
+    script       = "cut -d ' ' -f 1-3 /proc/loadavg"
   }
-  metadata {
-    key          = "home"
-    display_name = "Home disk"
-    interval     = 60
-    timeout      = 10
-    script       = "df -h /home/dev | awk 'NR == 2 { print $3 \" of \" $2 }'"
-  }
-}
-
-# The metadata scripts read the limits from the environment the agent passes on.
-resource "hangar_env" "cpus" {
-  agent_id = hangar_agent.main.id
-  name     = "CPUS"
-  value    = tostring(data.hangar_parameter.cpus.value)
-}
-
-resource "hangar_env" "memory_gb" {
-  agent_id = hangar_agent.main.id
-  name     = "MEMORY_GB"
-  value    = tostring(data.hangar_parameter.memory_gb.value)
 }
 
 # The image, checked (and built when it is Hangar's and missing) at every start. Apart

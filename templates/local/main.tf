@@ -83,6 +83,20 @@ resource "hangar_agent" "main" {
     echo "home directory ${local.home} is ready"
   EOT
 
+  # The agent reports CPU, memory and disk use by itself; the dashboard raises an alert
+  # when memory or the home directory's disk is fuller than this.
+  resources_monitoring {
+    memory {
+      enabled   = true
+      threshold = 95
+    }
+    volume {
+      path      = local.home
+      enabled   = true
+      threshold = 95
+    }
+  }
+
   # Live values the agent reports to the dashboard.
   metadata {
     key          = "home_usage"

@@ -125,6 +125,8 @@ fn agent(name: &str, host: Option<&str>) -> AgentView {
         ],
         display_apps: Default::default(),
         listening_ports: vec![3000, 8000],
+        usage: None,
+        alerts: Vec::new(),
     }
 }
 
