@@ -23,6 +23,8 @@ pub struct Config {
     pub retention: Option<std::time::Duration>,
     /// Where subdomain apps are served (`--wildcard-access-url`); None: path apps only.
     pub wildcard: Option<Wildcard>,
+    /// SHA-256 of the token `/metrics` asks for (`--metrics-token`); None: open.
+    pub metrics_token_hash: Option<String>,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
             job_timeout: DEFAULT_JOB_TIMEOUT,
             retention: None,
             wildcard: None,
+            metrics_token_hash: None,
         }
     }
 }

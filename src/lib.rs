@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod isolate;
+pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod provisioner;

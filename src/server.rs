@@ -19,6 +19,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (job_updates, _) = tokio::sync::broadcast::channel(1024);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.provisioners.set(config.provisioners as i64);
     let state = AppState {
         db: db.clone(),
         config: Arc::new(config.clone()),
@@ -27,9 +29,10 @@ pub async fn serve(
         agent_conns: Default::default(),
         login_limits: Default::default(),
         usage: Default::default(),
+        metrics: metrics.clone(),
     };
     private_dir(&config.data_dir)?;
-    let runner = Runner::new(db, &config, job_updates);
+    let runner = Runner::new(db, &config, job_updates, metrics);
     let recovered = runner.recover_leftovers().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -61,8 +64,16 @@ pub async fn serve(
     let purger = config
         .retention
         .map(|keep| tokio::spawn(purge_loop(state.db.clone(), keep, stop_workers.clone())));
+    let scrape = axum::Router::new()
+        .route("/metrics", axum::routing::get(api::metrics::scrape))
+        .with_state(state.clone());
     let app = api::router(state.clone())
         .merge(crate::web::router(state.clone()))
+        .merge(scrape)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::metrics::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::guard::same_origin,

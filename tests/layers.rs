@@ -16,11 +16,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("isolate", &["model"]),
     ("client", &["wire"]),
     ("tunnel", &[]),
+    ("metrics", &[]),
     ("db", &["model", "wire"]),
     ("agent", &["client", "model", "provider", "tunnel", "wire"]),
     (
         "provisioner",
-        &["config", "db", "model", "provider", "wire"],
+        &["config", "db", "metrics", "model", "provider", "wire"],
     ),
     (
         "api",
@@ -28,6 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "db",
             "isolate",
+            "metrics",
             "model",
             "provisioner",
             "tunnel",
@@ -37,7 +39,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("web", &["api", "config", "db", "model", "tunnel", "wire"]),
     (
         "server",
-        &["api", "config", "db", "model", "provisioner", "web", "wire"],
+        &[
+            "api",
+            "config",
+            "db",
+            "metrics",
+            "model",
+            "provisioner",
+            "web",
+            "wire",
+        ],
     ),
     (
         "cli",

@@ -589,6 +589,13 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // While it is open, /metrics counts it and the agent it goes through.
+    let (_, scraped) = scrape(&app, None).await;
+    assert_eq!(sample(&scraped, "hangar_agents_connected"), Some(1.0));
+    assert!(
+        sample(&scraped, r#"hangar_sessions_open{kind="ssh"}"#) >= Some(1.0),
+        "{scraped}"
+    );
     let pid: i32 = std::fs::read_to_string(home.join(".hangar/agent.pid"))
         .unwrap()
         .trim()

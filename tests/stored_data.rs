@@ -234,8 +234,13 @@ async fn a_corrupt_row_fails_the_job_and_the_request_that_read_it() {
     let mut config =
         hangar::config::Config::new(app.data_dir.path().to_path_buf(), app.url.clone());
     config.hangar_binary = hangar_bin();
-    let runner =
-        Runner::new(db.clone(), &config, tokio::sync::broadcast::channel(16).0).provisioner(1);
+    let runner = Runner::new(
+        db.clone(),
+        &config,
+        tokio::sync::broadcast::channel(16).0,
+        Default::default(),
+    )
+    .provisioner(1);
     let size = "data \"hangar_parameter\" \"size\" {\n  name = \"size\"\n  default = \"2\"\n}\nresource \"terraform_data\" \"box\" {\n  input = data.hangar_parameter.size.value\n}\n";
     let dir = template_dir(&[("main.tf", &format!("{PROVIDER}{size}"))]);
     let archive = hangar::model::archive::pack_dir(dir.path()).unwrap();

@@ -223,6 +223,11 @@ impl AgentConnections {
         }
     }
 
+    /// How many agents hold a connection to this server.
+    pub fn connected(&self) -> usize {
+        lock(&self.tunnels).len()
+    }
+
     /// The tunnel to a connected agent, to open a session stream on.
     pub fn tunnel(&self, agent_id: &str) -> Option<Control> {
         lock(&self.tunnels).get(agent_id).map(|l| l.control.clone())

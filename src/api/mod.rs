@@ -10,6 +10,7 @@ pub mod error;
 pub mod guard;
 pub mod jobs;
 pub mod login_limits;
+pub mod metrics;
 pub mod openapi;
 pub mod sessions;
 pub mod templates;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub login_limits: Arc<login_limits::LoginLimits>,
     /// The recent resource usage agents reported.
     pub usage: Arc<usage::UsageHistory>,
+    /// What `/metrics` serves.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// One API route: where, who may call it (see `authz`), and what it takes and returns

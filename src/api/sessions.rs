@@ -362,12 +362,25 @@ async fn relay(
 }
 
 /// A session's audit records: its start now, its end with how it ended and how long it
-/// took.
+/// took. While it lives, the session counts in `hangar_sessions_open`.
 pub(crate) struct SessionAudit<'a> {
     user: Option<String>,
     place: &'a str,
     detail: &'a str,
     started: Instant,
+    _open: crate::metrics::SessionGauge,
+}
+
+/// The kind of session a detail describes (`ssh`, `terminal …`, `tcp port N`, `app …`).
+fn session_kind(detail: &str) -> &'static str {
+    match detail.split(' ').next() {
+        Some("ssh") => "ssh",
+        Some("terminal") => "terminal",
+        Some("tcp") => "tcp",
+        Some("app") => "app",
+        Some("echo") => "echo",
+        _ => "other",
+    }
 }
 
 impl<'a> SessionAudit<'a> {
@@ -387,6 +400,7 @@ impl<'a> SessionAudit<'a> {
             place,
             detail,
             started: Instant::now(),
+            _open: state.metrics.session(session_kind(detail)),
         }
     }
 

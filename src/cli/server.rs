@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::db::Database;
+use crate::model::secret::Secret;
 use crate::server;
 
 #[derive(Debug, Args)]
@@ -40,10 +41,19 @@ pub struct ServerArgs {
     /// kept, as are the logs of the agents that run now.
     #[arg(long, env = "HANGAR_RETENTION")]
     pub retention: Option<String>,
+    /// Require this bearer token at /metrics (Prometheus' `authorization` setting);
+    /// without one, /metrics is open to anyone who reaches the server.
+    #[arg(long, env = "HANGAR_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub metrics_token: Option<Secret>,
     /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
     /// and push the built-in templates.
     #[arg(long, env = "HANGAR_BOOTSTRAP")]
     pub bootstrap: bool,
+}
+
+/// A secret argument: it prints as `***` wherever the arguments are debug-printed.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -77,6 +87,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let access_url = args.access_url.unwrap_or_else(|| format!("http://{bound}"));
     let mut config = Config::new(data_dir.clone(), access_url.clone());
     config.provisioners = args.provisioners;
+    config.metrics_token_hash = args
+        .metrics_token
+        .as_ref()
+        .map(|t| crate::model::secret::hash_token(t.expose()));
     config.wildcard = args
         .wildcard_access_url
         .as_deref()

@@ -97,6 +97,13 @@ impl Database {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Jobs waiting for a provisioner.
+    pub async fn count_pending_jobs(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'pending'")
+            .fetch_one(self.pool())
+            .await
+    }
+
     /// Takes the oldest pending job for `worker_id`, atomically: whatever the number of
     /// workers, each job is claimed exactly once.
     pub async fn claim_job(&self, worker_id: &str) -> Result<Option<Job>, sqlx::Error> {

@@ -95,6 +95,11 @@ impl Database {
         &self.pool
     }
 
+    /// Connections the pool holds, and how many of them are idle.
+    pub fn pool_use(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -32,6 +32,8 @@ pub struct Runner {
     /// cancel interrupts them (terraform stops cleanly and its state is kept) instead of
     /// holding the shutdown for as long as terraform would run.
     pub stopping: CancellationToken,
+    /// Where jobs are counted and timed.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one `try_execute` did.
@@ -79,6 +81,7 @@ impl Runner {
         db: Database,
         config: &crate::config::Config,
         job_updates: tokio::sync::broadcast::Sender<String>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Runner {
         let data_dir = config.data_dir.clone();
         let access_url = config.access_url.clone();
@@ -107,6 +110,7 @@ impl Runner {
             worker_id: format!("server-{}", hostname()),
             stopping: CancellationToken::new(),
             job_updates,
+            metrics,
         }
     }
 
@@ -134,6 +138,17 @@ impl Runner {
             return Ok(Outcome::EmptyQueue);
         };
         let _ = self.job_updates.send(job.id.clone());
+        let kind = job.kind.as_str();
+        self.metrics
+            .job_queue_wait_seconds
+            .with_label_values(&[kind])
+            .observe(
+                job.started_at
+                    .unwrap_or(job.created_at)
+                    .saturating_sub(job.created_at) as f64
+                    / 1000.0,
+            );
+        self.metrics.provisioners_busy.inc();
         let cancel = self.stopping.child_token();
         let heartbeat = tokio::spawn(heartbeat(
             self.db.clone(),
@@ -161,12 +176,52 @@ impl Runner {
             Ok(r) => r,
             Err(e) => JobResult::failed("internal", format!("{e:#}")),
         };
-        let timings = serde_json::Value::Object(timings).to_string();
-        let result = outcome::finish(&self.db, &job, &self.worker_id, result, &timings, &record)
-            .await
-            .context("finishing a job")?;
+        let timings_text = serde_json::Value::Object(timings.clone()).to_string();
+        let finished = outcome::finish(
+            &self.db,
+            &job,
+            &self.worker_id,
+            result,
+            &timings_text,
+            &record,
+        )
+        .await;
+        self.metrics.provisioners_busy.dec();
+        let result = finished.context("finishing a job")?;
+        self.count(&job, result.status, &timings).await;
         let _ = self.job_updates.send(job.id.clone());
         Ok(Outcome::Completed(result.status))
+    }
+
+    /// Counts a finished job and its stages' times in the metrics.
+    async fn count(
+        &self,
+        job: &crate::db::jobs::Job,
+        status: JobStatus,
+        timings: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        let kind = job.kind.as_str();
+        let transition = match job.kind {
+            crate::model::JobKind::WorkspaceBuild => {
+                match self.db.get_build_by_job(&job.id).await {
+                    Ok(Some(b)) => b.build.transition.as_str(),
+                    _ => "unknown",
+                }
+            }
+            _ => "",
+        };
+        self.metrics
+            .jobs
+            .with_label_values(&[kind, transition, status.as_str()])
+            .inc();
+        for (stage, ms) in timings {
+            if let Some(ms) = ms.as_u64() {
+                self.metrics
+                    .job_stage_seconds
+                    .with_label_values(&[kind, stage.trim_end_matches("_ms")])
+                    .observe(ms as f64 / 1000.0);
+            }
+        }
     }
 
     /// Runs jobs until `shutdown`; sleeps only while the queue is empty.

@@ -277,3 +277,21 @@ pub async fn create_dev(
     }
     client.workspace("dev").await.unwrap()
 }
+
+/// `GET /metrics` of `app`, with `token` as the bearer when given; the status and text.
+pub async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("{}/metrics", app.url));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The value of one sample (`name{labels}` exactly as Prometheus' text format writes it,
+/// labels sorted) in a scrape, or None when it is absent.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
