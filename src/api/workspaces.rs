@@ -409,6 +409,61 @@ pub async fn queue_build(
     Ok(build_view(full)?)
 }
 
+/// A restart, or an update to the active version (`update`), as the dashboard's buttons
+/// do them: the start is checked first (a bad value must never leave the workspace
+/// stopped), then a running workspace is stopped, and the start is queued once that stop
+/// succeeded. Returns the first build queued.
+pub async fn stop_then_start(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    update: bool,
+) -> ApiResult<BuildView> {
+    let start = BuildRequest {
+        transition: Some(Transition::Start),
+        template_version: update.then(|| "active".to_string()),
+        ..Default::default()
+    };
+    check_build(state, auth, owner, name, &start).await?;
+    let (ws, _) = find_workspace(state, auth, owner, name).await?;
+    let latest = state
+        .db
+        .latest_build(&ws.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
+    if latest.workspace_status() != WorkspaceStatus::Running {
+        return queue_build(state, auth, owner, name, start).await;
+    }
+    let stop = BuildRequest {
+        transition: Some(Transition::Stop),
+        ..Default::default()
+    };
+    let stopping = queue_build(state, auth, owner, name, stop).await?;
+    let (state, auth) = (state.clone(), auth.clone());
+    let (owner, name, job_id) = (owner.to_string(), name.to_string(), stopping.job.id.clone());
+    let mut updates = state.job_updates.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match state.db.get_job(&job_id).await {
+                Ok(Some(job)) if job.status.is_final() => {
+                    if job.status == crate::model::JobStatus::Succeeded {
+                        if let Err(e) = queue_build(&state, &auth, &owner, &name, start).await {
+                            tracing::warn!(workspace = %name, error = %e, "starting after the stop of a restart");
+                        }
+                    }
+                    return;
+                }
+                Ok(Some(_)) => {}
+                _ => return,
+            }
+            // Woken by any job's update; at worst a second later.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), updates.recv()).await;
+        }
+    });
+    Ok(stopping)
+}
+
 pub async fn builds(
     State(state): State<AppState>,
     auth: Auth,

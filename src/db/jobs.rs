@@ -222,6 +222,29 @@ impl Database {
         tx.commit().await
     }
 
+    /// The last `n` lines of a job's log, oldest first.
+    pub async fn tail_job_logs(&self, job_id: &str, n: i64) -> Result<Vec<JobLog>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id, at, stage, level, text FROM job_logs WHERE job_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(job_id)
+            .bind(n)
+            .fetch_all(self.pool())
+            .await?;
+        let mut lines = rows
+            .iter()
+            .map(|r| {
+                Ok(JobLog {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    stage: r.try_get("stage")?,
+                    level: r.try_get("level")?,
+                    text: r.try_get("text")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        lines.reverse();
+        Ok(lines)
+    }
+
     pub async fn list_job_logs(
         &self,
         job_id: &str,

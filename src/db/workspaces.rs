@@ -244,6 +244,11 @@ impl Database {
             Err(e) if super::is_unique_violation(&e) => return Err(QueueError::Busy),
             Err(e) => return Err(e.into()),
         }
+        sqlx::query("UPDATE workspaces SET latest_build_id = $1 WHERE id = $2")
+            .bind(&id)
+            .bind(new.workspace_id)
+            .execute(&mut **tx)
+            .await?;
         let number: i64 = sqlx::query_scalar("SELECT number FROM workspace_builds WHERE id = $1")
             .bind(&id)
             .fetch_one(&mut **tx)

@@ -1,13 +1,113 @@
 // The web UI's only script, served from /static/app.js so the Content-Security-Policy
-// can forbid inline scripts.
+// can forbid inline scripts. Pages work without it; with it they confirm in a dialog,
+// copy commands, and follow changes live.
 (function () {
-  // Forms that destroy something ask first: <form data-confirm="Delete x?">.
+  'use strict';
+
+  // Forms that destroy something ask first, in a dialog: <form data-confirm="Delete x?">.
+  var pending = null;
   document.addEventListener('submit', function (e) {
     var form = e.target;
-    if (form.dataset && form.dataset.confirm && !confirm(form.dataset.confirm)) {
-      e.preventDefault();
+    if (!form.dataset || !form.dataset.confirm) return;
+    var dialog = document.getElementById('confirm-dialog');
+    e.preventDefault();
+    if (!dialog || !dialog.showModal) {
+      if (confirm(form.dataset.confirm)) form.submit();
+      return;
+    }
+    pending = form;
+    document.getElementById('confirm-message').textContent = form.dataset.confirm;
+    document.getElementById('confirm-ok').textContent = form.dataset.confirmButton || 'Confirm';
+    dialog.showModal();
+    document.getElementById('confirm-cancel').focus();
+  });
+
+  document.addEventListener('click', function (e) {
+    var t = e.target.closest ? e.target.closest('button') : null;
+    if (!t) return;
+    if (t.id === 'confirm-ok' && pending) {
+      var form = pending;
+      pending = null;
+      document.getElementById('confirm-dialog').close();
+      form.submit();
+    } else if (t.id === 'confirm-cancel') {
+      pending = null;
+      document.getElementById('confirm-dialog').close();
+    } else if (t.dataset.copy !== undefined) {
+      copy(t, t.dataset.copy);
+    } else if (t.dataset.instructions) {
+      showInstructions(t.dataset.instructions);
+    } else if (t.id === 'connect-copy') {
+      copy(t, document.getElementById('connect-command').textContent);
+    } else if (t.id === 'connect-close') {
+      document.getElementById('connect-dialog').close();
     }
   });
+
+  function copy(button, text) {
+    function done() {
+      var was = button.textContent;
+      button.textContent = 'Copied';
+      setTimeout(function () { button.textContent = was; }, 1500);
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () {});
+    }
+  }
+
+  // An external agent's command holds its token: fetched only when asked for.
+  function showInstructions(url) {
+    fetch(url, { credentials: 'same-origin' })
+      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (res) {
+        var text = res.ok ? res.body.command : (res.body.message || 'could not fetch the command');
+        document.getElementById('connect-command').textContent = text;
+        document.getElementById('connect-dialog').showModal();
+      });
+  }
+
+  // A live page: its stream says when what it shows changed; the page is fetched again
+  // and its live region swapped in place (no reload).
+  function live(region) {
+    var version = region.dataset.version;
+    var busy = false;
+    function refresh(want) {
+      if (busy) return;
+      busy = true;
+      fetch(location.href, { credentials: 'same-origin' })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, 'text/html');
+          var fresh = doc.getElementById(region.id);
+          var current = document.getElementById(region.id);
+          if (fresh && current) {
+            var open = [];
+            current.querySelectorAll('details[open]').forEach(function (d) { open.push(d.parentNode.id); });
+            current.replaceWith(fresh);
+            fresh.querySelectorAll('details').forEach(function (d) {
+              if (open.indexOf(d.parentNode.id) >= 0) d.open = true;
+            });
+            version = fresh.dataset.version;
+          }
+        })
+        .finally(function () {
+          busy = false;
+          // Again only if a newer version was announced while this one loaded.
+          if (latest !== version && latest !== want) refresh(latest);
+        });
+    }
+    var latest = version;
+    function connect() {
+      var events = new EventSource(region.dataset.live);
+      events.addEventListener('version', function (e) {
+        latest = e.data;
+        if (e.data !== version) refresh(e.data);
+      });
+      events.addEventListener('gone', function () { events.close(); location.href = '/'; });
+      events.onerror = function () { events.close(); setTimeout(connect, 2000); };
+    }
+    connect();
+  }
 
   // A running build's page follows its log: new lines arrive over SSE (the session
   // cookie authenticates it), and the finished build reloads so status, timings and
@@ -40,5 +140,7 @@
   document.addEventListener('DOMContentLoaded', function () {
     var log = document.querySelector('#log[data-stream]');
     if (log) followLog(log);
+    var region = document.querySelector('[data-live]');
+    if (region && region.dataset.live) live(region);
   });
 })();

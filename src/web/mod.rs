@@ -3,6 +3,8 @@
 //! a build page follows its log live through the API's SSE stream.
 
 mod apps;
+mod assets;
+mod live;
 pub mod subdomain;
 mod views;
 
@@ -31,6 +33,13 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
         .route("/static/app.js", get(app_js))
+        .route("/static/style.css", get(assets::style))
+        .route("/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
+        .route("/icon/:name", get(assets::icon))
+        .route("/live", get(live::list_changes))
+        .route("/@:owner/:name/live", get(live::workspace_changes))
+        .route("/@:owner/:name/restart", post(restart))
         .route(
             "/static/terminal.js",
             get(|| asset(TERMINAL_JS, "text/javascript; charset=utf-8")),
@@ -366,7 +375,18 @@ async fn workspace_list(
         offset: Some(page_no.saturating_mul(LIST_PAGE)),
     };
     let list = workspaces::list_page(&state, &viewer.0, &q).await?;
-    let ctx = ListPage::new(&list, &params.search, page_no, LIST_PAGE);
+    let mut ctx = ListPage::new(
+        &list,
+        &viewer.0.user.username,
+        &params.search,
+        page_no,
+        LIST_PAGE,
+    );
+    ctx.live = format!(
+        "/live?page={page_no}&search={}",
+        views::urlencode(&params.search)
+    );
+    ctx.version = live::version_of(&list);
     page("workspaces.html", &ctx, &viewer)
 }
 
@@ -378,16 +398,45 @@ async fn workspace_page(
     let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
     let builds = workspaces::build_history(&state, &ws, workspaces::MAX_PAGE, 0).await?;
     let ws = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
+    let version = live::version_of(&live::workspace_snapshot(&state, &ws).await?);
     let mut details = Vec::new();
     for a in ws.agents() {
         let logs = state.db.tail_agent_logs(&a.id, AGENT_LOG_LINES).await?;
+        let history = state.usage.history(&a.id);
         details.push(AgentDetail {
-            name: a.name.clone(),
+            agent: a.clone(),
             logs: logs.into_iter().map(Into::into).collect(),
             metadata: agents::metadata_views_by_id(&state, &a.id).await?,
+            usage: match (&a.usage, history.is_empty()) {
+                (Some(latest), true) => UsageView::new(std::slice::from_ref(latest)),
+                (Some(_), false) => UsageView::new(&history),
+                (None, _) => None,
+            },
         });
     }
+    let failure = if ws.status == crate::model::WorkspaceStatus::Failed {
+        let job = &ws.latest_build.job;
+        Some(Failure {
+            error: match (&job.error_code, &job.error) {
+                (Some(code), Some(e)) => format!("{code}: {e}"),
+                (None, Some(e)) => e.clone(),
+                _ => "the build failed".into(),
+            },
+            log: state
+                .db
+                .tail_job_logs(&job.id, FAILURE_LOG_LINES)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        })
+    } else {
+        None
+    };
     let mut view = WorkspacePage::new(ws, builds, details);
+    view.failure = failure;
+    view.version = version;
+    view.live = format!("{}/live", view.href);
     if let Some(w) = &state.config.wildcard {
         view.app_host_suffix = Some(w.suffix_with_port());
         view.app_scheme = w.scheme().to_string();
@@ -397,6 +446,8 @@ async fn workspace_page(
 
 /// The agent log lines a workspace page shows; `hangar logs` has the rest.
 const AGENT_LOG_LINES: i64 = 5;
+/// The build log lines a failed workspace's page shows; its build page has them all.
+const FAILURE_LOG_LINES: i64 = 12;
 
 #[derive(Deserialize)]
 struct FavoriteForm {
@@ -429,6 +480,24 @@ async fn build(
         ..Default::default()
     };
     workspaces::queue_build(&state, &viewer.0, &owner, &name, req).await?;
+    Ok(see_other(&workspace_href(&owner, &name)))
+}
+
+#[derive(Deserialize)]
+struct RestartForm {
+    /// Move to the template's active version on the way.
+    #[serde(default)]
+    update: bool,
+}
+
+/// The Restart and Update buttons: stop (when running), then start.
+async fn restart(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Form(form): Form<RestartForm>,
+) -> PageResult {
+    workspaces::stop_then_start(&state, &viewer.0, &owner, &name, form.update).await?;
     Ok(see_other(&workspace_href(&owner, &name)))
 }
 

@@ -103,11 +103,33 @@ pub struct ListRow {
     pub last_built: String,
     pub version: String,
     pub outdated: bool,
+    /// Which per-row actions make sense now.
+    pub can_start: bool,
+    pub can_stop: bool,
+    /// The web terminal of its one agent, while it runs (the owner's rows only).
+    pub terminal: Option<String>,
 }
 
-impl From<&WorkspaceView> for ListRow {
-    fn from(w: &WorkspaceView) -> Self {
+impl ListRow {
+    /// The row as `viewer` sees it: only a workspace's owner gets its terminal.
+    pub fn new(w: &WorkspaceView, viewer: &str) -> Self {
+        let actions = Actions::of(w);
+        let agents: Vec<_> = w.agents().collect();
+        let terminal = (w.status == WorkspaceStatus::Running
+            && w.owner == viewer
+            && agents.len() == 1
+            && agents[0].display_apps.web_terminal)
+            .then(|| {
+                format!(
+                    "{}.{}/terminal",
+                    workspace_href(&w.owner, &w.name),
+                    agents[0].name
+                )
+            });
         ListRow {
+            can_start: actions.start,
+            can_stop: actions.stop,
+            terminal,
             href: workspace_href(&w.owner, &w.name),
             owner: w.owner.clone(),
             name: w.name.clone(),
@@ -121,7 +143,41 @@ impl From<&WorkspaceView> for ListRow {
             },
             last_built: Timestamp::ago(w.latest_build.created_at),
             version: w.template_version.clone(),
-            outdated: w.outdated,
+            outdated: w.outdated && actions.update,
+        }
+    }
+}
+
+/// What can be done to a workspace in its current state, on the list and its page.
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct Actions {
+    pub start: bool,
+    pub stop: bool,
+    pub restart: bool,
+    pub update: bool,
+    pub cancel: bool,
+    pub delete: bool,
+}
+
+impl Actions {
+    pub fn of(ws: &WorkspaceView) -> Actions {
+        let busy = ws.status.is_busy();
+        let running = ws.status == WorkspaceStatus::Running;
+        let gone = ws.status == WorkspaceStatus::Deleted;
+        // External workspaces run on the user's machine: Hangar cannot start or stop them.
+        let manageable = !busy && !ws.external && !gone;
+        let stop = manageable
+            && (running
+                || (ws.status == WorkspaceStatus::Failed
+                    && ws.latest_build.transition == Transition::Start));
+        Actions {
+            start: manageable && !running,
+            stop,
+            restart: manageable && running,
+            update: ws.outdated && !busy && !gone,
+            cancel: busy,
+            // Deleting needs no running machine, so external workspaces can be deleted too.
+            delete: !busy && !gone,
         }
     }
 }
@@ -144,10 +200,19 @@ pub struct ListPage {
     pub count: i64,
     pub prev: Option<String>,
     pub next: Option<String>,
+    /// The live stream of this page's versions, and the version rendered.
+    pub live: String,
+    pub version: String,
 }
 
 impl ListPage {
-    pub fn new(list: &WorkspacesPage, search: &str, page: i64, per_page: i64) -> ListPage {
+    pub fn new(
+        list: &WorkspacesPage,
+        viewer: &str,
+        search: &str,
+        page: i64,
+        per_page: i64,
+    ) -> ListPage {
         let link = |p: i64| {
             let mut url = format!("/?page={p}");
             if !search.is_empty() {
@@ -157,9 +222,15 @@ impl ListPage {
             url
         };
         ListPage {
-            workspaces: list.workspaces.iter().map(ListRow::from).collect(),
+            workspaces: list
+                .workspaces
+                .iter()
+                .map(|w| ListRow::new(w, viewer))
+                .collect(),
             search: search.to_string(),
             count: list.count,
+            live: String::new(),
+            version: String::new(),
             prev: (page > 0).then(|| link(page - 1)),
             next: ((page + 1) * per_page < list.count).then(|| link(page + 1)),
         }
@@ -203,12 +274,114 @@ pub struct BuildRow {
     pub duration: String,
 }
 
-/// What an agent reported: its latest script output and metadata values.
+/// What an agent reported: its latest script output, metadata values and resource use.
 #[derive(Serialize)]
 pub struct AgentDetail {
-    pub name: String,
+    pub agent: crate::wire::agents::AgentView,
     pub logs: Vec<AgentLog>,
     pub metadata: Vec<MetadataView>,
+    pub usage: Option<UsageView>,
+}
+
+/// An agent's resource use: the latest figures and the recent history as chart lines.
+#[derive(Serialize)]
+pub struct UsageView {
+    pub cpu: Gauge,
+    pub memory: Gauge,
+    pub disks: Vec<Gauge>,
+}
+
+/// One figure: its label, how full (percent), and its recent history as SVG polyline
+/// points in a `CHART_W` × `CHART_H` box (empty without history).
+#[derive(Serialize)]
+pub struct Gauge {
+    pub name: String,
+    pub label: String,
+    pub percent: f64,
+    pub points: String,
+}
+
+pub const CHART_W: f64 = 160.0;
+pub const CHART_H: f64 = 36.0;
+
+/// Polyline points of percentages (0 to 100) over the chart's width, oldest at the left;
+/// the chart is drawn by the browser's SVG from these, no chart code involved.
+pub fn chart_points(percents: &[f64]) -> String {
+    if percents.len() < 2 {
+        return String::new();
+    }
+    let step = CHART_W / (percents.len() - 1) as f64;
+    percents
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let y = CHART_H - p.clamp(0.0, 100.0) / 100.0 * CHART_H;
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl UsageView {
+    /// From the samples, oldest first (the last is the latest).
+    pub fn new(history: &[crate::wire::agent::Usage]) -> Option<UsageView> {
+        use crate::wire::agent::{human_bytes, percent};
+        let latest = history.last()?;
+        let cpu_pct = |u: &crate::wire::agent::Usage| {
+            if u.cpu_total_cores > 0.0 {
+                u.cpu_used_cores * 100.0 / u.cpu_total_cores
+            } else {
+                0.0
+            }
+        };
+        let mem_pct =
+            |u: &crate::wire::agent::Usage| percent(u.memory_used_bytes, u.memory_total_bytes);
+        let series = |f: &dyn Fn(&crate::wire::agent::Usage) -> f64| {
+            chart_points(&history.iter().map(f).collect::<Vec<_>>())
+        };
+        Some(UsageView {
+            cpu: Gauge {
+                name: "CPU".into(),
+                label: format!(
+                    "{:.2} of {} cores",
+                    latest.cpu_used_cores, latest.cpu_total_cores
+                ),
+                percent: cpu_pct(latest).round(),
+                points: series(&cpu_pct),
+            },
+            memory: Gauge {
+                name: "Memory".into(),
+                label: format!(
+                    "{} of {}",
+                    human_bytes(latest.memory_used_bytes),
+                    human_bytes(latest.memory_total_bytes)
+                ),
+                percent: mem_pct(latest).round(),
+                points: series(&mem_pct),
+            },
+            disks: latest
+                .disks
+                .iter()
+                .map(|d| Gauge {
+                    name: d.path.clone(),
+                    label: format!(
+                        "{} of {}",
+                        human_bytes(d.used_bytes),
+                        human_bytes(d.total_bytes)
+                    ),
+                    percent: percent(d.used_bytes, d.total_bytes).round(),
+                    points: String::new(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Why the latest build failed, and the end of its log.
+#[derive(Serialize)]
+pub struct Failure {
+    pub error: String,
+    pub log: Vec<JobLog>,
 }
 
 #[derive(Serialize)]
@@ -225,11 +398,14 @@ pub struct WorkspacePage {
     /// without a wildcard access URL, and such apps are then served by path.
     pub app_host_suffix: Option<String>,
     pub app_scheme: String,
-    /// A build is queued or running: the page refreshes itself until it settles.
+    /// A build is queued or running.
     pub busy: bool,
-    pub can_start: bool,
-    pub can_stop: bool,
-    pub can_delete: bool,
+    /// The live stream of this page's versions, and the version rendered.
+    pub live: String,
+    pub version: String,
+    pub actions: Actions,
+    /// Set when the latest build failed.
+    pub failure: Option<Failure>,
 }
 
 impl WorkspacePage {
@@ -237,9 +413,6 @@ impl WorkspacePage {
     pub fn new(ws: WorkspaceView, builds: Vec<BuildView>, agents: Vec<AgentDetail>) -> Self {
         let href = workspace_href(&ws.owner, &ws.name);
         let busy = ws.status.is_busy();
-        let running = ws.status == WorkspaceStatus::Running;
-        // External workspaces run on the user's machine: Hangar cannot start or stop them.
-        let manageable = !busy && !ws.external && ws.status != WorkspaceStatus::Deleted;
         let builds = builds
             .into_iter()
             .map(|b| BuildRow {
@@ -258,18 +431,15 @@ impl WorkspacePage {
         WorkspacePage {
             builds,
             agents,
-            // Deleting needs no running machine, so external workspaces can be deleted too.
-            can_delete: !busy && ws.status != WorkspaceStatus::Deleted,
+            actions: Actions::of(&ws),
+            failure: None,
+            live: String::new(),
+            version: String::new(),
             build_href: format!("{href}/builds/{}", ws.latest_build.number),
             last_built: Timestamp::ago(ws.latest_build.created_at),
             last_used: ws.last_used_at.map(Timestamp::ago).unwrap_or_default(),
             app_host_suffix: None,
             app_scheme: String::new(),
-            can_start: manageable && !running,
-            can_stop: manageable
-                && (running
-                    || (ws.status == WorkspaceStatus::Failed
-                        && ws.latest_build.transition == Transition::Start)),
             busy,
             href,
             ws,

@@ -100,6 +100,7 @@ pub async fn seed(pool: &AnyPool, model: &Model, plan: &[Planned]) {
                 p.name.clone(),
                 p.owner_id.clone(),
                 model.template_id.clone(),
+                build.clone(),
             ]);
             builds.push(vec![
                 build.clone(),
@@ -133,7 +134,7 @@ pub async fn seed(pool: &AnyPool, model: &Model, plan: &[Planned]) {
         .await;
         insert(
             &mut tx,
-            "workspaces (id, name, owner_id, template_id, created_at)",
+            "workspaces (id, name, owner_id, template_id, latest_build_id, created_at)",
             &workspaces,
             1,
             now,

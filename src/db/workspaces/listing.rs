@@ -65,9 +65,8 @@ pub struct WorkspaceQuery<'a> {
     pub offset: i64,
 }
 
-/// The latest build of the workspace `w`: `(workspace_id, number)` is unique and indexed.
-const LATEST_BUILD: &str =
-    "b.number = (SELECT MAX(lb.number) FROM workspace_builds lb WHERE lb.workspace_id = w.id)";
+/// The latest build of the workspace `w` (kept by `queue_build`).
+const LATEST_BUILD: &str = "b.id = w.latest_build_id";
 
 impl Database {
     /// One page of live workspaces, favorites of the viewer first, then by name and owner,
@@ -105,7 +104,7 @@ impl Database {
             // A join, not EXISTS: the planner can then start from the jobs in the
             // statuses asked for (`jobs_pending` indexes status), 2.5x faster at 10,000.
             joins.push_str(&format!(
-                " JOIN workspace_builds b ON b.workspace_id = w.id AND {LATEST_BUILD} \
+                " JOIN workspace_builds b ON {LATEST_BUILD} \
                  JOIN jobs j ON j.id = b.job_id"
             ));
             let pairs: Vec<String> = status_pairs(status)
@@ -187,7 +186,7 @@ impl Database {
              FROM workspaces w \
              JOIN users u ON u.id = w.owner_id \
              JOIN templates t ON t.id = w.template_id \
-             JOIN workspace_builds b ON b.workspace_id = w.id AND {LATEST_BUILD} \
+             JOIN workspace_builds b ON {LATEST_BUILD} \
              {BUILD_DETAIL_JOINS} \
              LEFT JOIN template_versions av ON av.id = t.active_version_id \
              WHERE w.id IN ({list})"

@@ -209,8 +209,25 @@ fn workspace_page(ws: WorkspaceView) -> WorkspacePage {
     let mut first = build(JobStatus::Succeeded);
     first.number = 2;
     first.transition = Transition::Stop;
+    let samples: Vec<crate::wire::agent::Usage> = (0..4)
+        .map(|i| crate::wire::agent::Usage {
+            collected_at: i,
+            cpu_used_cores: 0.5 * i as f64,
+            cpu_total_cores: 2.0,
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 4 << 30,
+            disks: vec![crate::wire::agent::DiskUsage {
+                path: "/home/me".into(),
+                used_bytes: 3 << 30,
+                total_bytes: 10 << 30,
+            }],
+        })
+        .collect();
+    let mut main = agent("main", Some("docker_container.dev"));
+    main.alerts = vec!["memory is 96% used (the template alerts at 90%)".into()];
     let detail = AgentDetail {
-        name: "main".into(),
+        agent: main,
+        usage: UsageView::new(&samples),
         logs: (1..=5)
             .map(|i| AgentLog {
                 id: i,
@@ -329,6 +346,7 @@ fn render_all() -> Vec<(&'static str, String)> {
                         workspaces: vec![ws.clone(), workspace(JobStatus::Failed)],
                         count: 120,
                     },
+                    "owner",
                     "owner:me dev&x",
                     1,
                     50,
@@ -346,6 +364,7 @@ fn render_all() -> Vec<(&'static str, String)> {
                         workspaces: vec![],
                         count: 0,
                     },
+                    "owner",
                     "",
                     0,
                     50,
@@ -434,16 +453,18 @@ fn every_view_renders_with_a_representative_context() {
     assert!(page("login-error").contains("incorrect login or password"));
     assert!(page("login-error").contains("name=\"next\" value=\"/@owner/dev.main/terminal\""));
     let list = page("list");
-    for column in [
-        "WORKSPACE",
-        "TEMPLATE",
-        "STATUS",
-        "HEALTHY",
-        "LAST BUILT",
-        "CURRENT VERSION",
-        "OUTDATED",
+    for column in ["Workspace", "Status", "Template", "Last built"] {
+        assert!(list.contains(&format!("<th>{column}</th>")), "{column}");
+    }
+    // Status as a dot and its word, health as an icon, actions per row, a live region.
+    for word in [
+        "class=\"status running\">running",
+        "✓ healthy",
+        "class=\"status failed\">failed",
+        "data-label=\"Status\"",
+        "data-live=\"\"",
     ] {
-        assert!(list.contains(column), "{column}");
+        assert!(list.contains(word), "{word} missing in {list}");
     }
     assert!(list.contains("href=\"/@owner/dev\""), "{list}");
     // Page 2 of 3 (120 at 50 a page), the search kept in both links and the box.
@@ -473,7 +494,7 @@ fn every_view_renders_with_a_representative_context() {
         "hangar ssh dev.main",
         "id=\"last-used\">3m ago",
         // Health beside the app, a command app in the terminal, VS Code over Remote-SSH.
-        "id=\"health-main-files\">unhealthy",
+        "id=\"health-main-files\" title=\"unhealthy\">unhealthy",
         "href=\"/@owner/dev.main/terminal?app=top\"",
         "href=\"https://ide--main--dev--owner.apps.example.com:3000/\"",
         "href=\"vscode://vscode-remote/ssh-remote+hangar.dev.main/home/me/src%20dir\"",
@@ -493,7 +514,13 @@ fn every_view_renders_with_a_representative_context() {
         "value=\"delete\"",
         "data-confirm=\"Delete owner/dev?",
         "action=\"/@owner/dev/favorite\"",
-        "Unfavorite",
+        "Unpin",
+        // Usage: the figures, a chart line per history, the disk's bar, the alert.
+        "1.50 of 2 cores",
+        "1.0 GiB of 4.0 GiB",
+        "Disk /home/me",
+        "<polyline points=\"0.0,36.0 53.3,27.0 106.7,18.0 160.0,9.0\"/>",
+        "memory is 96% used",
     ] {
         assert!(ws.contains(word), "{word} missing in {ws}");
     }
@@ -504,7 +531,7 @@ fn every_view_renders_with_a_representative_context() {
         !busy.contains("value=\"delete\""),
         "no delete while a build runs"
     );
-    assert!(page("workspace-busy").contains("http-equiv=\"refresh\""));
+    assert!(page("workspace-busy").contains("Following build #3 live"));
     assert!(page("workspace-busy").contains("action=\"/@owner/dev/cancel\""));
     assert!(
         !page("workspace").contains("/cancel\""),
