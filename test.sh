@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs postgres chromium python-venv ssh
+ensure_prereqs postgres chromium python-venv ssh npm
+# The dashboard test checks accessibility with axe-core (from npm, kept under target/).
+ensure_axe "$PWD/target/axe"
 
 pg_dir=$(mktemp -d /tmp/hangar-pg.XXXXXX)
 # Runs on every exit, failures included; it must not stop half-way itself.

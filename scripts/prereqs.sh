@@ -18,7 +18,7 @@ pg_bin_dir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-# ensure_prereqs [postgres] [chromium] [python-venv] [ssh]: the words name what only some
+# ensure_prereqs [postgres] [chromium] [python-venv] [ssh] [npm]: the words name what only some
 # uses need (PostgreSQL for the second test run, Chromium for the web UI test in
 # tests/web.rs, a Python venv for schemathesis in scripts/fuzz_api.sh, OpenSSH's client
 # and sftp-server for `hangar ssh`, scp and sftp, and rsync, which runs over it).
@@ -33,6 +33,8 @@ ensure_prereqs() {
       # tests/web.rs runs exactly this path, so a chromium elsewhere does not count.
       chromium) [ -x /usr/bin/chromium ] || need+=(chromium) ;;
       python-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv) ;;
+      # axe-core (the web UI's accessibility check in tests/dashboard.rs) comes from npm.
+      npm) command -v npm >/dev/null 2>&1 || need+=(npm) ;;
       # `hangar ssh` drives OpenSSH's client; agents serve SFTP (scp, sftp) with its
       # sftp-server, and the `local` template's workspaces run on this machine.
       ssh)
@@ -51,6 +53,16 @@ ensure_prereqs() {
     echo "terraform (or tofu) is missing: install it (https://developer.hashicorp.com/terraform/install) or set HANGAR_TERRAFORM." >&2
     exit 1
   fi
+}
+
+# ensure_axe DIR: axe-core from npm under DIR (kept between runs); sets HANGAR_AXE_JS.
+ensure_axe() {
+  local dir=$1
+  if [ ! -f "$dir/node_modules/axe-core/axe.min.js" ]; then
+    echo "Installing axe-core from npm…" >&2
+    npm install --prefix "$dir" axe-core@4 --no-audit --no-fund --silent >/dev/null
+  fi
+  export HANGAR_AXE_JS="$dir/node_modules/axe-core/axe.min.js"
 }
 
 free_port() {

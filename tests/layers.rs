@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("config", &[]),
-    ("provider", &[]),
+    ("provider", &["model"]),
     ("wire", &["model"]),
     ("isolate", &["model"]),
     ("client", &["wire"]),

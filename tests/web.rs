@@ -281,7 +281,7 @@ async fn web_ui_in_a_real_browser() {
     b.eval(
         "document.getElementById('f-name').value = 'box';
          document.getElementById('f-param-cpu').value = '9';
-         document.getElementById('f-param-region').value = 'us';
+         document.getElementById('f-param-region-1').click();
          document.getElementById('create').submit();",
     )
     .await
@@ -304,11 +304,11 @@ async fn web_ui_in_a_real_browser() {
             "[document.getElementById('error-cpu').previousElementSibling.id,
               document.getElementById('f-name').value,
               document.getElementById('f-param-cpu').value,
-              document.getElementById('f-param-region').value]",
+              document.getElementById('f-param-region-1').checked]",
         )
         .await
         .unwrap();
-    assert_eq!(kept, json!(["f-param-cpu", "box", "9", "us"]));
+    assert_eq!(kept, json!(["f-param-cpu", "box", "9", true]));
     assert!(app.client.workspace("box").await.is_err(), "created anyway");
 
     // Fixed, submitted with the button: the new workspace's page, refreshing until it runs.

@@ -36,6 +36,29 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Both errors' field problems in one, when both are validations (else `self`).
+    pub fn and(self, other: ApiError) -> ApiError {
+        match (self, other) {
+            (
+                ApiError::Validation {
+                    message: m1,
+                    validations: mut v1,
+                },
+                ApiError::Validation {
+                    message: m2,
+                    validations: v2,
+                },
+            ) => {
+                v1.extend(v2);
+                ApiError::Validation {
+                    message: format!("{m1}; {m2}"),
+                    validations: v1,
+                }
+            }
+            (first, _) => first,
+        }
+    }
+
     pub fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
         let detail = detail.into();
         ApiError::Validation {

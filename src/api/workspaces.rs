@@ -135,7 +135,9 @@ pub async fn create_workspace(
     auth: &Auth,
     req: &CreateWorkspaceRequest,
 ) -> ApiResult<WorkspaceView> {
-    let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    // The name and the parameters are both checked before either error is returned: a
+    // form shows every problem at once.
+    let name = Name::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()));
     let template = template_by_name(state, &req.template).await?;
     let version = usable_version(state, &template, req.template_version.as_deref()).await?;
     if req.require_external && !version.has_external_agent {
@@ -144,7 +146,12 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors)?;
+    let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors);
+    let (name, values) = match (name, values) {
+        (Ok(name), Ok(values)) => (name, values),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+        (Err(named), Err(params)) => return Err(named.and(params)),
+    };
     let owner = match req.owner.as_deref() {
         None | Some("me") => auth.user.clone(),
         Some(o) if o == auth.user.username => auth.user.clone(),

@@ -62,6 +62,54 @@ pub struct Validation {
     pub monotonic: Option<String>,
 }
 
+/// The form controls a parameter may use, by type and whether it has options (Coder's
+/// table, so a Coder template's `form_type` means the same here); the first is the
+/// default.
+pub fn allowed_form_types(kind: ParamType, has_options: bool) -> &'static [&'static str] {
+    match (kind, has_options) {
+        (ParamType::String, false) => &["input", "textarea"],
+        (ParamType::Number, false) => &["input", "slider"],
+        (ParamType::Bool, false) => &["checkbox", "switch"],
+        (ParamType::ListString, false) => &["tag-select"],
+        (ParamType::ListString, true) => &["radio", "multi-select"],
+        (_, true) => &["radio", "dropdown"],
+    }
+}
+
+/// The control a parameter is shown with: its `form_type`, or the default for its type
+/// and options. An unknown or disallowed one is an error naming what is allowed.
+pub fn form_type(
+    kind: ParamType,
+    has_options: bool,
+    specified: &str,
+) -> Result<&'static str, String> {
+    let allowed = allowed_form_types(kind, has_options);
+    if specified.is_empty() {
+        return Ok(allowed[0]);
+    }
+    allowed
+        .iter()
+        .copied()
+        .find(|f| *f == specified)
+        .ok_or_else(|| {
+            let other = allowed_form_types(kind, !has_options);
+            let when = if other.contains(&specified) {
+                if has_options {
+                    " when options exist"
+                } else {
+                    " when options do not exist"
+                }
+            } else {
+                ""
+            };
+            format!(
+            "form_type \"{specified}\" is not supported for type \"{}\"{when}; choose one of {}",
+            kind.as_str(),
+            allowed.join(", ")
+        )
+        })
+}
+
 /// The largest parameter value accepted: values travel through the environment and the
 /// database, and no template needs more.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -89,9 +137,20 @@ pub struct Parameter {
     pub options: Vec<ParamOption>,
     #[serde(default)]
     pub validation: Option<Validation>,
+    /// The control the create form uses (Coder's `form_type`); empty for the default.
+    #[serde(default)]
+    pub form_type: String,
 }
 
 impl Parameter {
+    /// The form control to show (see `form_type`); the default when the template's is
+    /// not allowed (the provider refused it at push).
+    pub fn control(&self) -> &'static str {
+        let has_options = !self.options.is_empty();
+        form_type(self.kind, has_options, &self.form_type)
+            .unwrap_or(allowed_form_types(self.kind, has_options)[0])
+    }
+
     pub fn required(&self) -> bool {
         self.default.is_none()
     }
@@ -279,6 +338,7 @@ fn parameter_from_block(block: &hcl::Block, label: &str) -> Parameter {
         order: literal(attrs, "order")
             .and_then(|o| o.parse().ok())
             .unwrap_or(0),
+        form_type: literal(attrs, "form_type").unwrap_or_default(),
         ..Default::default()
     };
     for inner in attrs.blocks() {
@@ -391,6 +451,25 @@ resource "terraform_data" "r" {}
             params[1].default, None,
             "a reference is not a static default"
         );
+    }
+
+    #[test]
+    fn form_types_follow_coders_table() {
+        use ParamType::*;
+        assert_eq!(form_type(String, true, ""), Ok("radio"));
+        assert_eq!(form_type(String, true, "dropdown"), Ok("dropdown"));
+        assert_eq!(form_type(Number, false, "slider"), Ok("slider"));
+        assert_eq!(form_type(Bool, false, "switch"), Ok("switch"));
+        assert_eq!(
+            form_type(ListString, true, "multi-select"),
+            Ok("multi-select")
+        );
+        assert_eq!(form_type(ListString, false, ""), Ok("tag-select"));
+        let err = form_type(String, false, "dropdown").unwrap_err();
+        assert!(err.contains("when options do not exist"), "{err}");
+        assert!(err.contains("input, textarea"), "{err}");
+        let err = form_type(Bool, false, "wheel").unwrap_err();
+        assert!(!err.contains("when"), "{err}");
     }
 
     #[test]

@@ -75,6 +75,8 @@ impl DataSpec for Parameter {
                     ),
                     ("default", optional(string(), "The value when none is given. `list(string)` defaults are JSON (`jsonencode([...])`).")),
                     ("order", optional(number(), "Position in forms; lower first.")),
+                    ("form_type", optional(string(), "The form control: `input`, `textarea`, `slider`, `checkbox`, `switch`, `radio`, `dropdown`, `multi-select` or `tag-select`, as Coder's table allows per type and options.")),
+                    ("styling", optional(string(), "JSON hints for the form (Coder's `styling`); recorded.")),
                     ("optional", computed(boolean(), "Whether the parameter has a default.")),
                     ("value", computed(string(), "The value for this build.")),
                 ],
@@ -173,6 +175,12 @@ fn check_config(p: &Obj) -> Result<(), String> {
     }
 
     let options = get_blocks(p, "option");
+    if !is_unknown(p, "form_type") {
+        if let Some(kind) = crate::model::parameter::ParamType::parse(kind) {
+            let specified = get_str(p, "form_type").unwrap_or_default();
+            crate::model::parameter::form_type(kind, !options.is_empty(), specified)?;
+        }
+    }
     let mut names = std::collections::HashSet::new();
     let mut values = std::collections::HashSet::new();
     for option in &options {

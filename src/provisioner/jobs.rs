@@ -554,6 +554,7 @@ fn evaluated_parameter(v: &serde_json::Value) -> Option<Parameter> {
             })
             .collect(),
         validation,
+        form_type: text(&v["form_type"]).unwrap_or_default(),
     })
 }
 

@@ -97,8 +97,9 @@
         });
     }
     var latest = version;
+    var events = null;
     function connect() {
-      var events = new EventSource(region.dataset.live);
+      events = new EventSource(region.dataset.live);
       events.addEventListener('version', function (e) {
         latest = e.data;
         if (e.data !== version) refresh(e.data);
@@ -107,6 +108,10 @@
       events.onerror = function () { events.close(); setTimeout(connect, 2000); };
     }
     connect();
+    // A page left for another stays in the browser's back-forward cache: its stream
+    // must not hold one of the few connections a browser opens to this server.
+    window.addEventListener('pagehide', function () { if (events) events.close(); });
+    window.addEventListener('pageshow', function (e) { if (e.persisted) connect(); });
   }
 
   // A running build's page follows its log: new lines arrive over SSE (the session
@@ -114,8 +119,11 @@
   // error are current.
   function followLog(log) {
     var after = Number(log.dataset.after);
+    var events = null;
+    window.addEventListener('pagehide', function () { if (events) events.close(); });
+    window.addEventListener('pageshow', function (e) { if (e.persisted) connect(); });
     function connect() {
-      var events = new EventSource(log.dataset.stream + '?after=' + after);
+      events = new EventSource(log.dataset.stream + '?after=' + after);
       events.addEventListener('log', function (e) {
         var line = JSON.parse(e.data);
         if (line.id <= after) return;
@@ -136,6 +144,15 @@
     }
     connect();
   }
+
+  // A slider shows its value beside it.
+  document.addEventListener('input', function (e) {
+    var t = e.target;
+    if (t.type === 'range') {
+      var out = document.getElementById(t.id + '-value');
+      if (out) out.textContent = t.value;
+    }
+  });
 
   document.addEventListener('DOMContentLoaded', function () {
     var log = document.querySelector('#log[data-stream]');

@@ -382,10 +382,9 @@ async fn workspace_list(
         page_no,
         LIST_PAGE,
     );
-    ctx.live = format!(
-        "/live?page={page_no}&search={}",
-        views::urlencode(&params.search)
-    );
+    let query = format!("page={page_no}&search={}", views::urlencode(&params.search));
+    ctx.live = format!("/live?{query}");
+    ctx.here = format!("/?{query}");
     ctx.version = live::version_of(&list);
     page("workspaces.html", &ctx, &viewer)
 }
@@ -467,6 +466,9 @@ async fn favorite(
 #[derive(Deserialize)]
 struct BuildForm {
     transition: Transition,
+    /// Where to go afterwards (a path on this server); the workspace's page by default.
+    #[serde(default)]
+    next: String,
 }
 
 async fn build(
@@ -480,7 +482,8 @@ async fn build(
         ..Default::default()
     };
     workspaces::queue_build(&state, &viewer.0, &owner, &name, req).await?;
-    Ok(see_other(&workspace_href(&owner, &name)))
+    let here = workspace_href(&owner, &name);
+    Ok(see_other(local_path(&form.next).unwrap_or(&here)))
 }
 
 #[derive(Deserialize)]
@@ -488,6 +491,8 @@ struct RestartForm {
     /// Move to the template's active version on the way.
     #[serde(default)]
     update: bool,
+    #[serde(default)]
+    next: String,
 }
 
 /// The Restart and Update buttons: stop (when running), then start.
@@ -498,7 +503,8 @@ async fn restart(
     Form(form): Form<RestartForm>,
 ) -> PageResult {
     workspaces::stop_then_start(&state, &viewer.0, &owner, &name, form.update).await?;
-    Ok(see_other(&workspace_href(&owner, &name)))
+    let here = workspace_href(&owner, &name);
+    Ok(see_other(local_path(&form.next).unwrap_or(&here)))
 }
 
 async fn cancel(
@@ -568,6 +574,45 @@ async fn create_form(
     page("create.html", &ctx, &viewer)
 }
 
+/// The parameter values a create form posted, by the control each parameter uses: a
+/// multi-select's checked boxes and a tag-select's lines become a JSON list; for the
+/// rest the last value wins (a checked box's `true` follows its hidden `false`), with
+/// line breaks as LF.
+fn form_values(
+    params: &[Parameter],
+    fields: &[(String, String)],
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in params {
+        let key = format!("{PARAM_PREFIX}{}", p.name);
+        let values: Vec<&str> = fields
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let Some(last) = values.last() else { continue };
+        let value = match p.control() {
+            // The hidden empty value says the list was on the form, even with none checked.
+            "multi-select" => json_list(values.iter().copied().filter(|v| !v.is_empty())),
+            "tag-select" => json_list(last.lines().map(str::trim).filter(|l| !l.is_empty())),
+            // Browsers send a text area's line breaks as CRLF; templates expect LF.
+            _ => last.replace("\r\n", "\n"),
+        };
+        out.insert(p.name.clone(), value);
+    }
+    // Values for names the template lacks still reach the API, which names them.
+    for (k, v) in fields {
+        if let Some(name) = k.strip_prefix(PARAM_PREFIX) {
+            out.entry(name.to_string()).or_insert_with(|| v.clone());
+        }
+    }
+    out
+}
+
+fn json_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
 /// Creates through the API's own function; what it refuses comes back as the form again,
 /// with what was typed and each message beside its field.
 async fn create(
@@ -583,16 +628,12 @@ async fn create(
         template: t.name.clone(),
         ..Default::default()
     };
-    // Later pairs win: a checked box's `true` follows its hidden `false`.
-    for (key, value) in fields {
-        match key.strip_prefix(PARAM_PREFIX) {
-            Some(p) => {
-                req.parameters.insert(p.to_string(), value);
-            }
-            None if key == "name" => req.name = value.trim().to_string(),
-            None => {}
-        }
-    }
+    req.name = fields
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    req.parameters = form_values(&params, &fields);
     let entered = req.parameters.clone();
     // An empty box of a required parameter means "not given", so the API names it as
     // missing rather than judging an empty value.
@@ -611,4 +652,45 @@ async fn create(
     let html = render("create.html", &ctx, Some(&viewer.0.user.username))?;
     // 400 for every refused form, a taken name too: what the user sent needs changing.
     Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_follow_each_control() {
+        let params: Vec<Parameter> = serde_json::from_value(serde_json::json!([
+            {"name": "gpu", "type": "bool"},
+            {"name": "tags", "type": "list(string)"},
+            {"name": "ides", "type": "list(string)", "form_type": "multi-select",
+             "options": [{"name": "Vim", "value": "vim"}, {"name": "Emacs", "value": "emacs"}]},
+            {"name": "none", "type": "list(string)", "form_type": "multi-select",
+             "options": [{"name": "A", "value": "a"}]}
+        ]))
+        .unwrap();
+        let fields: Vec<(String, String)> = [
+            ("name", "dev"),
+            ("param.gpu", "false"),
+            ("param.gpu", "true"),
+            ("param.tags", " x \r\n\ny"),
+            ("param.ides", ""),
+            ("param.ides", "vim"),
+            ("param.ides", "emacs"),
+            ("param.none", ""),
+            ("param.extra", "1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let values = form_values(&params, &fields);
+        assert_eq!(values["gpu"], "true");
+        assert_eq!(values["tags"], r#"["x","y"]"#);
+        assert_eq!(values["ides"], r#"["vim","emacs"]"#);
+        assert_eq!(values["none"], "[]");
+        assert_eq!(
+            values["extra"], "1",
+            "unknown names reach the API, which names them"
+        );
+        assert!(!values.contains_key("name"));
+    }
 }

@@ -115,9 +115,13 @@ impl ListRow {
     pub fn new(w: &WorkspaceView, viewer: &str) -> Self {
         let actions = Actions::of(w);
         let agents: Vec<_> = w.agents().collect();
+        let connected = |a: &&crate::wire::agents::AgentView| {
+            a.status == crate::model::agent::AgentStatus::Connected
+        };
         let terminal = (w.status == WorkspaceStatus::Running
             && w.owner == viewer
             && agents.len() == 1
+            && connected(&agents[0])
             && agents[0].display_apps.web_terminal)
             .then(|| {
                 format!(
@@ -136,15 +140,29 @@ impl ListRow {
             favorite: w.favorite,
             template: w.template.clone(),
             status: w.status,
-            healthy: if w.status == WorkspaceStatus::Running {
-                w.healthy.to_string()
-            } else {
-                String::new()
-            },
+            healthy: health_word(w),
             last_built: Timestamp::ago(w.latest_build.created_at),
             version: w.template_version.clone(),
             outdated: w.outdated && actions.update,
         }
+    }
+}
+
+/// `true`/`false` for a running workspace, `waiting` for an external one whose agent
+/// has not connected yet (its machine is the user's to start: not a fault), else empty.
+pub fn health_word(w: &WorkspaceView) -> String {
+    use crate::model::agent::AgentStatus;
+    if w.status != WorkspaceStatus::Running {
+        return String::new();
+    }
+    let waiting = w.external
+        && w.external_agents
+            .iter()
+            .any(|a| a.status == AgentStatus::Connecting);
+    if waiting && !w.healthy {
+        "waiting".into()
+    } else {
+        w.healthy.to_string()
     }
 }
 
@@ -203,6 +221,8 @@ pub struct ListPage {
     /// The live stream of this page's versions, and the version rendered.
     pub live: String,
     pub version: String,
+    /// This page's own URL, where its row actions return.
+    pub here: String,
 }
 
 impl ListPage {
@@ -231,6 +251,7 @@ impl ListPage {
             count: list.count,
             live: String::new(),
             version: String::new(),
+            here: "/".into(),
             prev: (page > 0).then(|| link(page - 1)),
             next: ((page + 1) * per_page < list.count).then(|| link(page + 1)),
         }
@@ -400,6 +421,10 @@ pub struct WorkspacePage {
     pub app_scheme: String,
     /// A build is queued or running.
     pub busy: bool,
+    /// `true`, `false`, `waiting` (see `health_word`) or empty.
+    pub health: String,
+    /// Resources the template does not hide.
+    pub shown_resources: usize,
     /// The live stream of this page's versions, and the version rendered.
     pub live: String,
     pub version: String,
@@ -432,6 +457,8 @@ impl WorkspacePage {
             builds,
             agents,
             actions: Actions::of(&ws),
+            health: health_word(&ws),
+            shown_resources: ws.resources.iter().filter(|r| !r.hide).count(),
             failure: None,
             live: String::new(),
             version: String::new(),
@@ -529,10 +556,15 @@ pub struct TemplatesPage {
 pub struct ParamField {
     pub param: Parameter,
     pub required: bool,
-    /// `select` (options), `number`, `checkbox` (bool) or `text`.
-    pub input: &'static str,
+    /// The control (`Parameter::control`): input, textarea, slider, checkbox, switch,
+    /// radio, dropdown, multi-select or tag-select.
+    pub control: &'static str,
     /// What was entered, else the default: a failed submit keeps what the user typed.
     pub value: String,
+    /// The chosen values of a list parameter (multi-select, tag-select), one per line for
+    /// tag-select's text area.
+    pub chosen: Vec<String>,
+    pub lines: String,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub error: Option<String>,
@@ -573,27 +605,26 @@ impl CreatePage {
         let fields = params
             .into_iter()
             .map(|p| {
-                let input = if !p.options.is_empty() && p.kind != ParamType::ListString {
-                    "select"
-                } else {
-                    match p.kind {
-                        ParamType::Number => "number",
-                        ParamType::Bool => "checkbox",
-                        _ => "text",
-                    }
-                };
                 let rules = p.validation.clone().unwrap_or_default();
+                let value = entered
+                    .get(&p.name)
+                    .or(p.default.as_ref())
+                    .cloned()
+                    .unwrap_or_default();
+                let chosen: Vec<String> = if p.kind == ParamType::ListString {
+                    serde_json::from_str(&value).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 ParamField {
                     error: take(&format!("parameter.{}", p.name)),
-                    value: entered
-                        .get(&p.name)
-                        .or(p.default.as_ref())
-                        .cloned()
-                        .unwrap_or_default(),
+                    lines: chosen.join("\n"),
+                    chosen,
+                    value,
                     required: p.required(),
                     min: rules.min,
                     max: rules.max,
-                    input,
+                    control: p.control(),
                     param: p,
                 }
             })

@@ -147,6 +147,70 @@ impl Browser {
         Ok(r["result"]["value"].clone())
     }
 
+    /// Evaluates an expression whose value is a promise, waiting for it to settle.
+    pub async fn eval_async(&mut self, expression: &str) -> Result<Value, String> {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+            )
+            .await?;
+        if let Some(e) = r.get("exceptionDetails") {
+            return Err(format!("{expression}: {e}"));
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// Makes the page `width` CSS pixels wide (a phone when `mobile`).
+    pub async fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A PNG of what the page shows now (the whole page, not only the viewport).
+    pub async fn screenshot(&mut self) -> Vec<u8> {
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
+            .await
+            .unwrap();
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            shot["data"].as_str().unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Logs in through the form as `login`, landing on the workspace list.
+    pub async fn log_in(&mut self, url: &str, login: &str, password: &str) {
+        self.open(&format!("{url}/login")).await;
+        self.wait_for(
+            "!!document.querySelector('input[name=login]')",
+            "the login form",
+            Duration::from_secs(10),
+        )
+        .await;
+        self.eval(&format!(
+            "document.querySelector('input[name=login]').value = {login:?};
+             document.querySelector('input[name=password]').value = {password:?};
+             document.querySelector('form[action=\"/login\"]').submit();"
+        ))
+        .await
+        .unwrap();
+        self.wait_for(
+            "location.pathname === '/'",
+            "the workspace list after logging in",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+
     /// Polls until `condition` (JavaScript) is true in a fully loaded page.
     pub async fn wait_for(&mut self, condition: &str, what: &str, limit: Duration) {
         let expr = format!("document.readyState === 'complete' && ({condition})");

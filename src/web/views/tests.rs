@@ -269,7 +269,17 @@ fn create_parameters() -> Vec<Parameter> {
         {"name": "region", "type": "string", "options": [
             {"name": "Europe", "value": "eu"}, {"name": "America", "value": "us"}]},
         {"name": "gpu", "type": "bool", "default": "false"},
-        {"name": "dotfiles", "type": "string", "description": "A git URL"}
+        {"name": "dotfiles", "type": "string", "description": "A git URL"},
+        {"name": "zone", "type": "string", "form_type": "dropdown", "default": "b", "options": [
+            {"name": "Zone A", "value": "a"}, {"name": "Zone B", "value": "b"}]},
+        {"name": "ram", "type": "number", "form_type": "slider", "default": "4",
+         "validation": {"min": 2.0, "max": 16.0}},
+        {"name": "fast", "type": "bool", "form_type": "switch", "default": "true"},
+        {"name": "notes", "type": "string", "form_type": "textarea", "default": "line"},
+        {"name": "tags", "type": "list(string)", "default": "[\"x\",\"y\"]"},
+        {"name": "ides", "type": "list(string)", "form_type": "multi-select",
+         "default": "[\"vim\"]", "options": [
+            {"name": "Vim", "value": "vim"}, {"name": "Emacs", "value": "emacs"}]}
     ]))
     .unwrap()
 }
@@ -550,9 +560,19 @@ fn the_create_form_has_an_input_per_parameter_and_keeps_values_beside_errors() {
     let blank = page("create");
     for input in [
         "type=\"number\" step=\"any\" name=\"param.size\" value=\"2\" min=\"1",
-        "<select id=\"f-param-region\" name=\"param.region\" required>",
-        "type=\"checkbox\" name=\"param.gpu\" value=\"true\"",
+        // Each control Coder's form_type names, and the defaults by type and options.
+        "type=\"radio\" id=\"f-param-region-1\" name=\"param.region\" value=\"us\">America",
+        "<select id=\"f-param-zone\" name=\"param.zone\">",
+        "<option value=\"b\" selected>Zone B",
+        "type=\"range\" name=\"param.ram\" value=\"4\" min=\"2\" max=\"16\"",
+        "name=\"param.fast\" value=\"true\" role=\"switch\" class=\"switch\" checked",
+        "<textarea id=\"f-param-notes\" name=\"param.notes\" rows=\"4\">line</textarea>",
+        "<textarea id=\"f-param-tags\" name=\"param.tags\" rows=\"3\" aria-describedby=\"f-param-tags-hint\">x\ny</textarea>",
+        "type=\"checkbox\" id=\"f-param-ides-0\" name=\"param.ides\" value=\"vim\" checked",
+        "type=\"checkbox\" id=\"f-param-ides-1\" name=\"param.ides\" value=\"emacs\">",
+        "type=\"checkbox\" name=\"param.gpu\" value=\"true\">",
         "name=\"param.dotfiles\" value=\"\" required>",
+        "immutable",
         "action=\"/templates/local/create\"",
         "Size",
         "CPUs",
@@ -561,17 +581,13 @@ fn the_create_form_has_an_input_per_parameter_and_keeps_values_beside_errors() {
         assert!(blank.contains(input), "{input} missing in {blank}");
     }
     assert!(!blank.contains("class=\"field-error\""), "{blank}");
-    assert!(
-        !blank.contains(" checked"),
-        "gpu defaults to false: {blank}"
-    );
 
     let failed = page("create-errors");
     for kept in [
         "name=\"name\" value=\"my-dev\"",
         "name=\"param.size\" value=\"9\"",
-        "<option value=\"us\" selected>",
-        "value=\"true\" style=\"width: auto\" checked",
+        "name=\"param.region\" value=\"us\" checked>",
+        "name=\"param.gpu\" value=\"true\" checked>",
         "value=\"&lt;x&gt;\"",
     ] {
         assert!(failed.contains(kept), "{kept} missing in {failed}");
