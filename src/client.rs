@@ -463,6 +463,19 @@ impl Client {
             .await
     }
 
+    /// Queues a plan of an update to the active version against the workspace's state.
+    pub async fn update_preview(
+        &self,
+        name: &str,
+        parameters: std::collections::BTreeMap<String, String>,
+    ) -> ClientResult<Job> {
+        self.post(
+            &format!("/workspaces/{}/update-preview", owner_path(name)),
+            &crate::wire::workspaces::UpdatePreviewRequest { parameters },
+        )
+        .await
+    }
+
     /// Asks whether `req` would be accepted, queuing nothing (`?validate_only=true`).
     pub async fn validate_build(&self, name: &str, req: &BuildRequest) -> ClientResult<()> {
         self.send(

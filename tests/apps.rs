@@ -424,7 +424,7 @@ resource "hangar_app" "greet" {{
         .await
         .unwrap();
     assert!(
-        page.contains("id=\"health-main-checked\">healthy"),
+        page.contains("id=\"health-main-checked\" title=\"healthy\">healthy"),
         "{page}"
     );
     assert!(page.contains("href=\"/@owner/dev.main/terminal?app=greet\""));

@@ -86,6 +86,28 @@ pub enum TokenUse<'a> {
 /// The login type of tokens that open one subdomain app host (their name) and nothing else.
 pub const APP_LOGIN_TYPE: &str = "app";
 
+/// `auth` as it stands now, for work that outlives its request (a live page's stream,
+/// the start that follows a restart's stop): the user re-read (role, suspension), the
+/// token still there and unexpired; Unauthorized otherwise.
+pub async fn recheck(state: &AppState, auth: &Auth) -> ApiResult<Auth> {
+    let now = now_ms();
+    match state.db.get_token(&auth.token_id).await? {
+        Some(t) if t.expires_at.is_none_or(|at| at > now) => {}
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "the session's token was revoked or expired".into(),
+            ))
+        }
+    }
+    match state.db.get_user(&auth.user.id).await? {
+        Some(user) if !user.suspended => Ok(Auth {
+            user,
+            token_id: auth.token_id.clone(),
+        }),
+        _ => Err(ApiError::Unauthorized("the user was suspended".into())),
+    }
+}
+
 /// The user a secret belongs to, if the token exists, has not expired, fits `usage` and
 /// its user is not suspended.
 pub async fn authenticate(state: &AppState, secret: &str, usage: TokenUse<'_>) -> ApiResult<Auth> {

@@ -20,7 +20,13 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let method = req.method().as_str().to_string();
+    // Methods from a fixed set: a client can send any token as a method, and each label
+    // value would be a new series kept forever.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
     let start = Instant::now();
     let response = next.run(req).await;
     let m = &state.metrics;

@@ -235,6 +235,15 @@ pub fn route_table() -> Vec<RouteDef> {
         .created::<ws::BuildView>()
         .or_no_content("with `validate_only`: the build would be accepted"),
         r(
+            p,
+            "/workspaces/:owner/:name/update-preview",
+            Workspace,
+            post(workspaces::update_preview),
+        )
+        .doc("Plan an update to the template's active version against the workspace's state; the job's result lists each change and whether it loses data")
+        .body::<ws::UpdatePreviewRequest>()
+        .created::<jb::Job>(),
+        r(
             u,
             "/workspaces/:owner/:name/favorite",
             Workspace,

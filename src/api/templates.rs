@@ -406,6 +406,7 @@ pub async fn dry_run(
         template_version_id: v.id.clone(),
         user_id: auth.user.id.clone(),
         parameters: values,
+        workspace_id: None,
     };
     let job_id = new_id();
     state

@@ -15,12 +15,27 @@ pub const MAX_AGENTS: usize = 10_000;
 /// The database gets an agent's latest sample at most this often.
 pub const PERSIST_EVERY_MS: i64 = 30_000;
 /// Disks per sample at most, and bytes of a disk's path.
-const MAX_DISKS: usize = 32;
-const MAX_PATH_BYTES: usize = 1024;
+const MAX_DISKS: usize = 16;
+const MAX_PATH_BYTES: usize = 512;
+/// Samples closer together than this are dropped: the agent sends one every 5 s, and a
+/// faster one (a modified agent) must not fill the history.
+pub const MIN_INTERVAL_MS: i64 = 4_000;
+
+/// The CPU and memory figures of one sample: what the charts draw. Disks are kept for
+/// the latest sample only, so an hour of history stays small (40 bytes a sample).
+#[derive(Clone, Copy)]
+struct Point {
+    at: i64,
+    cpu_used: f64,
+    cpu_total: f64,
+    mem_used: u64,
+    mem_total: u64,
+}
 
 #[derive(Default)]
 struct Series {
-    samples: VecDeque<Usage>,
+    points: VecDeque<Point>,
+    latest: Usage,
     persisted_at: i64,
 }
 
@@ -39,30 +54,59 @@ impl UsageHistory {
         if !agents.contains_key(agent_id) && agents.len() >= MAX_AGENTS {
             let stalest = agents
                 .iter()
-                .min_by_key(|(_, s)| s.samples.back().map_or(0, |u| u.collected_at))
+                .min_by_key(|(_, s)| s.latest.collected_at)
                 .map(|(id, _)| id.clone());
             if let Some(id) = stalest {
                 agents.remove(&id);
             }
         }
         let series = agents.entry(agent_id.to_string()).or_default();
-        if series.samples.len() == HISTORY_LEN {
-            series.samples.pop_front();
+        if series
+            .points
+            .back()
+            .is_some_and(|p| now - p.at < MIN_INTERVAL_MS)
+        {
+            return None;
         }
-        series.samples.push_back(usage.clone());
+        if series.points.len() == HISTORY_LEN {
+            series.points.pop_front();
+        }
+        series.points.push_back(Point {
+            at: usage.collected_at,
+            cpu_used: usage.cpu_used_cores,
+            cpu_total: usage.cpu_total_cores,
+            mem_used: usage.memory_used_bytes,
+            mem_total: usage.memory_total_bytes,
+        });
+        series.latest = usage.clone();
         (now - series.persisted_at >= PERSIST_EVERY_MS).then(|| {
             series.persisted_at = now;
             usage
         })
     }
 
-    /// The agent's samples, oldest first.
+    /// The agent's samples, oldest first; only the latest carries its disks.
     pub fn history(&self, agent_id: &str) -> Vec<Usage> {
         let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents
-            .get(agent_id)
-            .map(|s| s.samples.iter().cloned().collect())
-            .unwrap_or_default()
+        let Some(series) = agents.get(agent_id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Usage> = series
+            .points
+            .iter()
+            .map(|p| Usage {
+                collected_at: p.at,
+                cpu_used_cores: p.cpu_used,
+                cpu_total_cores: p.cpu_total,
+                memory_used_bytes: p.mem_used,
+                memory_total_bytes: p.mem_total,
+                disks: Vec::new(),
+            })
+            .collect();
+        if let Some(last) = out.last_mut() {
+            *last = series.latest.clone();
+        }
+        out
     }
 
     /// Gives each agent the newest sample this server holds, fresher than the database's.
@@ -77,7 +121,10 @@ impl UsageHistory {
     /// The newest sample this server holds for the agent.
     pub fn latest(&self, agent_id: &str) -> Option<Usage> {
         let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.get(agent_id)?.samples.back().cloned()
+        agents
+            .get(agent_id)
+            .filter(|s| !s.points.is_empty())
+            .map(|s| s.latest.clone())
     }
 }
 
@@ -166,12 +213,18 @@ mod tests {
         );
         assert!(h.record("a", sample(2, 1), 1_005_000).is_none());
         assert!(h.record("a", sample(3, 1), 1_030_000).is_some());
-        for i in 0..HISTORY_LEN as i64 {
-            h.record("a", sample(4, 1), 1_030_000 + i);
+        assert!(h.record("a", sample(9, 1), 1_031_000).is_none(), "too soon");
+        for i in 1..=HISTORY_LEN as i64 {
+            h.record("a", sample(4, 1), 1_030_000 + i * 5_000);
         }
         let all = h.history("a");
         assert_eq!(all.len(), HISTORY_LEN);
         assert_eq!(all[0].memory_used_bytes, 4, "the oldest went first");
+        assert!(
+            all.iter().all(|u| u.memory_used_bytes != 9),
+            "the early one was dropped"
+        );
+        assert!(all[0].disks.is_empty() && !all[HISTORY_LEN - 1].disks.is_empty());
         assert_eq!(h.latest("b"), None);
         assert!(h.history("b").is_empty());
     }

@@ -416,6 +416,78 @@ pub async fn queue_build(
     Ok(build_view(full)?)
 }
 
+/// `POST /workspaces/{owner}/{name}/update-preview`: queues a plan of an update to the
+/// active version against the workspace's state (a dry run; nothing is applied).
+pub async fn update_preview(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<crate::wire::workspaces::UpdatePreviewRequest>,
+) -> ApiResult<(StatusCode, Json<crate::wire::jobs::Job>)> {
+    let job = queue_update_preview(&state, &auth, &owner, &name, req.parameters).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// Queues an update preview (see `update_preview`); the web page's Update uses it too.
+pub async fn queue_update_preview(
+    state: &AppState,
+    auth: &Auth,
+    owner: &str,
+    name: &str,
+    parameters: BTreeMap<String, String>,
+) -> ApiResult<crate::wire::jobs::Job> {
+    let start = BuildRequest {
+        transition: Some(Transition::Start),
+        template_version: Some("active".into()),
+        parameters,
+        ..Default::default()
+    };
+    let checked = check_build(state, auth, owner, name, &start).await?;
+    let input = crate::provisioner::jobs::DryRunInput {
+        template_version_id: checked.template_version_id,
+        user_id: auth.user.id.clone(),
+        parameters: checked.values,
+        workspace_id: Some(checked.workspace.id.clone()),
+    };
+    let job_id = new_id();
+    state
+        .db
+        .insert_job(
+            state.db.pool(),
+            &job_id,
+            crate::model::JobKind::TemplateVersionDryRun,
+            &serde_json::to_string(&input).map_err(anyhow::Error::from)?,
+        )
+        .await?;
+    state.jobs_available.notify_waiters();
+    let job = state
+        .db
+        .get_job(&job_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the preview's job vanished"))?;
+    Ok(super::convert::job(job)?)
+}
+
+/// How long a restart waits for its stop before giving up on the start.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// The update preview job `job_id` of workspace `workspace_id` (its input names the
+/// workspace: a job id alone opens nothing).
+pub async fn preview_job(
+    state: &AppState,
+    workspace_id: &str,
+    job_id: &str,
+) -> ApiResult<crate::db::jobs::Job> {
+    let missing = || ApiError::NotFound(format!("no update preview {job_id:?} for this workspace"));
+    let job = state.db.get_job(job_id).await?.ok_or_else(missing)?;
+    let input: Option<crate::provisioner::jobs::DryRunInput> =
+        serde_json::from_str(&job.input).ok();
+    match input {
+        Some(i) if i.workspace_id.as_deref() == Some(workspace_id) => Ok(job),
+        _ => Err(missing()),
+    }
+}
+
 /// A restart, or an update to the active version (`update`), as the dashboard's buttons
 /// do them: the start is checked first (a bad value must never leave the workspace
 /// stopped), then a running workspace is stopped, and the start is queued once that stop
@@ -450,13 +522,30 @@ pub async fn stop_then_start(
     let (state, auth) = (state.clone(), auth.clone());
     let (owner, name, job_id) = (owner.to_string(), name.to_string(), stopping.job.id.clone());
     let mut updates = state.job_updates.subscribe();
+    let deadline = tokio::time::Instant::now() + RESTART_WAIT;
     tokio::spawn(async move {
-        loop {
+        while tokio::time::Instant::now() < deadline {
             match state.db.get_job(&job_id).await {
                 Ok(Some(job)) if job.status.is_final() => {
                     if job.status == crate::model::JobStatus::Succeeded {
-                        if let Err(e) = queue_build(&state, &auth, &owner, &name, start).await {
+                        // As the user stands now: a session revoked meanwhile starts nothing.
+                        let started = match super::auth::recheck(&state, &auth).await {
+                            Ok(auth) => queue_build(&state, &auth, &owner, &name, start)
+                                .await
+                                .map(|_| ()),
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = started {
                             tracing::warn!(workspace = %name, error = %e, "starting after the stop of a restart");
+                            let _ = state
+                                .db
+                                .audit(
+                                    Some(&auth.user.id),
+                                    "workspace_restart_failed",
+                                    &format!("{owner}/{name}"),
+                                    &e.to_string(),
+                                )
+                                .await;
                         }
                     }
                     return;
@@ -464,9 +553,11 @@ pub async fn stop_then_start(
                 Ok(Some(_)) => {}
                 _ => return,
             }
-            // Woken by any job's update; at worst a second later.
+            // Woken by any job's update (the backlog skipped); at worst a second later.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), updates.recv()).await;
+            while updates.try_recv().is_ok() {}
         }
+        tracing::warn!(workspace = %name, "gave up waiting for the stop of a restart");
     });
     Ok(stopping)
 }

@@ -79,7 +79,7 @@ pub enum Command {
     /// Stop, then start a workspace.
     Restart(workspaces::NameArgs),
     /// Move a workspace to its template's active version.
-    Update(workspaces::NameArgs),
+    Update(workspaces::UpdateArgs),
     /// Delete a workspace and every resource it has (asks first; `--yes` without a terminal).
     Delete {
         #[command(flatten)]

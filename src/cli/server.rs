@@ -53,6 +53,9 @@ pub struct ServerArgs {
 
 /// A secret argument: it prints as `***` wherever the arguments are debug-printed.
 fn secret(s: &str) -> Result<Secret, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty (leave the flag out for none)".into());
+    }
     Ok(Secret::new(s))
 }
 

@@ -64,6 +64,19 @@ pub struct NameArgs {
     pub parameters: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub args: NameArgs,
+    /// Print what the update would create, change, replace or destroy, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Update even when a persistent resource (a home volume, a disk) would be replaced
+    /// or destroyed; `--yes` alone does not allow that.
+    #[arg(long)]
+    pub accept_data_loss: bool,
+}
+
 fn parse_pairs(pairs: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     pairs
         .iter()
@@ -506,7 +519,12 @@ async fn stop_first(args: &NameArgs) -> anyhow::Result<ExitCode> {
     transition(stop, Transition::Stop, false).await
 }
 
-pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
+pub async fn update(update: UpdateArgs) -> anyhow::Result<ExitCode> {
+    let UpdateArgs {
+        args,
+        dry_run,
+        accept_data_loss,
+    } = update;
     let client = session::client()?;
     let ws = client.workspace(&args.name).await?;
     if !ws.outdated {
@@ -528,6 +546,17 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     prompt_missing(&new, &mut values, &BTreeMap::new())?;
+    // What the new version would do to this workspace, planned against its state.
+    let preview = preview_update(&client, &args.name, &values).await?;
+    print!("{}", render_preview(&preview));
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if preview.data_loss && !accept_data_loss {
+        anyhow::bail!(
+            "this update would replace or destroy persistent resources (marked above), losing what they hold: back them up, or run again with --accept-data-loss"
+        );
+    }
     let start = BuildRequest {
         transition: Some(Transition::Start),
         template_version: Some(active.clone()),
@@ -548,6 +577,51 @@ pub async fn update(args: NameArgs) -> anyhow::Result<ExitCode> {
         args.name, ws.template, build.number
     );
     finish(&client, &args.name, &build).await
+}
+
+/// Runs an update preview to its end and reads its result.
+async fn preview_update(
+    client: &crate::client::Client,
+    name: &str,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<crate::wire::workspaces::UpdatePreview> {
+    let job = client.update_preview(name, values.clone()).await?;
+    let mut log = Vec::new();
+    let done = client
+        .follow_job(&job.id, |l| log.push(format!("{}: {}", l.stage, l.text)))
+        .await?;
+    if done.status != crate::model::JobStatus::Succeeded {
+        let tail = log[log.len().saturating_sub(15)..].join("\n");
+        anyhow::bail!(
+            "planning the update failed: {}\n{tail}",
+            done.error.unwrap_or_else(|| done.status.to_string())
+        );
+    }
+    Ok(serde_json::from_value(done.result)?)
+}
+
+/// The preview as a table, persistent losses marked.
+pub fn render_preview(p: &crate::wire::workspaces::UpdatePreview) -> String {
+    if p.changes.is_empty() {
+        return "The update changes no resource.\n".into();
+    }
+    let rows: Vec<Vec<String>> = p
+        .changes
+        .iter()
+        .map(|c| {
+            vec![
+                c.action.as_str().to_string(),
+                c.address.clone(),
+                c.lifetime.as_str().to_string(),
+                if c.loses_data {
+                    "LOSES DATA".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    output::render_table(&["ACTION", "RESOURCE", "LIFETIME", ""], &rows)
 }
 
 pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {

@@ -122,6 +122,17 @@ impl ResourceSpec for Agent {
                 }
             }
         }
+        if let Some(url) = get_str(config, "troubleshooting_url") {
+            if let Some(scheme) = super::common::script_scheme(url) {
+                attr_error(
+                    diags,
+                    "troubleshooting_url",
+                    format!(
+                        "a {scheme}: troubleshooting_url runs script in the dashboard; use http(s)"
+                    ),
+                );
+            }
+        }
         if let Some(auth) = get_str(config, "auth") {
             if auth != "token" {
                 attr_error(

@@ -73,6 +73,15 @@ impl ResourceSpec for App {
                 attr_error(diags, "slug", format!("slug \"{slug}\" must be lowercase letters, digits and single hyphens, not starting or ending with a hyphen"));
             }
         }
+        if let Some(url) = get_str(config, "url") {
+            if let Some(scheme) = super::common::script_scheme(url) {
+                attr_error(
+                    diags,
+                    "url",
+                    format!("a {scheme}: url runs script in the dashboard; use http(s) or an app's own scheme (vscode://, …)"),
+                );
+            }
+        }
         if get_str(config, "url").is_some() && get_str(config, "command").is_some() {
             attr_error(
                 diags,

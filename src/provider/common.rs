@@ -337,3 +337,41 @@ impl<S: ResourceSpec> Resource for Res<S> {
         Some(())
     }
 }
+
+/// The scheme of a URL a browser would run as script (`javascript:`, `data:`,
+/// `vbscript:`), if it is one; links from templates must not be.
+pub fn script_scheme(url: &str) -> Option<String> {
+    let scheme: String = url
+        .trim_start()
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take_while(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let has_colon = url.contains(':');
+    (has_colon && ["javascript", "data", "vbscript"].contains(&scheme.as_str())).then_some(scheme)
+}
+
+#[cfg(test)]
+mod script_scheme_tests {
+    #[test]
+    fn script_urls_are_recognised() {
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:x",
+            "java\tscript:x",
+            "data:text/html,x",
+            "vbscript:x",
+        ] {
+            assert!(super::script_scheme(bad).is_some(), "{bad}");
+        }
+        for fine in [
+            "https://x",
+            "vscode://file",
+            "http://localhost:8080/data:x",
+            "/path",
+        ] {
+            assert_eq!(super::script_scheme(fine), None, "{fine}");
+        }
+    }
+}

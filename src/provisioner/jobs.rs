@@ -433,6 +433,9 @@ pub struct DryRunInput {
     pub template_version_id: String,
     pub user_id: String,
     pub parameters: BTreeMap<String, String>,
+    /// An update preview: plan the version against this workspace's current state.
+    #[serde(default)]
+    pub workspace_id: Option<String>,
 }
 
 /// Plans a start of the version for a would-be workspace, applying nothing: the result
@@ -450,6 +453,9 @@ async fn dry_run(
     } = cx;
     let input: DryRunInput =
         serde_json::from_str(&job.input).context("reading the dry run's input")?;
+    if let Some(workspace_id) = &input.workspace_id {
+        return update_preview(cx, &input, workspace_id, timings).await;
+    }
     let mut subject = Subject::load(
         &runner.db,
         &input.template_version_id,
@@ -482,6 +488,77 @@ async fn dry_run(
     )?;
     let mut result = JobResult::ok();
     result.output = serde_json::json!({ "resources": preview });
+    Ok(result)
+}
+
+/// Plans a start of `input`'s version against the workspace's current state, as the
+/// workspace itself (its id, name and owner, so nothing changes for being renamed):
+/// the result lists what the update would create, change, replace or destroy, each
+/// persistent resource it would lose marked.
+async fn update_preview(
+    cx: JobCtx<'_>,
+    input: &DryRunInput,
+    workspace_id: &str,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<JobResult> {
+    let JobCtx {
+        runner,
+        logs,
+        cancel,
+        ..
+    } = cx;
+    let db = &runner.db;
+    let ws = db
+        .get_workspace(workspace_id)
+        .await?
+        .context("the workspace is gone")?;
+    let latest = db
+        .latest_build(&ws.id)
+        .await?
+        .context("the workspace has no build")?
+        .build;
+    let mut subject = Subject::load(db, &input.template_version_id, &ws.owner_id, &ws.name).await?;
+    subject.workspace_id = ws.id.clone();
+    subject.build_id = format!("{}-preview", latest.id);
+    subject.params = input.parameters.clone();
+    subject.previous = latest.parameters.clone();
+    let state = db.previous_state(&ws.id, latest.number + 1).await?;
+    let (dir, tf) = match open(cx, &subject, state.as_deref(), timings).await? {
+        Ok(opened) => opened,
+        Err(done) => return Ok(done),
+    };
+    let mut out = sink(logs);
+    let plan = tf.plan_json(dir.path(), false, &mut out, cancel);
+    let plan = match timed(timings, "plan_ms", plan).await {
+        Ok(plan) => plan,
+        Err(e) => return Ok(terraform_failure(e)),
+    };
+    // Today's lifetimes for what exists; the new version's for what it adds.
+    let current: HashMap<String, Lifetime> = db
+        .list_resources(&latest.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.address, r.lifetime))
+        .collect();
+    let planned: HashMap<String, Lifetime> = subject
+        .version
+        .resources
+        .iter()
+        .map(|p| (p.address.clone(), p.lifetime))
+        .collect();
+    let changes = crate::model::resource::planned_changes(&plan.json, |address| {
+        current
+            .get(address)
+            .or_else(|| planned.get(&classify::strip_keys(address)))
+            .or_else(|| planned.get(address))
+            .copied()
+            .unwrap_or(Lifetime::Ephemeral)
+    });
+    let mut result = JobResult::ok();
+    result.output = serde_json::json!({
+        "data_loss": changes.iter().any(|c| c.loses_data),
+        "changes": changes,
+    });
     Ok(result)
 }
 

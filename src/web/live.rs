@@ -72,6 +72,7 @@ async fn workspace_version(
     owner: &str,
     name: &str,
 ) -> Result<String, ApiError> {
+    let auth = &crate::api::auth::recheck(state, auth).await?;
     let (ws, _) = workspaces::find_workspace(state, auth, owner, name).await?;
     let view = workspaces::view_of(state, &auth.user, &ws).await?;
     Ok(version_of(&workspace_snapshot(state, &view).await?))
@@ -86,7 +87,8 @@ pub async fn workspace_changes(
     // Checked once here so a page that may not see the workspace gets its error page.
     workspace_version(&state, &viewer.0, &owner, &name).await?;
     let auth = viewer.0;
-    Ok(changes(state, move |state| {
+    let slot = StreamSlot::take(&auth.user.id)?;
+    Ok(changes(state, slot, move |state| {
         let (auth, owner, name) = (auth.clone(), owner.clone(), name.clone());
         async move { workspace_version(&state, &auth, &owner, &name).await }
     })
@@ -107,9 +109,11 @@ pub async fn list_changes(
         offset: Some(params.page.max(0).saturating_mul(LIST_PAGE)),
     };
     workspaces::list_page(&state, &auth, &q).await?;
-    Ok(changes(state, move |state| {
+    let slot = StreamSlot::take(&auth.user.id)?;
+    Ok(changes(state, slot, move |state| {
         let (auth, q) = (auth.clone(), q.clone());
         async move {
+            let auth = crate::api::auth::recheck(&state, &auth).await?;
             let list = workspaces::list_page(&state, &auth, &q).await?;
             Ok(version_of(&list))
         }
@@ -117,9 +121,42 @@ pub async fn list_changes(
     .into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub struct PreviewQuery {
+    preview: String,
+}
+
+/// `GET /@OWNER/NAME/update/live?preview=JOB`: the preview page's version (whether its
+/// plan is done).
+pub async fn preview_changes(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<Response, WebError> {
+    let auth = viewer.0;
+    let slot = StreamSlot::take(&auth.user.id)?;
+    let check = move |state: AppState| {
+        let (auth, owner, name, job) =
+            (auth.clone(), owner.clone(), name.clone(), q.preview.clone());
+        async move {
+            let auth = crate::api::auth::recheck(&state, &auth).await?;
+            let (ws, _) = workspaces::find_workspace(&state, &auth, &owner, &name).await?;
+            let job = workspaces::preview_job(&state, &ws.id, &job).await?;
+            Ok(version_of(&job.status.is_final()))
+        }
+    };
+    check(state.clone()).await?;
+    Ok(changes(state, slot, check).into_response())
+}
+
 /// An SSE stream of `version` events, one whenever `check` answers something new (the
 /// first at once), and a last `gone` event when `check` fails.
-fn changes<F, Fut>(state: AppState, check: F) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+fn changes<F, Fut>(
+    state: AppState,
+    slot: StreamSlot,
+    check: F,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
 where
     F: Fn(AppState) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<String, ApiError>> + Send,
@@ -151,5 +188,47 @@ where
             }
         },
     );
+    // The slot is held as long as the stream is.
+    let events = futures::StreamExt::map(events, move |e| {
+        let _held = &slot;
+        e
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Live streams one user may hold at once (each re-reads the database every few
+/// seconds); a browser opens one per tab.
+const STREAMS_PER_USER: usize = 32;
+
+/// Live streams open per user in this process.
+static STREAMS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// One of a user's live streams; given back when dropped.
+pub struct StreamSlot(String);
+
+impl StreamSlot {
+    fn take(user_id: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = STREAMS.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(user_id.to_string()).or_default();
+        if *n >= STREAMS_PER_USER {
+            return Err(ApiError::TooManyRequests(format!(
+                "{STREAMS_PER_USER} live pages are open for this user already: close some tabs"
+            )));
+        }
+        *n += 1;
+        Ok(StreamSlot(user_id.to_string()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = STREAMS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
 }

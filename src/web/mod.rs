@@ -41,6 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/@:owner/:name/live", get(live::workspace_changes))
         .route("/@:owner/:name/restart", post(restart))
         .route(
+            "/@:owner/:name/update",
+            get(update_page).post(preview_update),
+        )
+        .route("/@:owner/:name/update/live", get(live::preview_changes))
+        .route(
             "/static/terminal.js",
             get(|| asset(TERMINAL_JS, "text/javascript; charset=utf-8")),
         )
@@ -237,7 +242,11 @@ fn page(name: &str, ctx: &impl serde::Serialize, viewer: &Viewer) -> PageResult 
 
 /// After a form post: 303 so a reload does not post again.
 fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    match HeaderValue::from_str(to) {
+        Ok(_) => Redirect::to(to).into_response(),
+        // Not a valid header value: home, rather than a panic.
+        Err(_) => Redirect::to("/").into_response(),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -257,7 +266,12 @@ async fn login_form(Query(q): Query<NextQuery>) -> PageResult {
 /// `next` if it is a path on this server (never another site: `//host` and `/\host` are
 /// other hosts to a browser).
 fn local_path(next: &str) -> Option<&str> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\")).then_some(next)
+    // Browsers drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil` is
+    // `//evil`: a local path has none of them anywhere.
+    let plain = !next
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    (plain && next.starts_with('/') && !next.starts_with("//")).then_some(next)
 }
 
 /// A page that needed a login sends the browser to it with the page's own path in
@@ -491,20 +505,110 @@ struct RestartForm {
     /// Move to the template's active version on the way.
     #[serde(default)]
     update: bool,
+    /// An update names the preview the user saw, and accepts its data loss explicitly.
+    #[serde(default)]
+    preview: String,
+    #[serde(default)]
+    accept_data_loss: bool,
     #[serde(default)]
     next: String,
 }
 
-/// The Restart and Update buttons: stop (when running), then start.
+/// The Restart button, and an update confirmed on its preview page: stop (when
+/// running), then start. An update without a preview goes to one first.
 async fn restart(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
     Form(form): Form<RestartForm>,
 ) -> PageResult {
+    if form.update {
+        if form.preview.is_empty() {
+            return preview_update(State(state), viewer, Path((owner, name))).await;
+        }
+        let preview = update_preview_of(&state, &viewer, &owner, &name, &form.preview).await?;
+        if preview.map(|p| p.data_loss).unwrap_or(true) && !form.accept_data_loss {
+            return Err(ApiError::BadRequest(
+                "this update replaces or destroys persistent resources: tick the box that accepts losing their data, or back them up first".into(),
+            )
+            .into());
+        }
+    }
     workspaces::stop_then_start(&state, &viewer.0, &owner, &name, form.update).await?;
     let here = workspace_href(&owner, &name);
     Ok(see_other(local_path(&form.next).unwrap_or(&here)))
+}
+
+/// The Update button: plans the update against the workspace's state, then shows it.
+async fn preview_update(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+) -> PageResult {
+    let job =
+        workspaces::queue_update_preview(&state, &viewer.0, &owner, &name, Default::default())
+            .await?;
+    Ok(see_other(&format!(
+        "{}/update?preview={}",
+        workspace_href(&owner, &name),
+        job.id
+    )))
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    preview: String,
+}
+
+/// The preview job of this workspace's update, if the viewer may see the workspace:
+/// None while it runs; an error when it failed or belongs elsewhere.
+async fn update_preview_of(
+    state: &AppState,
+    viewer: &Viewer,
+    owner: &str,
+    name: &str,
+    job_id: &str,
+) -> Result<Option<crate::wire::workspaces::UpdatePreview>, WebError> {
+    let (ws, _) = workspaces::find_workspace(state, &viewer.0, owner, name).await?;
+    let job = workspaces::preview_job(state, &ws.id, job_id).await?;
+    match job.status {
+        crate::model::JobStatus::Succeeded => {
+            let result: crate::wire::workspaces::UpdatePreview =
+                serde_json::from_str(&job.result).map_err(anyhow::Error::from)?;
+            Ok(Some(result))
+        }
+        s if s.is_final() => Err(ApiError::Conflict(format!(
+            "planning the update {s}: {}",
+            job.error.unwrap_or_default()
+        ))
+        .into()),
+        _ => Ok(None),
+    }
+}
+
+/// `/@OWNER/NAME/update?preview=JOB`: what the update would do, and its confirmation.
+async fn update_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<PreviewQuery>,
+) -> PageResult {
+    let preview = update_preview_of(&state, &viewer, &owner, &name, &q.preview).await?;
+    let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
+    let view = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
+    let href = workspace_href(&owner, &name);
+    let ctx = UpdatePage {
+        live: format!("{href}/update/live?preview={}", q.preview),
+        version: live::version_of(&preview.is_some()),
+        href,
+        from: view.template_version.clone(),
+        to: view.active_version.clone().unwrap_or_default(),
+        owner,
+        name,
+        job: q.preview,
+        preview,
+    };
+    page("update.html", &ctx, &viewer)
 }
 
 async fn cancel(
@@ -657,6 +761,27 @@ async fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_local_paths_are_destinations() {
+        assert_eq!(local_path("/@owner/dev?x=1"), Some("/@owner/dev?x=1"));
+        for bad in [
+            "//evil.example",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\nx",
+            "/ x",
+            "https://e",
+            "",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            see_other("/\nx").headers()[header::LOCATION],
+            "/",
+            "an invalid header value goes home instead of panicking"
+        );
+    }
 
     #[test]
     fn form_values_follow_each_control() {

@@ -26,6 +26,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("templates.html", include_str!("templates.html")),
     ("create.html", include_str!("create.html")),
     ("terminal.html", include_str!("terminal.html")),
+    ("update.html", include_str!("update.html")),
 ];
 
 fn tera() -> &'static tera::Tera {
@@ -472,6 +473,22 @@ impl WorkspacePage {
             ws,
         }
     }
+}
+
+/// An update's preview page.
+#[derive(Serialize)]
+pub struct UpdatePage {
+    pub owner: String,
+    pub name: String,
+    pub href: String,
+    pub job: String,
+    /// Its version now and the one it moves to.
+    pub from: String,
+    pub to: String,
+    /// None while the plan runs.
+    pub preview: Option<crate::wire::workspaces::UpdatePreview>,
+    pub live: String,
+    pub version: String,
 }
 
 #[derive(Serialize)]

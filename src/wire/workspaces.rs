@@ -41,6 +41,22 @@ pub struct BuildRequest {
     pub orphan: bool,
 }
 
+/// `POST /workspaces/{owner}/{name}/update-preview`: new values for the update's start
+/// (the rest are the workspace's current ones).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdatePreviewRequest {
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What an update preview job's `result` holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdatePreview {
+    pub changes: Vec<crate::model::resource::PlannedChange>,
+    /// Some persistent resource would be replaced or destroyed.
+    pub data_loss: bool,
+}
+
 /// `POST /workspaces/{owner}/{name}/builds?validate_only=true`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
