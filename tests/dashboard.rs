@@ -275,6 +275,8 @@ async fn the_dashboard_at_desktop_and_phone_widths() {
         ("build", "/@owner/dev/builds/1"),
         ("templates", "/templates"),
         ("create", "/templates/local/create"),
+        ("template", "/templates/local"),
+        ("editor", "/templates/local/edit"),
     ];
     for (width, height, mobile) in [(1280, 900, false), (390, 844, true)] {
         b.viewport(width, height, mobile).await;
@@ -398,6 +400,79 @@ async fn the_dashboard_at_desktop_and_phone_widths() {
     ] {
         assert_eq!(params[k], v, "{k} in {params:?}");
     }
+
+    // The template's page: versions, usage, and the editor publishing a new version,
+    // after which the workspace made from it offers Update.
+    b.open(&format!("{}/templates", app.url)).await;
+    b.wait_for(
+        "!!document.querySelector('a[href=\"/templates/form\"]')",
+        "the templates",
+        limit,
+    )
+    .await;
+    b.eval("document.querySelector('a[href=\"/templates/form\"]').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "!!document.getElementById('version-v1')",
+        "the template's page",
+        limit,
+    )
+    .await;
+    assert!(
+        b.text("#usage").await.contains("1 workspace use"),
+        "{}",
+        b.text("#usage").await
+    );
+    b.eval("document.getElementById('edit').click()")
+        .await
+        .unwrap();
+    b.wait_for(
+        "!!document.getElementById('f-content')",
+        "the editor",
+        limit,
+    )
+    .await;
+    assert!(
+        b.eval("document.getElementById('f-content').value.includes('hangar_parameter')")
+            .await
+            .unwrap()
+            == json!(true)
+    );
+    b.eval(
+        "document.getElementById('f-content').value += '\\n# edited in the browser\\n';
+         document.getElementById('f-message').value = 'a comment';
+         document.getElementById('publish').click();",
+    )
+    .await
+    .unwrap();
+    b.wait_for(
+        "!!document.getElementById('version-v2')",
+        "the new version",
+        limit,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !app.client.workspace("formed").await.unwrap().outdated {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v2 never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let v2 = app.client.template_version("form", "v2").await.unwrap();
+    assert_eq!(v2.message, "a comment");
+    // Members read templates but neither edit nor promote them.
+    let member = app.user("mia", hangar::model::Role::Member).await;
+    let http = reqwest::Client::new();
+    let cookie = format!("hangar_session={}", member.token().unwrap());
+    let denied = http
+        .get(format!("{}/templates/form/edit", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
 
     // Stop from the list: the row follows the build to stopped in place.
     b.open(&format!("{}/", app.url)).await;

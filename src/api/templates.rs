@@ -150,8 +150,21 @@ pub async fn push(
     Query(q): Query<PushQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    let view = push_version(&state, &auth, &name, &q, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A new version of template `name` from an archive (the API's push and the web editor).
+/// The caller checked that `auth` may manage templates.
+pub async fn push_version(
+    state: &AppState,
+    auth: &Auth,
+    name: &str,
+    q: &PushQuery,
+    body: Bytes,
+) -> ApiResult<VersionView> {
     let template_name =
-        Name::parse(&name).map_err(|e| ApiError::invalid("template name", e.to_string()))?;
+        Name::parse(name).map_err(|e| ApiError::invalid("template name", e.to_string()))?;
     if body.len() > MAX_UPLOAD_BYTES {
         return Err(ApiError::PayloadTooLarge(format!(
             "the upload is {} bytes; templates are limited to 50 MiB: remove build outputs, .terraform/ dirs and state files",
@@ -207,7 +220,7 @@ pub async fn push(
                 Ok(()) => t,
                 // Another push created it a moment ago: use theirs.
                 Err(e) if crate::db::is_unique_violation(&e) => {
-                    template_by_name(&state, template_name.as_str()).await?
+                    template_by_name(state, template_name.as_str()).await?
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -293,8 +306,7 @@ pub async fn push(
             &q.message,
         )
         .await?;
-    let view = version_view(&state, &template, version).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    version_view(state, &template, version).await
 }
 
 /// `v1`, `v2`, … after the highest numbered version so far.
@@ -350,9 +362,21 @@ pub async fn activate(
     Path(name): Path<String>,
     Json(req): Json<ActivateRequest>,
 ) -> ApiResult<Json<TemplateView>> {
-    let template = template_by_name(&state, &name).await?;
-    let v = version_by_name(&state, &template, &req.version).await?;
-    require_imported(&state, &v, "activated").await?;
+    Ok(Json(
+        activate_version(&state, &auth, &name, &req.version).await?,
+    ))
+}
+
+/// Makes an imported version the active one (the API and the template page's Promote).
+pub async fn activate_version(
+    state: &AppState,
+    auth: &Auth,
+    name: &str,
+    version: &str,
+) -> ApiResult<TemplateView> {
+    let template = template_by_name(state, name).await?;
+    let v = version_by_name(state, &template, version).await?;
+    require_imported(state, &v, "activated").await?;
     state
         .db
         .set_active_version(state.db.pool(), &template.id, &v.id)
@@ -366,8 +390,8 @@ pub async fn activate(
             "",
         )
         .await?;
-    let t = template_by_name(&state, &name).await?;
-    Ok(Json(template_view(&state, t).await?))
+    let t = template_by_name(state, name).await?;
+    template_view(state, t).await
 }
 
 pub async fn delete(

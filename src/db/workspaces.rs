@@ -449,6 +449,14 @@ impl Database {
         tx.commit().await
     }
 
+    /// Live workspaces made from a template.
+    pub async fn count_template_workspaces(&self, template_id: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE template_id = $1 AND deleted = 0")
+            .bind(template_id)
+            .fetch_one(self.pool())
+            .await
+    }
+
     pub async fn list_resources(&self, build_id: &str) -> Result<Vec<Resource>, sqlx::Error> {
         let rows = sqlx::query("SELECT id, build_id, address, type, name, kind, lifetime, hide, icon, daily_cost, metadata FROM workspace_resources WHERE build_id = $1 ORDER BY address")
             .bind(build_id)

@@ -27,6 +27,8 @@ const VIEWS: &[(&str, &str)] = &[
     ("create.html", include_str!("create.html")),
     ("terminal.html", include_str!("terminal.html")),
     ("update.html", include_str!("update.html")),
+    ("template.html", include_str!("template.html")),
+    ("edit.html", include_str!("edit.html")),
 ];
 
 fn tera() -> &'static tera::Tera {
@@ -563,9 +565,36 @@ pub struct TemplateRow {
     pub parameters: Vec<Parameter>,
 }
 
+/// A template's page: its versions (parameters and resource preview each), how many
+/// workspaces use it, and, for template admins, Promote and the editor.
+#[derive(Serialize)]
+pub struct TemplatePage {
+    pub template: TemplateView,
+    pub versions: Vec<crate::wire::templates::VersionView>,
+    pub workspaces: i64,
+    pub can_manage: bool,
+}
+
+/// The template editor: one file of the active version (or a new template's main.tf).
+#[derive(Serialize)]
+pub struct EditPage {
+    /// Empty for a new template.
+    pub template: String,
+    pub version: String,
+    pub files: Vec<String>,
+    pub file: String,
+    pub content: String,
+    pub error: Option<String>,
+    /// A new template's name as typed.
+    pub new_name: String,
+}
+
 #[derive(Serialize)]
 pub struct TemplatesPage {
     pub templates: Vec<TemplateRow>,
+    /// Template admins get New template.
+    #[serde(default)]
+    pub can_manage: bool,
 }
 
 /// One parameter's input on the create form.

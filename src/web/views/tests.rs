@@ -288,7 +288,45 @@ fn create_parameters() -> Vec<Parameter> {
 fn render_all() -> Vec<(&'static str, String)> {
     let user = Some("owner");
     let ws = workspace(JobStatus::Succeeded);
+    let template_page = TemplatePage {
+        template: TemplateView {
+            id: "t-1".into(),
+            name: "local".into(),
+            description: "Runs on the server".into(),
+            active_version: Some("v2".into()),
+            active_version_id: Some("tv-2".into()),
+            created_at: now(),
+            updated_at: now(),
+        },
+        versions: vec![crate::wire::templates::VersionView {
+            id: "tv-2".into(),
+            template_id: "t-1".into(),
+            template_name: "local".into(),
+            name: "v2".into(),
+            message: "bigger disks".into(),
+            created_at: now(),
+            active: false,
+            parameters: vec![parameter()],
+            resources: vec![
+                serde_json::json!({"address": "docker_volume.home", "type": "docker_volume", "kind": "peripheral", "lifetime": "persistent"}),
+            ],
+            has_external_agent: false,
+            job: Some(job(JobStatus::Succeeded)),
+        }],
+        workspaces: 3,
+        can_manage: true,
+    };
+    let edit_page = EditPage {
+        template: "local".into(),
+        version: "v2".into(),
+        files: vec!["main.tf".into(), "modules/disk.tf".into()],
+        file: "main.tf".into(),
+        content: "resource \"x\" \"y\" {} # </textarea><b>".into(),
+        error: Some("bad".into()),
+        new_name: String::new(),
+    };
     let templates = TemplatesPage {
+        can_manage: true,
         templates: vec![
             TemplateRow {
                 template: TemplateView {
@@ -404,6 +442,11 @@ fn render_all() -> Vec<(&'static str, String)> {
             "templates",
             render("templates.html", &templates, user).unwrap(),
         ),
+        (
+            "template",
+            render("template.html", &template_page, user).unwrap(),
+        ),
+        ("edit", render("edit.html", &edit_page, user).unwrap()),
     ];
     let blank = CreatePage::new(
         "local",
@@ -551,6 +594,28 @@ fn every_view_renders_with_a_representative_context() {
     assert!(page("templates").contains("href=\"/templates/local/create\""));
     assert!(!page("templates").contains("/templates/broken/create"));
     assert!(page("list").contains("New workspace"));
+    let t = page("template");
+    for word in [
+        "3 workspaces use it",
+        "bigger disks",
+        "docker_volume.home",
+        "persistent",
+        "value=\"v2\"><button class=\"small promote\">Promote",
+        "href=\"/templates/local/edit\"",
+        "Where it runs",
+    ] {
+        assert!(t.contains(word), "{word} missing in {t}");
+    }
+    let edit = page("edit");
+    assert!(
+        edit.contains("&lt;/textarea&gt;&lt;b&gt;"),
+        "the content is escaped: {edit}"
+    );
+    assert!(
+        edit.contains("href=\"/templates/local/edit?file=modules/disk.tf\""),
+        "{edit}"
+    );
+    assert!(page("templates").contains("href=\"/templates/new\""));
 }
 
 #[test]
