@@ -132,7 +132,19 @@ impl Metrics {
             ),
             registry,
         }
+        .with_zeroes()
     }
+
+    fn with_zeroes(self) -> Metrics {
+        for kind in Self::SESSION_KINDS {
+            self.sessions_open.with_label_values(&[kind]);
+        }
+        self
+    }
+
+    /// Session kinds, so each gauge reads 0 before its first session.
+    pub const SESSION_KINDS: &'static [&'static str] =
+        &["ssh", "terminal", "tcp", "app", "echo", "other"];
 
     /// Everything, in Prometheus' text format.
     pub fn render(&self) -> String {

@@ -72,10 +72,6 @@ pub async fn serve(
         .merge(scrape)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api::metrics::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
             api::guard::same_origin,
         ))
         // App hosts first: their requests are the apps', not Hangar's (own origin checks).
@@ -85,7 +81,12 @@ pub async fn serve(
         ))
         .layer(axum::middleware::from_fn(api::guard::json_errors))
         .layer(axum::middleware::from_fn(api::guard::security_headers))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Outermost: requests the layers above refuse (403, 400) are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::metrics::track,
+        ));
     // Upgraded agent sockets are not requests the graceful shutdown waits for: close them
     // ourselves, so agents notice at once and reconnect to the next server.
     let conns = state.agent_conns.clone();

@@ -420,7 +420,7 @@ async fn the_dashboard_at_desktop_and_phone_widths() {
     )
     .await;
     assert!(
-        b.text("#usage").await.contains("1 workspace use"),
+        b.text("#usage").await.contains("1 workspace uses it"),
         "{}",
         b.text("#usage").await
     );

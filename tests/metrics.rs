@@ -41,6 +41,11 @@ async fn metrics_count_requests_and_jobs_behind_an_optional_token() {
         sample(&before, r#"hangar_db_connections{state="idle"}"#).is_some(),
         "{before}"
     );
+    assert_eq!(
+        sample(&before, r#"hangar_sessions_open{kind="ssh"}"#),
+        Some(0.0),
+        "a gauge reads 0 before its first session"
+    );
     let me = r#"hangar_http_requests_total{method="GET",route="/api/v2/users/me",status="200"}"#;
     let seen = sample(&before, me).unwrap_or(0.0);
 

@@ -90,7 +90,7 @@ async fn local_workspace_lifecycle_through_the_cli() {
         stdout(&out)
     );
     assert!(
-        stdout(&out).contains("app files (Files): http://localhost:8000"),
+        stdout(&out).contains("app top (Processes): top"),
         "{}",
         stdout(&out)
     );

@@ -548,6 +548,10 @@ pub async fn update(update: UpdateArgs) -> anyhow::Result<ExitCode> {
     prompt_missing(&new, &mut values, &BTreeMap::new())?;
     // What the new version would do to this workspace, planned against its state.
     let preview = preview_update(&client, &args.name, &values).await?;
+    println!(
+        "Updating {} from {}@{} to {}@{active} would:",
+        args.name, ws.template, ws.template_version, ws.template
+    );
     print!("{}", render_preview(&preview));
     if dry_run {
         return Ok(ExitCode::SUCCESS);

@@ -80,8 +80,8 @@ pub struct PlannedChange {
     pub loses_data: bool,
 }
 
-/// The changes in a plan (`terraform show -json`), Hangar's and Coder's own resources
-/// left out. `lifetime_of` says each address's lifetime (the workspace's current
+/// The changes in a plan (`terraform show -json`). Agents are left out: every build
+/// gives them a new token, so they always change. `lifetime_of` says each address's lifetime (the workspace's current
 /// classification first, the new version's for new resources).
 pub fn planned_changes(
     plan: &serde_json::Value,
@@ -90,7 +90,7 @@ pub fn planned_changes(
     let mut out = Vec::new();
     for rc in plan["resource_changes"].as_array().into_iter().flatten() {
         let type_ = rc["type"].as_str().unwrap_or_default();
-        if rc["mode"] != "managed" || type_.starts_with("hangar_") || type_.starts_with("coder_") {
+        if rc["mode"] != "managed" || type_ == "hangar_agent" || type_ == "coder_agent" {
             continue;
         }
         let actions: Vec<&str> = rc["change"]["actions"]
@@ -198,6 +198,8 @@ mod tests {
              "change": {"actions": ["no-op"]}},
             {"address": "hangar_agent.main", "mode": "managed", "type": "hangar_agent",
              "change": {"actions": ["update"]}},
+            {"address": "hangar_app.files", "mode": "managed", "type": "hangar_app",
+             "change": {"actions": ["update"]}},
             {"address": "data.x.y", "mode": "data", "type": "x", "change": {"actions": ["read"]}}
         ]});
         let changes = planned_changes(&plan, |a| {
@@ -217,6 +219,7 @@ mod tests {
                 ("docker_volume.home", PlannedAction::Replace, true),
                 ("docker_container.dev[0]", PlannedAction::Replace, false),
                 ("terraform_data.new", PlannedAction::Create, false),
+                ("hangar_app.files", PlannedAction::Update, false),
             ]
         );
     }

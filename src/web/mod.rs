@@ -804,6 +804,7 @@ async fn edit_form(
         content,
         error: None,
         new_name: String::new(),
+        message: String::new(),
     };
     page("edit.html", &ctx, &viewer)
 }
@@ -900,6 +901,7 @@ async fn edit(
                 content: form.content,
                 error: Some(e.to_string()),
                 new_name: form.name.clone(),
+                message: form.message.clone(),
             };
             let html = render("edit.html", &ctx, Some(&viewer.0.user.username))?;
             Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
@@ -940,6 +942,7 @@ async fn new_template_form(viewer: Viewer) -> PageResult {
         content: NEW_TEMPLATE.into(),
         error: None,
         new_name: String::new(),
+        message: String::new(),
     };
     page("edit.html", &ctx, &viewer)
 }
@@ -976,6 +979,7 @@ async fn new_template(
                 content: form.content,
                 error: Some(e.to_string()),
                 new_name: form.name.clone(),
+                message: form.message.clone(),
             };
             let html = render("edit.html", &ctx, Some(&viewer.0.user.username))?;
             Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())

@@ -528,7 +528,7 @@ impl BuildPage {
             .timings
             .iter()
             .map(|(stage, &ms)| Timing {
-                stage: stage.clone(),
+                stage: stage.trim_end_matches("_ms").to_string(),
                 duration: seconds(ms),
             })
             .collect();
@@ -585,8 +585,9 @@ pub struct EditPage {
     pub file: String,
     pub content: String,
     pub error: Option<String>,
-    /// A new template's name as typed.
+    /// A new template's name and the version message, as typed.
     pub new_name: String,
+    pub message: String,
 }
 
 #[derive(Serialize)]

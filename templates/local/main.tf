@@ -166,20 +166,15 @@ resource "terraform_data" "agent_process" {
   depends_on = [terraform_data.home]
 }
 
-# A web app the agent proxies; the dashboard shows it with a health indicator.
-resource "hangar_app" "files" {
+# An app the dashboard offers: a command opens a terminal running it. (Workspaces of this
+# template share the host's ports, so a web app on a fixed port would collide between
+# them; the docker template's workspaces each have their own network.)
+resource "hangar_app" "top" {
   agent_id     = hangar_agent.main.id
-  slug         = "files"
-  display_name = "Files"
-  url          = "http://localhost:8000"
-  icon         = "/icon/folder.svg"
-  share        = "owner"
-
-  healthcheck {
-    url       = "http://localhost:8000"
-    interval  = 10
-    threshold = 3
-  }
+  slug         = "top"
+  display_name = "Processes"
+  command      = "top"
+  icon         = "/icon/terminal.svg"
 }
 
 # Facts shown next to the home directory in the dashboard.

@@ -324,6 +324,7 @@ fn render_all() -> Vec<(&'static str, String)> {
         content: "resource \"x\" \"y\" {} # </textarea><b>".into(),
         error: Some("bad".into()),
         new_name: String::new(),
+        message: String::new(),
     };
     let templates = TemplatesPage {
         can_manage: true,
