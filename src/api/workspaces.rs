@@ -56,12 +56,12 @@ pub async fn find_workspace(
             .filter(|u| super::authz::may_see_workspace(&auth.user, &u.id))
             .ok_or_else(not_found)?
     };
-    let mut ws = state
+    // `favorite` is left unset here: the views read it per viewer in their own query.
+    let ws = state
         .db
         .get_workspace_by_name(&owner_user.id, name)
         .await?
         .ok_or_else(not_found)?;
-    ws.favorite = state.db.is_favorite(&auth.user.id, &ws.id).await?;
     Ok((ws, owner_user))
 }
 

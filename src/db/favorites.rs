@@ -4,21 +4,6 @@
 use super::Database;
 
 impl Database {
-    pub async fn is_favorite(
-        &self,
-        user_id: &str,
-        workspace_id: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM workspace_favorites WHERE user_id = $1 AND workspace_id = $2",
-        )
-        .bind(user_id)
-        .bind(workspace_id)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(n > 0)
-    }
-
     /// Marks (or unmarks) a workspace as one of `user_id`'s favorites; idempotent.
     pub async fn set_favorite(
         &self,
