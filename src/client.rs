@@ -333,6 +333,19 @@ impl Client {
         .await
     }
 
+    /// Sets a template's display name, description and icon (absent ones stay).
+    pub async fn edit_template(
+        &self,
+        name: &str,
+        settings: &crate::wire::templates::TemplateSettings,
+    ) -> ClientResult<TemplateView> {
+        self.json(
+            self.request(Method::PATCH, &format!("/templates/{name}"))
+                .json(settings),
+        )
+        .await
+    }
+
     pub async fn delete_template(&self, name: &str) -> ClientResult<()> {
         self.delete(&format!("/templates/{name}")).await
     }

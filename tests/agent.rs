@@ -220,6 +220,8 @@ impl Fixture {
             created_by: self.owner_id.clone(),
             created_at: now,
             updated_at: now,
+            display_name: String::new(),
+            icon: String::new(),
         };
         self.db.insert_template(&template).await.unwrap();
         let version = TemplateVersion {

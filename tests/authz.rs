@@ -66,6 +66,7 @@ fn expect(method: &Method, path: &str) -> Expect {
         | (_, "/workspaces") => AnyUser,
         ("GET", "/users")
         | ("DELETE", "/templates/:name")
+        | ("PATCH", "/templates/:name")
         | ("PUT", "/templates/:name/active")
         | ("POST", "/templates/:name/versions") => Admins,
         ("POST", "/users")

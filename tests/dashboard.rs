@@ -170,7 +170,46 @@ async fn the_dashboard_at_desktop_and_phone_widths() {
     };
     let (mut b, ()) = tokio::join!(Browser::launch(), setup);
     let limit = Duration::from_secs(15);
+    // A template's icon and display name, as `coder templates edit` sets them; an icon
+    // that would run script is refused.
+    let out = app
+        .cli(&[
+            "templates",
+            "edit",
+            "local",
+            "--icon",
+            "/icon/folder.svg",
+            "--display-name",
+            "Local dev",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = app
+        .cli(&[
+            "templates",
+            "edit",
+            "local",
+            "--icon",
+            "javascript:alert(1)",
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("icon must be a path"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        app.client.template("local").await.unwrap().icon,
+        "/icon/folder.svg"
+    );
     b.log_in(&app.url, "owner", PASSWORD).await;
+    b.wait_for(
+        "!!document.querySelector('#row-owner-dev img[src=\"/icon/folder.svg\"]')",
+        "dev's row with its template's icon",
+        limit,
+    )
+    .await;
 
     // The workspace page: the agent's ways in, and its usage charts filling in place as
     // samples arrive (every 5 s) without the page reloading.

@@ -128,6 +128,22 @@ async fn an_update_that_loses_a_persistent_resource_needs_consent() {
     let ws = app.client.workspace("dev").await.unwrap();
     assert!(!ws.outdated);
     assert_eq!(ws.status, hangar::model::WorkspaceStatus::Running);
+    // The web preview from before no longer describes any update: it is refused.
+    let stale = http
+        .post(format!("{}/@owner/dev/restart", app.url))
+        .header("cookie", &cookie)
+        .header("origin", &app.url)
+        .form(&[
+            ("update", "true"),
+            ("preview", job.as_str()),
+            ("accept_data_loss", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 409);
+    let text = stale.text().await.unwrap();
+    assert!(text.contains("out of date"), "{text}");
 
     // v3 only replaces the ephemeral box: no consent needed.
     push(&app, "h2", "b2").await;

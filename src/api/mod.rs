@@ -147,6 +147,15 @@ pub fn route_table() -> Vec<RouteDef> {
             .doc("Delete a template no workspace uses")
             .no_content(),
         r(
+            &Method::PATCH,
+            "/templates/:name",
+            TemplateAdmin,
+            axum::routing::patch(templates::edit),
+        )
+        .doc("Set a template's display name, description and icon")
+        .body::<tp::TemplateSettings>()
+        .ok::<tp::TemplateView>(),
+        r(
             u,
             "/templates/:name/active",
             TemplateAdmin,

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::auth::Auth;
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, FieldError};
 use crate::db::templates::{Template, TemplateVersion};
 use crate::model::{archive, new_id, now_ms, JobKind, Name};
 use crate::provisioner::jobs::ImportInput;
@@ -110,6 +110,8 @@ async fn template_view(state: &AppState, t: Template) -> ApiResult<TemplateView>
     Ok(TemplateView {
         id: t.id,
         name: t.name,
+        display_name: t.display_name,
+        icon: t.icon,
         description: t.description,
         active_version,
         active_version_id: t.active_version_id,
@@ -215,6 +217,8 @@ pub async fn push_version(
                 created_by: auth.user.id.clone(),
                 created_at: now,
                 updated_at: now,
+                display_name: String::new(),
+                icon: String::new(),
             };
             match state.db.insert_template(&t).await {
                 Ok(()) => t,
@@ -356,6 +360,85 @@ pub async fn archive(
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], bytes))
 }
 
+/// `PATCH /templates/{name}`: display name, description and icon.
+pub async fn edit(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    Json(req): Json<crate::wire::templates::TemplateSettings>,
+) -> ApiResult<Json<TemplateView>> {
+    Ok(Json(edit_settings(&state, &auth, &name, req).await?))
+}
+
+/// Sets a template's display name, description and icon (the API and the template
+/// page), each checked: bounded, no control characters, an icon that cannot run script.
+pub async fn edit_settings(
+    state: &AppState,
+    auth: &Auth,
+    name: &str,
+    req: crate::wire::templates::TemplateSettings,
+) -> ApiResult<TemplateView> {
+    let t = template_by_name(state, name).await?;
+    let display_name = req
+        .display_name
+        .unwrap_or(t.display_name)
+        .trim()
+        .to_string();
+    let description = req.description.unwrap_or(t.description).trim().to_string();
+    let icon = req.icon.unwrap_or(t.icon).trim().to_string();
+    let mut problems = Vec::new();
+    for (field, value, max) in [
+        ("display_name", &display_name, 64),
+        ("description", &description, 2048),
+        ("icon", &icon, 512),
+    ] {
+        if value.chars().count() > max {
+            problems.push(FieldError {
+                field: field.into(),
+                detail: format!("{field} is longer than {max} characters"),
+            });
+        }
+        if value.chars().any(|c| c.is_control() && c != '\n') {
+            problems.push(FieldError {
+                field: field.into(),
+                detail: format!("{field} contains control characters"),
+            });
+        }
+    }
+    let icon_ok = icon.is_empty()
+        || (icon.starts_with('/') && !icon.starts_with("//"))
+        || icon.starts_with("https://")
+        || icon.starts_with("http://");
+    if !icon_ok {
+        problems.push(FieldError {
+            field: "icon".into(),
+            detail: "icon must be a path on this server (/icon/docker.svg) or an http(s) URL"
+                .into(),
+        });
+    }
+    if !problems.is_empty() {
+        let message = problems
+            .iter()
+            .map(|p| p.detail.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::Validation {
+            message,
+            validations: problems,
+        });
+    }
+    state
+        .db
+        .update_template_settings(&t.id, &display_name, &description, &icon)
+        .await?;
+    state
+        .db
+        .audit(Some(&auth.user.id), "edit_template", &t.name, "")
+        .await?;
+    let t = template_by_name(state, name).await?;
+    template_view(state, t).await
+}
+
 pub async fn activate(
     State(state): State<AppState>,
     auth: Auth,
@@ -431,6 +514,7 @@ pub async fn dry_run(
         user_id: auth.user.id.clone(),
         parameters: values,
         workspace_id: None,
+        base_build_id: None,
     };
     let job_id = new_id();
     state

@@ -443,11 +443,17 @@ pub async fn queue_update_preview(
         ..Default::default()
     };
     let checked = check_build(state, auth, owner, name, &start).await?;
+    let base = state
+        .db
+        .latest_build(&checked.workspace.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
     let input = crate::provisioner::jobs::DryRunInput {
         template_version_id: checked.template_version_id,
         user_id: auth.user.id.clone(),
         parameters: checked.values,
         workspace_id: Some(checked.workspace.id.clone()),
+        base_build_id: Some(base.build.id),
     };
     let job_id = new_id();
     state
@@ -480,6 +486,9 @@ pub async fn preview_job(
 ) -> ApiResult<crate::db::jobs::Job> {
     let missing = || ApiError::NotFound(format!("no update preview {job_id:?} for this workspace"));
     let job = state.db.get_job(job_id).await?.ok_or_else(missing)?;
+    if job.kind != crate::model::JobKind::TemplateVersionDryRun {
+        return Err(missing());
+    }
     let input: Option<crate::provisioner::jobs::DryRunInput> =
         serde_json::from_str(&job.input).ok();
     match input {
@@ -488,20 +497,59 @@ pub async fn preview_job(
     }
 }
 
-/// A restart, or an update to the active version (`update`), as the dashboard's buttons
-/// do them: the start is checked first (a bad value must never leave the workspace
-/// stopped), then a running workspace is stopped, and the start is queued once that stop
-/// succeeded. Returns the first build queued.
+/// The version an update preview planned, if it still describes the update a start
+/// would make now: its version is still the template's active one and the workspace's
+/// latest build is still the one it planned from. Else a Conflict saying to look again.
+pub async fn preview_still_current(
+    state: &AppState,
+    workspace: &Workspace,
+    job: &crate::db::jobs::Job,
+) -> ApiResult<String> {
+    let input: crate::provisioner::jobs::DryRunInput =
+        serde_json::from_str(&job.input).map_err(anyhow::Error::from)?;
+    let stale = || {
+        ApiError::Conflict(
+            "this preview is out of date (a new version was promoted, or the workspace was rebuilt since): look at the update again".into(),
+        )
+    };
+    let template = state
+        .db
+        .get_template(&workspace.template_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the workspace's template is gone"))?;
+    if template.active_version_id.as_deref() != Some(input.template_version_id.as_str()) {
+        return Err(stale());
+    }
+    let latest = state
+        .db
+        .latest_build(&workspace.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workspace without builds"))?;
+    if input.base_build_id.as_deref() != Some(latest.build.id.as_str()) {
+        return Err(stale());
+    }
+    let version = state
+        .db
+        .get_template_version(&input.template_version_id)
+        .await?
+        .ok_or_else(stale)?;
+    Ok(version.name)
+}
+
+/// A restart, or an update to `version` (by name), as the dashboard's buttons do them:
+/// the start is checked first (a bad value must never leave the workspace stopped), then
+/// a running workspace is stopped, and the start is queued once that stop succeeded.
+/// Returns the first build queued.
 pub async fn stop_then_start(
     state: &AppState,
     auth: &Auth,
     owner: &str,
     name: &str,
-    update: bool,
+    version: Option<String>,
 ) -> ApiResult<BuildView> {
     let start = BuildRequest {
         transition: Some(Transition::Start),
-        template_version: update.then(|| "active".to_string()),
+        template_version: version,
         ..Default::default()
     };
     check_build(state, auth, owner, name, &start).await?;
@@ -754,6 +802,7 @@ pub fn workspace_view(l: Listing, now: i64) -> anyhow::Result<WorkspaceView> {
         owner: l.owner_name,
         owner_id: ws.owner_id,
         template: l.template_name,
+        template_icon: l.template_icon,
         template_id: ws.template_id,
         outdated: l
             .active_version_id

@@ -53,6 +53,17 @@ pub enum TemplatesCommand {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Set what people see of a template: its display name, description and icon
+    /// (e.g. /icon/docker.svg), as Coder's `templates edit`.
+    Edit {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        icon: Option<String>,
+    },
     /// Delete a template (refused while workspaces use it).
     Delete {
         name: String,
@@ -219,6 +230,23 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             archive::extract(&bytes, &dir)?;
             println!("Pulled {name}@{version} into {}.", dir.display());
+        }
+        TemplatesCommand::Edit {
+            name,
+            display_name,
+            description,
+            icon,
+        } => {
+            let settings = crate::wire::templates::TemplateSettings {
+                display_name,
+                description,
+                icon,
+            };
+            let t = client.edit_template(&name, &settings).await?;
+            println!(
+                "Updated template {}: display name {:?}, icon {:?}.",
+                t.name, t.display_name, t.icon
+            );
         }
         TemplatesCommand::Delete { name, yes } => {
             if !yes && output::stdin_is_terminal() {

@@ -15,6 +15,10 @@ pub struct Template {
     pub created_by: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Shown instead of the name when set.
+    pub display_name: String,
+    /// A URL or `/icon/NAME` path; empty for the generic icon.
+    pub icon: String,
 }
 
 /// A template version without its archive (which is only loaded to run or pull it).
@@ -36,7 +40,7 @@ pub struct TemplateVersion {
 }
 
 const T_COLUMNS: &str =
-    "id, name, description, active_version_id, created_by, created_at, updated_at";
+    "id, name, description, active_version_id, created_by, created_at, updated_at, display_name, icon";
 const V_COLUMNS: &str = "id, template_id, name, message, created_by, created_at, job_id, parameters, resources, graph, has_external_agent";
 
 fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
@@ -48,6 +52,8 @@ fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        display_name: row.try_get("display_name")?,
+        icon: row.try_get("icon")?,
     })
 }
 
@@ -76,7 +82,7 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> Result<TemplateVersion, sqlx::Er
 
 impl Database {
     pub async fn insert_template(&self, t: &Template) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO templates (id, name, description, active_version_id, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO templates (id, name, description, active_version_id, created_by, created_at, updated_at, display_name, icon) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&t.id)
             .bind(&t.name)
             .bind(&t.description)
@@ -84,6 +90,27 @@ impl Database {
             .bind(&t.created_by)
             .bind(t.created_at)
             .bind(t.updated_at)
+            .bind(&t.display_name)
+            .bind(&t.icon)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets what people see of a template: its display name, description and icon.
+    pub async fn update_template_settings(
+        &self,
+        id: &str,
+        display_name: &str,
+        description: &str,
+        icon: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE templates SET display_name = $1, description = $2, icon = $3, updated_at = $4 WHERE id = $5")
+            .bind(display_name)
+            .bind(description)
+            .bind(icon)
+            .bind(crate::model::now_ms())
+            .bind(id)
             .execute(self.pool())
             .await?;
         Ok(())

@@ -436,6 +436,10 @@ pub struct DryRunInput {
     /// An update preview: plan the version against this workspace's current state.
     #[serde(default)]
     pub workspace_id: Option<String>,
+    /// The workspace's latest build when the preview was asked for: a preview describes
+    /// an update from that build only.
+    #[serde(default)]
+    pub base_build_id: Option<String>,
 }
 
 /// Plans a start of the version for a would-be workspace, applying nothing: the result

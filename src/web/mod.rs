@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/templates/new", get(new_template_form).post(new_template))
         .route("/templates/:name", get(template_page))
         .route("/templates/:name/active", post(promote))
+        .route("/templates/:name/settings", post(template_settings))
         .route("/templates/:name/edit", get(edit_form).post(edit))
         .route("/@:owner/:name", get(workspace_page))
         .route("/@:owner/:name/favorite", post(favorite))
@@ -538,7 +539,16 @@ async fn restart(
             .into());
         }
     }
-    workspaces::stop_then_start(&state, &viewer.0, &owner, &name, form.update).await?;
+    // An update starts exactly the version its preview planned, and only while that
+    // preview still describes the update (same active version, same latest build).
+    let version = if form.update {
+        let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
+        let job = workspaces::preview_job(&state, &ws.id, &form.preview).await?;
+        Some(workspaces::preview_still_current(&state, &ws, &job).await?)
+    } else {
+        None
+    };
+    workspaces::stop_then_start(&state, &viewer.0, &owner, &name, version).await?;
     let here = workspace_href(&owner, &name);
     Ok(see_other(local_path(&form.next).unwrap_or(&here)))
 }
@@ -731,6 +741,21 @@ async fn promote(
     )))
 }
 
+/// The template page's Settings form; refusals come back as the error page naming them.
+async fn template_settings(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(form): Form<crate::wire::templates::TemplateSettings>,
+) -> PageResult {
+    require_template_admin(&viewer)?;
+    templates::edit_settings(&state, &viewer.0, &name, form).await?;
+    Ok(see_other(&format!(
+        "/templates/{}",
+        views::urlencode(&name)
+    )))
+}
+
 #[derive(Deserialize, Default)]
 struct FileQuery {
     #[serde(default)]
@@ -859,6 +884,12 @@ async fn publish(
             crate::model::archive::extract(&base, dir.path())?;
         }
         let path = dir.path().join(&file);
+        // Writing through a link would edit the file it points to, not this one.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+            anyhow::bail!(
+                "{file} is not a plain file in this template; edit the file it points to"
+            );
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

@@ -100,6 +100,7 @@ pub struct ListRow {
     pub name: String,
     pub favorite: bool,
     pub template: String,
+    pub template_icon: String,
     pub status: WorkspaceStatus,
     /// Empty unless running: health means nothing for a stopped workspace.
     pub healthy: String,
@@ -142,6 +143,7 @@ impl ListRow {
             name: w.name.clone(),
             favorite: w.favorite,
             template: w.template.clone(),
+            template_icon: w.template_icon.clone(),
             status: w.status,
             healthy: health_word(w),
             last_built: Timestamp::ago(w.latest_build.created_at),

@@ -13,6 +13,12 @@ use crate::model::parameter::Parameter;
 pub struct TemplateView {
     pub id: String,
     pub name: String,
+    /// Shown instead of `name` when not empty.
+    #[serde(default)]
+    pub display_name: String,
+    /// A URL or `/icon/NAME` path; empty for the generic icon.
+    #[serde(default)]
+    pub icon: String,
     pub description: String,
     pub active_version: Option<String>,
     pub active_version_id: Option<String>,
@@ -50,6 +56,14 @@ pub struct PushQuery {
 
 fn yes() -> bool {
     true
+}
+
+/// `PATCH /templates/{name}`: what people see of a template; absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSettings {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

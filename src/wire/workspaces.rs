@@ -116,6 +116,9 @@ pub struct WorkspaceView {
     pub owner: String,
     pub owner_id: String,
     pub template: String,
+    /// The template's icon (empty: the generic one).
+    #[serde(default)]
+    pub template_icon: String,
     pub template_id: String,
     pub template_version: String,
     pub active_version: Option<String>,

@@ -13,6 +13,7 @@ pub struct Listing {
     pub workspace: Workspace,
     pub owner_name: String,
     pub template_name: String,
+    pub template_icon: String,
     pub active_version_id: Option<String>,
     pub active_version_name: Option<String>,
     /// The latest build's version.
@@ -181,7 +182,7 @@ impl Database {
                w.template_id AS w_template_id, w.created_at AS w_created_at, w.deleted AS w_deleted, \
                w.last_used_at AS w_last_used_at, \
                (SELECT COUNT(*) FROM workspace_favorites f WHERE f.workspace_id = w.id AND f.user_id = $1) AS w_favorite, \
-               u.username AS owner_name, t.name AS template_name, t.active_version_id, \
+               u.username AS owner_name, t.name AS template_name, t.icon AS template_icon, t.active_version_id, \
                av.name AS active_version_name, v.has_external_agent, {BUILD_DETAIL_COLUMNS} \
              FROM workspaces w \
              JOIN users u ON u.id = w.owner_id \
@@ -202,6 +203,7 @@ impl Database {
                 workspace: workspace_from_prefixed(row, "w_")?,
                 owner_name: row.try_get("owner_name")?,
                 template_name: row.try_get("template_name")?,
+                template_icon: row.try_get("template_icon")?,
                 active_version_id: row.try_get("active_version_id")?,
                 active_version_name: row.try_get("active_version_name")?,
                 has_external_agent: flag(row.try_get("has_external_agent")?),

@@ -158,6 +158,7 @@ fn workspace(status: JobStatus) -> WorkspaceView {
         owner: "owner".into(),
         owner_id: "u-1".into(),
         template: "local".into(),
+        template_icon: "/icon/docker.svg".into(),
         template_id: "t-1".into(),
         template_version: "v2".into(),
         active_version: Some("v3".into()),
@@ -292,6 +293,8 @@ fn render_all() -> Vec<(&'static str, String)> {
         template: TemplateView {
             id: "t-1".into(),
             name: "local".into(),
+            display_name: "Local dev".into(),
+            icon: "/icon/folder.svg".into(),
             description: "Runs on the server".into(),
             active_version: Some("v2".into()),
             active_version_id: Some("tv-2".into()),
@@ -333,6 +336,8 @@ fn render_all() -> Vec<(&'static str, String)> {
                 template: TemplateView {
                     id: "t-1".into(),
                     name: "local".into(),
+                    display_name: String::new(),
+                    icon: String::new(),
                     description: "Runs on the server".into(),
                     active_version: Some("v3".into()),
                     active_version_id: Some("tv-3".into()),
@@ -345,6 +350,8 @@ fn render_all() -> Vec<(&'static str, String)> {
                 template: TemplateView {
                     id: "t-2".into(),
                     name: "broken".into(),
+                    display_name: String::new(),
+                    icon: String::new(),
                     description: String::new(),
                     active_version: None,
                     active_version_id: None,
@@ -512,6 +519,7 @@ fn every_view_renders_with_a_representative_context() {
     }
     // Status as a dot and its word, health as an icon, actions per row, a live region.
     for word in [
+        "<img class=\"icon\" src=\"/icon/docker.svg\" alt=\"\">",
         "class=\"status running\">running",
         "✓ healthy",
         "class=\"status failed\">failed",
@@ -598,6 +606,9 @@ fn every_view_renders_with_a_representative_context() {
     let t = page("template");
     for word in [
         "3 workspaces use it",
+        "Local dev <span class=\"muted\">local</span>",
+        "src=\"/icon/folder.svg\"",
+        "action=\"/templates/local/settings\"",
         "bigger disks",
         "docker_volume.home",
         "persistent",
