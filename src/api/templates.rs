@@ -516,6 +516,18 @@ pub async fn dry_run(
         workspace_id: None,
         base_build_id: None,
     };
+    Ok((
+        StatusCode::CREATED,
+        Json(queue_dry_run(&state, &input).await?),
+    ))
+}
+
+/// Queues a dry run (a create's plan, or a workspace's update preview) and wakes a
+/// provisioner for it.
+pub async fn queue_dry_run(
+    state: &AppState,
+    input: &crate::provisioner::jobs::DryRunInput,
+) -> ApiResult<crate::wire::jobs::Job> {
     let job_id = new_id();
     state
         .db
@@ -523,7 +535,7 @@ pub async fn dry_run(
             state.db.pool(),
             &job_id,
             JobKind::TemplateVersionDryRun,
-            &serde_json::to_string(&input).map_err(anyhow::Error::from)?,
+            &serde_json::to_string(input).map_err(anyhow::Error::from)?,
         )
         .await?;
     state.jobs_available.notify_waiters();
@@ -532,7 +544,7 @@ pub async fn dry_run(
         .get_job(&job_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the dry run's job vanished"))?;
-    Ok((StatusCode::CREATED, Json(super::convert::job(job)?)))
+    Ok(super::convert::job(job)?)
 }
 
 #[cfg(test)]

@@ -455,23 +455,7 @@ pub async fn queue_update_preview(
         workspace_id: Some(checked.workspace.id.clone()),
         base_build_id: Some(base.build.id),
     };
-    let job_id = new_id();
-    state
-        .db
-        .insert_job(
-            state.db.pool(),
-            &job_id,
-            crate::model::JobKind::TemplateVersionDryRun,
-            &serde_json::to_string(&input).map_err(anyhow::Error::from)?,
-        )
-        .await?;
-    state.jobs_available.notify_waiters();
-    let job = state
-        .db
-        .get_job(&job_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the preview's job vanished"))?;
-    Ok(super::convert::job(job)?)
+    super::templates::queue_dry_run(state, &input).await
 }
 
 /// How long a restart waits for its stop before giving up on the start.
