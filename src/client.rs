@@ -11,7 +11,9 @@ use crate::wire::agent::Manifest;
 use crate::wire::agents::{AgentLog, AgentView, MetadataView};
 use crate::wire::audit::AuditEntry;
 use crate::wire::jobs::{Job, JobLog, LogsPage};
-use crate::wire::templates::{ActivateRequest, DryRunRequest, TemplateView, VersionView};
+use crate::wire::templates::{
+    ActivateRequest, DryRunRequest, PushQuery, TemplateView, VersionView,
+};
 use crate::wire::tokens::{CreateTokenRequest, CreatedToken, Token};
 use crate::wire::users::{CreateUserRequest, FirstUserStatus, LoginRequest, LoginResponse, User};
 use crate::wire::workspaces::{
@@ -276,16 +278,25 @@ impl Client {
         message: &str,
         activate: bool,
     ) -> ClientResult<VersionView> {
-        let mut query: Vec<(&str, String)> = vec![
-            ("message", message.to_string()),
-            ("activate", activate.to_string()),
-        ];
-        if let Some(v) = version {
-            query.push(("name", v.to_string()));
-        }
+        let q = PushQuery {
+            name: version.map(str::to_string),
+            message: message.to_string(),
+            activate,
+            variables: None,
+        };
+        self.push_template_with(name, archive, &q).await
+    }
+
+    /// A push with everything [`PushQuery`] carries (Terraform variables too).
+    pub async fn push_template_with(
+        &self,
+        name: &str,
+        archive: Vec<u8>,
+        q: &PushQuery,
+    ) -> ClientResult<VersionView> {
         let req = self
             .request(Method::POST, &format!("/templates/{name}/versions"))
-            .query(&query)
+            .query(q)
             .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
             .body(archive);
         self.json(req).await

@@ -236,6 +236,8 @@ impl Fixture {
             resources: Vec::new(),
             graph: None,
             has_external_agent: false,
+            facts: Default::default(),
+            variables: Default::default(),
         };
         self.db
             .insert_template_version(self.db.pool(), &version, b"")

@@ -51,6 +51,9 @@ fn expect(method: &Method, path: &str) -> Expect {
         | (_, "/users/first")
         | ("POST", "/users/login")
         | ("GET", "/init-script/:os/:arch")
+        | ("POST", "/workspaceagents/google-instance-identity")
+        | ("POST", "/workspaceagents/aws-instance-identity")
+        | ("POST", "/workspaceagents/azure-instance-identity")
         | ("GET", "/bin/:file") => Anyone,
         ("GET", "/workspaceagents/me") | ("GET", "/workspaceagents/me/ws") => AgentOnly,
         ("POST", "/users/logout")

@@ -484,10 +484,6 @@ data "hangar_parameter" "picks" {{
     assert_contains(
         &text,
         &[
-            &format!(
-                r#"parameter "missing": a value is required: it has no default and {} is not set"#,
-                parameter_env_name("missing")
-            ),
             r#"parameter "region": value "mars" is not one of the options (eu, us)"#,
             r#"parameter "user": value "Bob" does not match validation regex "^[a-z]+$": lowercase letters only, not Bob"#,
             r#"parameter "small": value 1 is less than the validation min 2: between 2 and 4"#,
@@ -504,6 +500,46 @@ data "hangar_parameter" "picks" {{
         !text.contains("\"grows_fine\""),
         "a value that grows as required must pass:\n{text}"
     );
+    assert!(
+        !text.contains("\"missing\""),
+        "no value and no default is \"\", as in Coder:\n{text}"
+    );
+}
+
+#[test]
+fn coder_semantics_for_values() {
+    let tf = Tf::new(&format!(
+        r#"{HANGAR_PROVIDER}
+data "hangar_parameter" "missing" {{
+  name = "missing"
+}}
+data "hangar_parameter" "flag" {{
+  name = "flag"
+  type = "bool"
+}}
+data "hangar_parameter" "bounded" {{
+  name    = "bounded"
+  type    = "number"
+  default = 3
+  validation {{
+    min = 1
+  }}
+}}
+output "missing" {{ value = data.hangar_parameter.missing.value }}
+output "flag" {{ value = data.hangar_parameter.flag.value }}
+output "min_disabled" {{ value = data.hangar_parameter.bounded.validation[0].min_disabled }}
+output "max_disabled" {{ value = data.hangar_parameter.bounded.validation[0].max_disabled }}
+"#
+    ));
+    tf.ok(
+        &["apply", "-auto-approve", "-no-color"],
+        &[param("flag", "True")],
+    );
+    let out = tf.outputs();
+    assert_eq!(out["missing"], "");
+    assert_eq!(out["flag"], "True", "Coder accepts Go's bool spellings");
+    assert_eq!(out["min_disabled"], false);
+    assert_eq!(out["max_disabled"], true);
 }
 
 const WORKSPACE_MODULE: &str = r#"
@@ -757,31 +793,18 @@ fn every_resource_round_trips() {
     let plan = tf.ok(&["plan", "-no-color", "-detailed-exitcode"], &[]);
     assert_contains(&plan, &["No changes"]);
 
-    // Update in place: same ids, new values.
+    // Update in place: same ids, new values (apps and scripts update in place).
     let edited = ALL_RESOURCES
         .replace("APP_NAME", "App 2")
-        .replace("ITEM_VALUE", "big")
-        .replace("echo SCRIPT", "echo changed")
-        .replace("ENV_VALUE", "vim")
-        .replace("echo STARTUP", "echo started");
+        .replace("echo SCRIPT", "echo changed");
     tf.write(&format!("{HANGAR_PROVIDER}{edited}"));
     let text = tf.apply(&[]);
-    assert_contains(&text, &["0 added, 5 changed, 0 destroyed"]);
-    assert_eq!(tf.resource("hangar_agent", "dev")["id"], agent["id"]);
-    assert_eq!(
-        tf.resource("hangar_agent", "dev")["startup_script"],
-        "echo started"
-    );
+    assert_contains(&text, &["0 added, 2 changed, 0 destroyed"]);
     assert_eq!(tf.resource("hangar_app", "web")["display_name"], "App 2");
-    assert_eq!(
-        tf.resource("hangar_metadata", "agent")["item"][0]["value"],
-        "big"
-    );
     assert_eq!(
         tf.resource("hangar_script", "hello")["script"],
         "echo changed"
     );
-    assert_eq!(tf.resource("hangar_env", "editor")["value"], "vim");
     let after = [
         id_of("hangar_external_agent", "dev"),
         id_of("hangar_app", "web"),
@@ -791,14 +814,33 @@ fn every_resource_round_trips() {
     ];
     assert_eq!(ids, after, "updates keep ids");
 
-    // Identity changes replace: a new agent (new id) replaces everything attached to it.
+    // As in Coder, a metadata item or an env value is part of its resource's identity.
+    let edited = edited
+        .replace("ITEM_VALUE", "big")
+        .replace("ENV_VALUE", "vim");
+    tf.write(&format!("{HANGAR_PROVIDER}{edited}"));
+    let text = tf.apply(&[]);
+    assert_contains(&text, &["2 added, 0 changed, 2 destroyed"]);
+    assert_eq!(
+        tf.resource("hangar_metadata", "agent")["item"][0]["value"],
+        "big"
+    );
+    assert_eq!(tf.resource("hangar_env", "editor")["value"], "vim");
+    assert_eq!(tf.resource("hangar_agent", "dev")["id"], agent["id"]);
+
+    // Every agent attribute is identity (as in Coder): a new startup script is a new
+    // agent (new id), which replaces everything attached to it.
     tf.write(&format!(
         "{HANGAR_PROVIDER}{}",
-        edited.replace("\"amd64\"", "\"arm64\"")
+        edited.replace("echo STARTUP", "echo started")
     ));
     let text = tf.apply(&[]);
     assert_contains(&text, &["6 added, 0 changed, 6 destroyed"]);
     assert_ne!(tf.resource("hangar_agent", "dev")["id"], agent["id"]);
+    assert_eq!(
+        tf.resource("hangar_agent", "dev")["startup_script"],
+        "echo started"
+    );
 
     // Delete.
     let text = tf.ok(&["destroy", "-auto-approve", "-no-color"], &[]);
@@ -858,7 +900,7 @@ resource "hangar_metadata" "m" {{
             r#"startup_script_behavior "sometimes" must be "blocking" or "non-blocking""#,
             r#"duplicate agent metadata key "k""#,
             r#"slug "Bad_Slug" must be lowercase letters"#,
-            "url and command cannot both be set",
+            "command conflicts with url",
             r#"share "everyone" is not one of owner, authenticated, public"#,
             "hangar_script: at least one of run_on_start, run_on_stop or cron must be set",
             r#"environment variable name "1BAD-NAME" must be letters, digits and _"#,
@@ -1067,5 +1109,278 @@ fn install_command_lays_out_a_mirror_and_explains_it() {
     assert!(
         rc.contains(&format!("{:?}", dir.display().to_string())),
         "{rc}"
+    );
+}
+
+/// Every type Coder's provider has that Hangar's first wave lacked, written as a Coder
+/// template writes them (`coder_…`), read and applied with the build's environment.
+#[test]
+fn coder_types_added_for_parity() {
+    let tf = Tf::new(
+        r#"
+terraform {
+  required_providers {
+    coder = { source = "coder/coder" }
+  }
+}
+data "coder_provisioner" "me" {}
+data "coder_workspace" "me" {}
+data "coder_workspace_owner" "me" {}
+data "coder_workspace_tags" "t" {
+  tags = { "cluster" = "eu-1", "os" = data.coder_provisioner.me.os }
+}
+data "coder_external_auth" "github" {
+  id       = "github"
+  optional = true
+}
+data "coder_task" "t" {}
+data "coder_secret" "npm" {
+  env          = "NPM_TOKEN"
+  help_message = "Add an npm token"
+}
+data "coder_workspace_preset" "big" {
+  name        = "Big"
+  description = "Eight cores"
+  default     = true
+  parameters  = { "cpu" = "8" }
+  prebuilds {
+    instances = 2
+    expiration_policy { ttl = 86400 }
+    scheduling {
+      timezone = "UTC"
+      schedule {
+        cron      = "* 8-18 * * 1-5"
+        instances = 3
+      }
+    }
+  }
+}
+resource "coder_agent" "dev" {
+  os            = data.coder_provisioner.me.os
+  arch          = data.coder_provisioner.me.arch
+  api_key_scope = "no_user_data"
+}
+resource "coder_app" "chat" {
+  agent_id = coder_agent.dev.id
+  slug     = "chat"
+  url      = "http://localhost:3284"
+  tooltip  = "Talk to the **agent**"
+}
+resource "coder_ai_task" "t" {
+  app_id = coder_app.chat.id
+}
+resource "coder_devcontainer" "dc" {
+  agent_id         = coder_agent.dev.id
+  workspace_folder = "/workspaces/project"
+}
+resource "coder_agent_instance" "i" {
+  agent_id    = coder_agent.dev.id
+  instance_id = "i-123"
+}
+resource "coder_env" "path1" {
+  agent_id       = coder_agent.dev.id
+  name           = "PATH"
+  value          = "/opt/a/bin"
+  merge_strategy = "append"
+}
+resource "coder_metadata" "m" {
+  resource_id = coder_agent.dev.id
+  item {
+    key = "empty"
+  }
+  item {
+    key   = "full"
+    value = "x"
+  }
+}
+output "os" { value = data.coder_provisioner.me.os }
+output "provisioner" { value = data.coder_provisioner.me.id }
+output "tags" { value = data.coder_workspace_tags.t.tags }
+output "token" {
+  value     = data.coder_external_auth.github.access_token
+  sensitive = true
+}
+output "task" { value = [data.coder_task.t.enabled, data.coder_task.t.prompt] }
+output "secret" {
+  value     = data.coder_secret.npm.value
+  sensitive = true
+}
+output "preset" { value = data.coder_workspace_preset.big.id }
+output "claim" { value = [data.coder_workspace.me.is_prebuild, data.coder_workspace.me.is_prebuild_claim, data.coder_workspace.me.prebuild_count] }
+output "login" { value = data.coder_workspace_owner.me.login_type }
+output "roles" { value = data.coder_workspace_owner.me.rbac_roles }
+"#,
+    );
+    let env = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let build_env = [
+        env("CODER_PROVISIONER_ID", "ignored: Hangar's name wins"),
+        env("HANGAR_PROVISIONER_ID", "worker-7"),
+        env("CODER_EXTERNAL_AUTH_ACCESS_TOKEN_github", "gho_abc"),
+        env("CODER_TASK_ID", "5f1e0c0a-3a6f-4c0e-9a53-0c1d2e3f4a5b"),
+        env("CODER_TASK_PROMPT", "fix the bug"),
+        env("CODER_SECRET_ENV_NPM_TOKEN", "npm_x"),
+        env("CODER_WORKSPACE_IS_PREBUILD_CLAIM", "true"),
+        env("CODER_WORKSPACE_IS_PREBUILD", "true"),
+        env("CODER_WORKSPACE_OWNER_LOGIN_TYPE", "password"),
+        env(
+            "CODER_WORKSPACE_OWNER_RBAC_ROLES",
+            r#"[{"name":"member","org_id":""}]"#,
+        ),
+    ];
+    tf.ok(&["apply", "-auto-approve", "-no-color"], &build_env);
+    let out = tf.outputs();
+    assert_eq!(out["os"], std::env::consts::OS);
+    assert_eq!(out["provisioner"], "worker-7");
+    assert_eq!(out["tags"]["cluster"], "eu-1");
+    assert_eq!(out["tags"]["os"], std::env::consts::OS);
+    assert_eq!(out["token"], "gho_abc");
+    assert_eq!(out["task"], serde_json::json!([true, "fix the bug"]));
+    assert_eq!(out["secret"], "npm_x");
+    assert_eq!(out["preset"], "Big");
+    assert_eq!(
+        out["claim"],
+        serde_json::json!([false, true, 0]),
+        "a claim is never also a prebuild"
+    );
+    assert_eq!(out["login"], "password");
+    assert_eq!(out["roles"][0]["name"], "member");
+
+    let agent = tf.resource("coder_agent", "dev");
+    assert_eq!(agent["api_key_scope"], "no_user_data");
+    let app = tf.resource("coder_app", "chat");
+    assert_eq!(
+        app["display_name"], "chat",
+        "display_name defaults to the slug"
+    );
+    assert_eq!(
+        (app["hidden"].clone(), app["external"].clone()),
+        (false.into(), false.into())
+    );
+    let task = tf.resource("coder_ai_task", "t");
+    assert_eq!(task["app_id"], app["id"]);
+    assert_eq!(task["enabled"], true);
+    let dc = tf.resource("coder_devcontainer", "dc");
+    assert!(dc["subagent_id"].as_str().is_some_and(|s| s.len() == 36));
+    assert_eq!(
+        tf.resource("coder_env", "path1")["merge_strategy"],
+        "append"
+    );
+    let items = &tf.resource("coder_metadata", "m")["item"];
+    assert_eq!(items[0]["is_null"], true);
+    assert_eq!(items[1]["is_null"], false);
+    // A second plan changes nothing: computed values are stable.
+    let plan = tf.ok(&["plan", "-no-color"], &build_env);
+    assert!(plan.contains("No changes"), "{plan}");
+}
+
+#[test]
+fn coder_rules_for_new_types() {
+    let tf = Tf::new(&format!(
+        r#"{HANGAR_PROVIDER}
+data "hangar_workspace_preset" "bad" {{
+  name       = "Bad"
+  parameters = {{ "cpu" = "" }}
+  prebuilds {{
+    instances = 1
+    expiration_policy {{ ttl = 60 }}
+  }}
+}}
+data "hangar_workspace_preset" "overlap" {{
+  name = "Overlap"
+  prebuilds {{
+    instances = 1
+    scheduling {{
+      timezone = "Mars/Olympus"
+      schedule {{
+        cron      = "* 8-12 * * 1-5"
+        instances = 1
+      }}
+    }}
+  }}
+}}
+data "hangar_workspace_preset" "cron" {{
+  name = "Cron"
+  prebuilds {{
+    instances = 1
+    scheduling {{
+      timezone = "UTC"
+      schedule {{
+        cron      = "0 8 * * *"
+        instances = 1
+      }}
+    }}
+  }}
+}}
+data "hangar_workspace_preset" "twice" {{
+  name = "Twice"
+  prebuilds {{
+    instances = 1
+    scheduling {{
+      timezone = "UTC"
+      schedule {{
+        cron      = "* 8-12 * * 1-5"
+        instances = 1
+      }}
+      schedule {{
+        cron      = "* 12-14 * * 5"
+        instances = 2
+      }}
+    }}
+  }}
+}}
+data "hangar_secret" "both" {{
+  env          = "A"
+  file         = "/a"
+  help_message = "x"
+}}
+data "hangar_secret" "relative" {{
+  file         = "a/b"
+  help_message = "x"
+}}
+resource "hangar_agent" "scoped" {{
+  os            = "linux"
+  arch          = "amd64"
+  api_key_scope = "some"
+}}
+resource "hangar_agent" "a" {{
+  os   = "linux"
+  arch = "amd64"
+}}
+resource "hangar_app" "ext" {{
+  agent_id = hangar_agent.a.id
+  slug     = "ext"
+  url      = "https://example.com"
+  external = true
+  share    = "public"
+}}
+resource "hangar_app" "cmd" {{
+  agent_id  = hangar_agent.a.id
+  slug      = "cmd"
+  command   = "top"
+  subdomain = true
+}}
+resource "hangar_env" "e" {{
+  agent_id       = hangar_agent.a.id
+  name           = "X"
+  merge_strategy = "sideways"
+}}
+"#
+    ));
+    let text = tf.fail(&["plan", "-no-color"], &[]);
+    assert_contains(
+        &text,
+        &[
+            r#"parameter "cpu" has an empty value"#,
+            "ttl 60 must be 0 or between 3600",
+            r#"timezone "Mars/Olympus" is not an IANA time zone"#,
+            "the minute field must be *",
+            "overlap",
+            "exactly one of env and file must be set",
+            r#"file "a/b" must start with ~/ or /"#,
+            r#"api_key_scope "some" is not one of all, no_user_data"#,
+            "external conflicts with share",
+            "command conflicts with subdomain",
+            r#"merge_strategy "sideways" is not one of replace, append, prepend, error"#,
+        ],
     );
 }

@@ -274,11 +274,34 @@ pub async fn run_start(ctx: &ScriptContext, spec: &AgentSpec) -> Lifecycle {
     for s in spec.scripts.iter().filter(|s| s.run_on_start) {
         scripts.push((s.display_name.clone(), s.script.clone(), secs(s.timeout)));
     }
+    for d in &spec.devcontainers {
+        scripts.push((
+            format!("devcontainer {}", d.workspace_folder),
+            devcontainer_script(d),
+            None,
+        ));
+    }
     match run_all(ctx, scripts, secs(spec.startup_script_timeout)).await {
         Outcome::Succeeded => Lifecycle::Ready,
         Outcome::TimedOut => Lifecycle::StartTimeout,
         Outcome::Failed(_) => Lifecycle::StartError,
     }
+}
+
+/// Brings a Dev Container up with the `devcontainer` CLI; where the CLI or Docker is
+/// missing, says so in the log (the workspace still starts: the container is extra).
+pub fn devcontainer_script(d: &crate::wire::agent::DevcontainerSpec) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut up = format!(
+        "devcontainer up --workspace-folder {}",
+        quote(&d.workspace_folder)
+    );
+    if !d.config_path.is_empty() {
+        up.push_str(&format!(" --config {}", quote(&d.config_path)));
+    }
+    format!(
+        "if ! command -v devcontainer >/dev/null 2>&1; then\n  echo 'not started: the devcontainer CLI is not installed in this workspace (npm install -g @devcontainers/cli)' >&2\n  exit 0\nfi\nif ! command -v docker >/dev/null 2>&1; then\n  echo 'not started: docker is not installed in this workspace' >&2\n  exit 0\nfi\nexec {up}\n"
+    )
 }
 
 /// The shutdown script and `run_on_stop` scripts → the final lifecycle.
@@ -415,5 +438,31 @@ mod shebang_tests {
             super::shebang("#! /bin/bash -e -u\n"),
             ("/bin/bash", Some("-e -u"))
         );
+    }
+}
+
+#[cfg(test)]
+mod devcontainer_tests {
+    use crate::wire::agent::DevcontainerSpec;
+
+    #[test]
+    fn a_missing_cli_is_reported_not_fatal() {
+        let script = super::devcontainer_script(&DevcontainerSpec {
+            workspace_folder: "/w/it's here".into(),
+            config_path: String::new(),
+        });
+        assert!(
+            script.contains(r"--workspace-folder '/w/it'\''s here'"),
+            "{script}"
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("devcontainer CLI is not installed"), "{err}");
     }
 }

@@ -551,6 +551,21 @@ pub async fn metadata_views(
     Ok(views)
 }
 
+/// `POST /workspaceagents/{google,aws,azure}-instance-identity`: where an agent with
+/// `auth = "<cloud>-instance-identity"` would trade its instance's identity document for
+/// a token. This server has no cloud to verify documents against, so it says so.
+pub async fn instance_identity(uri: axum::http::Uri) -> ApiError {
+    let kind = uri
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    ApiError::NotSupported(format!(
+        "agent auth \"{kind}\" is not supported on this server: set auth = \"token\" on the agent and run its init script with HANGAR_AGENT_TOKEN set to the agent's token"
+    ))
+}
+
 /// `GET /init-script/:os/:arch` (no auth: the script holds no secret).
 pub async fn init_script(
     State(state): State<AppState>,

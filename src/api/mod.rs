@@ -368,6 +368,30 @@ pub fn route_table() -> Vec<RouteDef> {
         )
         .doc("The script that downloads and starts the agent")
         .raw("text/x-shellscript", "a POSIX sh script"),
+        r(
+            p,
+            "/workspaceagents/google-instance-identity",
+            Public,
+            post(agents::instance_identity),
+        )
+        .doc("Instance-identity agent auth (Google): not supported here; answers 501 with what to do")
+        .no_content(),
+        r(
+            p,
+            "/workspaceagents/aws-instance-identity",
+            Public,
+            post(agents::instance_identity),
+        )
+        .doc("Instance-identity agent auth (AWS): not supported here; answers 501 with what to do")
+        .no_content(),
+        r(
+            p,
+            "/workspaceagents/azure-instance-identity",
+            Public,
+            post(agents::instance_identity),
+        )
+        .doc("Instance-identity agent auth (Azure): not supported here; answers 501 with what to do")
+        .no_content(),
         r(g, "/bin/:file", Public, get(agents::binary))
             .doc("The agent binary (`hangar-<os>-<arch>`)")
             .raw("application/octet-stream", "the hangar binary"),

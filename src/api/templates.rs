@@ -92,6 +92,10 @@ pub async fn version_view(
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::from)?,
         parameters: v.parameters,
+        presets: v.facts.presets,
+        tags: v.facts.tags,
+        external_auth: v.facts.external_auth,
+        variables: v.variables.into_keys().collect(),
         id: v.id,
         template_id: v.template_id,
         name: v.name,
@@ -144,6 +148,44 @@ pub async fn get(
     Ok(Json(template_view(&state, t).await?))
 }
 
+/// The push's Terraform variables: a JSON object of strings, each name an HCL identifier,
+/// 64 KiB in all at most.
+fn parse_variables(raw: Option<&str>) -> ApiResult<std::collections::BTreeMap<String, String>> {
+    const MAX_BYTES: usize = 64 * 1024;
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(Default::default());
+    };
+    if raw.len() > MAX_BYTES {
+        return Err(ApiError::invalid(
+            "variables",
+            format!("the variables are {} bytes; at most {MAX_BYTES}", raw.len()),
+        ));
+    }
+    let vars: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(raw).map_err(|e| {
+            ApiError::invalid("variables", format!("not a JSON object of strings: {e}"))
+        })?;
+    for (name, value) in &vars {
+        let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ident {
+            return Err(ApiError::invalid(
+                "variables",
+                format!("{name:?} is not a Terraform variable name"),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(ApiError::invalid(
+                "variables",
+                format!("{name}: the value contains a NUL byte"),
+            ));
+        }
+    }
+    Ok(vars)
+}
+
 /// Uploads a new version (creating the template on first push) and queues its import.
 pub async fn push(
     State(state): State<AppState>,
@@ -194,6 +236,7 @@ pub async fn push_version(
             .map_err(anyhow::Error::from)?
             .map_err(bad_archive)?
     };
+    let variables = parse_variables(q.variables.as_deref())?;
     let parameters = crate::isolate::parse_parameters(&state.config.hangar_binary, &files)
         .await
         .map_err(|e| match e {
@@ -265,6 +308,8 @@ pub async fn push_version(
             resources: Vec::new(),
             graph: None,
             has_external_agent: false,
+            facts: Default::default(),
+            variables: variables.clone(),
         };
         let mut tx = state.db.pool().begin().await?;
         // The job first: the version references it.

@@ -128,6 +128,50 @@ fn name_taken(name: &Name) -> ApiError {
     }
 }
 
+/// The values a create uses: `given`, plus the preset's for the version's parameters.
+/// A preset value the caller also gave differently is refused (the preset decides it).
+pub fn with_preset(
+    version: &TemplateVersion,
+    preset: Option<&str>,
+    given: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let Some(name) = preset else {
+        return Ok(given.clone());
+    };
+    let presets = &version.facts.presets;
+    let Some(p) = presets.iter().find(|p| p.name == name) else {
+        let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+        let hint = if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("it has {}", known.join(", "))
+        };
+        return Err(ApiError::invalid(
+            "preset",
+            format!("version {} has no preset {name:?}: {hint}", version.name),
+        ));
+    };
+    let mut values = given.clone();
+    for (param, value) in &p.parameters {
+        // Presets may name parameters a version no longer has (as in Coder): skipped.
+        if !version.parameters.iter().any(|v| &v.name == param) {
+            continue;
+        }
+        match given.get(param) {
+            Some(other) if other != value => {
+                return Err(ApiError::invalid(
+                    &format!("parameter.{param}"),
+                    format!("preset {name:?} sets {param} to {value:?}; leave it out, or create without the preset"),
+                ));
+            }
+            _ => {
+                values.insert(param.clone(), value.clone());
+            }
+        }
+    }
+    Ok(values)
+}
+
 /// Creates a workspace of the caller's and queues its first start build (the API and the
 /// web's create form both use it). Bad values come back as field-level validations.
 pub async fn create_workspace(
@@ -146,7 +190,8 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let values = resolve(&version.parameters, &req.parameters, None).map_err(parameter_errors);
+    let given = with_preset(&version, req.preset.as_deref(), &req.parameters)?;
+    let values = resolve(&version.parameters, &given, None).map_err(parameter_errors);
     let (name, values) = match (name, values) {
         (Ok(name), Ok(values)) => (name, values),
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),

@@ -186,7 +186,13 @@ async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Resu
         }
         let dir = tempfile::tempdir()?;
         super::templates::write_builtin(&id, dir.path())?;
-        super::templates::push(&client, &id, dir.path(), "built-in", None, true, false).await?;
+        let q = crate::wire::templates::PushQuery {
+            name: None,
+            message: "built-in".into(),
+            activate: true,
+            variables: None,
+        };
+        super::templates::push(&client, &id, dir.path(), &q, false).await?;
     }
     println!(
         "Log in with:\n  hangar login {access_url} --username admin --password \"$(cat {})\"",

@@ -11,6 +11,7 @@ use super::output::{self, Format};
 use super::session;
 use crate::client::Client;
 use crate::model::{archive, JobStatus};
+use crate::wire::templates::PushQuery;
 
 /// The built-in starter templates, compiled into the binary so an installed `hangar`
 /// can hand them out without its source tree.
@@ -34,6 +35,12 @@ pub enum TemplatesCommand {
         /// Return once uploaded instead of following the import.
         #[arg(long)]
         no_wait: bool,
+        /// A Terraform variable for the version's builds, `NAME=VALUE` (repeatable).
+        #[arg(long = "variable", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
+        /// A YAML file of Terraform variables (`name: value` per line); `--variable` wins.
+        #[arg(long)]
+        variables_file: Option<PathBuf>,
         /// Skip confirmations (as Coder's `--yes`); push asks none, so scripts may pass it.
         #[arg(short = 'y', long)]
         yes: bool,
@@ -115,18 +122,20 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
             version,
             activate,
             no_wait,
+            variables,
+            variables_file,
             yes: _,
         } => {
-            return push(
-                &client,
-                &name,
-                &directory,
-                &message,
-                version.as_deref(),
+            let q = PushQuery {
+                name: version,
+                message,
                 activate,
-                !no_wait,
-            )
-            .await;
+                variables: Some(serde_json::to_string(&push_variables(
+                    variables_file.as_deref(),
+                    &variables,
+                )?)?),
+            };
+            return push(&client, &name, &directory, &q, !no_wait).await;
         }
         TemplatesCommand::List { output } => {
             let templates = client.templates().await?;
@@ -176,6 +185,17 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                                     .unwrap_or_default(),
                                 output::ago(v.created_at),
                                 params.join(", "),
+                                v.presets
+                                    .iter()
+                                    .map(|p| {
+                                        if p.default {
+                                            format!("{} (default)", p.name)
+                                        } else {
+                                            p.name.clone()
+                                        }
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
                                 v.message.clone(),
                             ]
                         })
@@ -187,6 +207,7 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                             "IMPORT",
                             "CREATED",
                             "PARAMETERS",
+                            "PRESETS",
                             "MESSAGE",
                         ],
                         &rows,
@@ -265,19 +286,53 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Pushes `dir` and, when `wait`, follows the import to its end.
+/// The variables of a push: the file's, then each `NAME=VALUE` over them.
+fn push_variables(
+    file: Option<&Path>,
+    pairs: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut vars = std::collections::BTreeMap::new();
+    if let Some(file) = file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let map: std::collections::BTreeMap<String, serde_yaml::Value> =
+            serde_yaml::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a YAML map of variable names to values",
+                    file.display()
+                )
+            })?;
+        for (k, v) in map {
+            let value = match v {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                other => anyhow::bail!(
+                    "{}: variable {k} must be a string, number or bool, not {other:?}",
+                    file.display()
+                ),
+            };
+            vars.insert(k, value);
+        }
+    }
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--variable {pair:?} must be NAME=VALUE"))?;
+        vars.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(vars)
+}
+
 pub async fn push(
     client: &Client,
     name: &str,
     dir: &Path,
-    message: &str,
-    version: Option<&str>,
-    activate: bool,
+    q: &PushQuery,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let bytes = archive::pack_dir(dir).with_context(|| format!("packing {}", dir.display()))?;
-    let created = client
-        .push_template(name, bytes, version, message, activate)
-        .await?;
+    let created = client.push_template_with(name, bytes, q).await?;
     println!("Uploaded {name}@{}; importing…", created.name);
     let Some(job) = created.job.filter(|_| wait) else {
         return Ok(ExitCode::SUCCESS);

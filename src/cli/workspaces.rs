@@ -13,7 +13,9 @@ use super::session;
 use crate::client::Client;
 use crate::model::agent::AppHealth;
 use crate::model::parameter::Parameter;
+use crate::model::preset::Preset;
 use crate::model::{JobStatus, Transition};
+use crate::wire::templates::VersionView;
 use crate::wire::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
 
 #[derive(Debug, Args)]
@@ -32,6 +34,10 @@ pub struct CreateArgs {
     /// Use this value when a parameter would be prompted for.
     #[arg(long = "parameter-default")]
     pub parameter_defaults: Vec<String>,
+    /// A preset of the template (its parameter values apply); the template's default
+    /// preset when omitted, `none` for none.
+    #[arg(long)]
+    pub preset: Option<String>,
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Return once the build is queued.
@@ -191,6 +197,14 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         }
     };
     let mut values = given_parameters(&args)?;
+    let preset = choose_preset(&version, args.preset.as_deref())?;
+    if let Some(p) = &preset {
+        for (name, value) in &p.parameters {
+            if version.parameters.iter().any(|v| &v.name == name) {
+                values.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
     prompt_missing(
         &version.parameters,
         &mut values,
@@ -212,6 +226,7 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
             parameters: values,
             require_external: external,
             owner,
+            preset: preset.map(|p| p.name),
         })
         .await?;
     let label = if ws.owner_id == client.me().await?.id {
@@ -230,6 +245,42 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     finish(&client, &label, &ws.latest_build).await
+}
+
+/// The preset a create uses: the one named (`none`: none), else the version's default.
+fn choose_preset(version: &VersionView, named: Option<&str>) -> anyhow::Result<Option<Preset>> {
+    let presets = &version.presets;
+    match named {
+        Some("none") => Ok(None),
+        Some(name) => presets
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "{}@{} has no preset {name:?}; its presets: {}",
+                    version.template_name,
+                    version.name,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }),
+        None => {
+            let default = presets.iter().find(|p| p.default).cloned();
+            if let Some(p) = &default {
+                eprintln!(
+                    "Using preset {:?}, the template's default (--preset none to choose every parameter).",
+                    p.name
+                );
+            }
+            Ok(default)
+        }
+    }
 }
 
 /// Plans the template with `values` and prints the resources a create would make.

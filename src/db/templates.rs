@@ -3,7 +3,10 @@
 use sqlx::Row;
 
 use super::{flag, parse_json, to_json, Database};
+use std::collections::BTreeMap;
+
 use crate::model::parameter::Parameter;
+use crate::model::preset::VersionFacts;
 use crate::model::resource::PreviewResource;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -37,11 +40,24 @@ pub struct TemplateVersion {
     /// `terraform graph` of the configuration, computed once at import.
     pub graph: Option<String>,
     pub has_external_agent: bool,
+    /// Presets, tags and external auth the import found.
+    pub facts: VersionFacts,
+    /// Terraform variables the push set (`--variable`, `--variables-file`).
+    pub variables: BTreeMap<String, String>,
+}
+
+/// What an import found out about its version.
+pub struct VersionImport<'a> {
+    pub parameters: &'a [Parameter],
+    pub resources: &'a [PreviewResource],
+    pub graph: Option<&'a str>,
+    pub has_external_agent: bool,
+    pub facts: &'a VersionFacts,
 }
 
 const T_COLUMNS: &str =
     "id, name, description, active_version_id, created_by, created_at, updated_at, display_name, icon";
-const V_COLUMNS: &str = "id, template_id, name, message, created_by, created_at, job_id, parameters, resources, graph, has_external_agent";
+const V_COLUMNS: &str = "id, template_id, name, message, created_by, created_at, job_id, parameters, resources, graph, has_external_agent, presets, tags, external_auth, variables";
 
 fn template_from_row(row: &sqlx::any::AnyRow) -> Result<Template, sqlx::Error> {
     Ok(Template {
@@ -67,6 +83,24 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> Result<TemplateVersion, sqlx::Er
         resources: parse_json(
             format_args!("the resource preview of template version {id}"),
             &row.try_get::<String, _>("resources")?,
+        )?,
+        facts: VersionFacts {
+            presets: parse_json(
+                format_args!("the presets of template version {id}"),
+                &row.try_get::<String, _>("presets")?,
+            )?,
+            tags: parse_json(
+                format_args!("the tags of template version {id}"),
+                &row.try_get::<String, _>("tags")?,
+            )?,
+            external_auth: parse_json(
+                format_args!("the external auth of template version {id}"),
+                &row.try_get::<String, _>("external_auth")?,
+            )?,
+        },
+        variables: parse_json(
+            format_args!("the variables of template version {id}"),
+            &row.try_get::<String, _>("variables")?,
         )?,
         id,
         template_id: row.try_get("template_id")?,
@@ -238,7 +272,7 @@ impl Database {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent, push_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT COALESCE(MAX(push_seq), 0) + 1 FROM template_versions WHERE template_id = $2))")
+        sqlx::query("INSERT INTO template_versions (id, template_id, name, message, archive, created_by, created_at, job_id, parameters, resources, graph, has_external_agent, variables, push_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT COALESCE(MAX(push_seq), 0) + 1 FROM template_versions WHERE template_id = $2))")
             .bind(&v.id)
             .bind(&v.template_id)
             .bind(&v.name)
@@ -251,6 +285,7 @@ impl Database {
             .bind(to_json(&v.resources)?)
             .bind(&v.graph)
             .bind(v.has_external_agent as i64)
+            .bind(to_json(&v.variables)?)
             .execute(exec)
             .await?;
         Ok(())
@@ -313,20 +348,20 @@ impl Database {
         &self,
         exec: E,
         version_id: &str,
-        parameters: &[Parameter],
-        resources: &[PreviewResource],
-        graph: Option<&str>,
-        has_external_agent: bool,
+        found: &VersionImport<'_>,
     ) -> Result<(), sqlx::Error>
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4 WHERE id = $5")
-            .bind(to_json(&parameters)?)
-            .bind(to_json(&resources)?)
-            .bind(graph)
-            .bind(has_external_agent as i64)
+        sqlx::query("UPDATE template_versions SET parameters = $1, resources = $2, graph = $3, has_external_agent = $4, presets = $6, tags = $7, external_auth = $8 WHERE id = $5")
+            .bind(to_json(&found.parameters)?)
+            .bind(to_json(&found.resources)?)
+            .bind(found.graph)
+            .bind(found.has_external_agent as i64)
             .bind(version_id)
+            .bind(to_json(&found.facts.presets)?)
+            .bind(to_json(&found.facts.tags)?)
+            .bind(to_json(&found.facts.external_auth)?)
             .execute(exec)
             .await?;
         Ok(())

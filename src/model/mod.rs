@@ -2,8 +2,10 @@
 
 pub mod agent;
 pub mod archive;
+pub mod cron;
 pub mod name;
 pub mod parameter;
+pub mod preset;
 pub mod resource;
 pub mod search;
 pub mod secret;
@@ -23,4 +25,20 @@ pub fn now_ms() -> i64 {
 /// A fresh opaque id.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// This machine as templates name platforms (Go's `GOOS`/`GOARCH`: `linux`/`darwin`,
+/// `amd64`/`arm64`/`armv7`), for agents, init scripts and `hangar_provisioner`.
+pub fn this_platform() -> (&'static str, &'static str) {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "armv7",
+        other => other,
+    };
+    (os, arch)
 }

@@ -192,7 +192,7 @@ impl Parameter {
                 Ok(n) if n.is_finite() => Some(n),
                 _ => return fail(format!("{value:?} is not a number")),
             },
-            ParamType::Bool if value != "true" && value != "false" => {
+            ParamType::Bool if parse_bool(value).is_none() => {
                 return fail(format!("{value:?} is not a bool: use true or false"));
             }
             _ => None,
@@ -715,5 +715,15 @@ mod resolve_tests {
             missing[0].detail.contains("--parameter size=<value>"),
             "{missing:?}"
         );
+    }
+}
+
+/// A bool as Coder's provider reads one (Go's `strconv.ParseBool`): `true`/`false`, `1`/`0`,
+/// `t`/`f`, in lower, upper or title case.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }

@@ -25,6 +25,15 @@ pub struct Agent;
 
 pub const OSES: &[&str] = &["linux", "darwin", "windows"];
 pub const ARCHES: &[&str] = &["amd64", "arm64", "armv7"];
+/// Coder's agent auth kinds. Only `token` connects here; the others are recorded and
+/// refused at connect with a reason (no cloud metadata service to verify them against).
+pub const AUTHS: &[&str] = &[
+    "token",
+    "google-instance-identity",
+    "aws-instance-identity",
+    "azure-instance-identity",
+];
+pub const API_KEY_SCOPES: &[&str] = &["all", "no_user_data"];
 
 /// A new agent token: 32 random bytes, hex (shell-safe, no quoting needed).
 pub fn new_token() -> String {
@@ -87,7 +96,8 @@ impl ResourceSpec for Agent {
                 vec![
                     ("os", required(string(), "`linux`, `darwin` or `windows`.")),
                     ("arch", required(string(), "`amd64`, `arm64` or `armv7`.")),
-                    ("auth", defaulted(string(), "Authentication: only `token` (the default).")),
+                    ("auth", defaulted(string(), "Authentication: `token` (the default); the instance-identity kinds (`google-instance-identity`, `aws-instance-identity`, `azure-instance-identity`) are accepted but refused when the agent connects.")),
+                    ("api_key_scope", defaulted(string(), "What the agent's token may reach: `all` (default) or `no_user_data` (not the owner's external auth tokens or git SSH key).")),
                     ("dir", optional(string(), "Starting directory of sessions; default `$HOME`.")),
                     ("env", optional(AttributeType::Map(Box::new(string())), "Environment variables of sessions and scripts.")),
                     ("startup_script", optional(string(), "Runs when the agent starts.")),
@@ -133,12 +143,12 @@ impl ResourceSpec for Agent {
                 );
             }
         }
-        if let Some(auth) = get_str(config, "auth") {
-            if auth != "token" {
+        for (attr, allowed) in [("auth", AUTHS), ("api_key_scope", API_KEY_SCOPES)] {
+            if let Some(value) = get_str(config, attr).filter(|v| !allowed.contains(v)) {
                 attr_error(
                     diags,
-                    "auth",
-                    format!("auth \"{auth}\" is not supported; Hangar agents use \"token\""),
+                    attr,
+                    format!("{attr} \"{value}\" is not one of {}", allowed.join(", ")),
                 );
             }
         }
@@ -197,8 +207,26 @@ impl ResourceSpec for Agent {
         }
     }
 
+    /// Every attribute, as in Coder: an agent whose settings change is a new agent.
     fn force_new(&self) -> &'static [&'static str] {
-        &["os", "arch", "auth"]
+        &[
+            "os",
+            "arch",
+            "auth",
+            "api_key_scope",
+            "dir",
+            "env",
+            "startup_script",
+            "startup_script_behavior",
+            "shutdown_script",
+            "connection_timeout",
+            "troubleshooting_url",
+            "motd_file",
+            "order",
+            "metadata",
+            "display_apps",
+            "resources_monitoring",
+        ]
     }
 
     fn computed(&self) -> &'static [&'static str] {
@@ -208,6 +236,7 @@ impl ResourceSpec for Agent {
     fn defaults(&self) -> Vec<(&'static str, ValueAny)> {
         vec![
             ("auth", s("token")),
+            ("api_key_scope", s("all")),
             ("startup_script_behavior", s("non-blocking")),
             ("connection_timeout", ValueAny::Number(120)),
         ]

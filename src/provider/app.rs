@@ -5,7 +5,7 @@ use tf_provider::value::ValueAny;
 use tf_provider::Diagnostics;
 
 use super::common::{
-    attr_error, block, boolean, computed, defaulted, get_blocks, get_bool, get_str, number,
+    attr_error, block, boolean, computed, defaulted, get_blocks, get_str, is_null, number,
     optional, required, s, schema, string, with_blocks, Obj, ResourceSpec,
 };
 
@@ -49,21 +49,22 @@ impl ResourceSpec for App {
                 vec![
                     ("agent_id", required(string(), "The `id` of the `hangar_agent`.")),
                     ("slug", required(string(), "Unique per agent; lowercase letters, digits and single hyphens. Appears in the app's URL.")),
-                    ("display_name", optional(string(), "Name shown in the dashboard.")),
+                    ("display_name", defaulted(string(), "Name shown in the dashboard (at most 64 characters); defaults to the slug.")),
                     ("url", optional(string(), "URL the agent proxies (e.g. `http://localhost:8080`). Exclusive with `command`.")),
                     ("command", optional(string(), "Command run in a terminal. Exclusive with `url`.")),
                     ("icon", optional(string(), "URL or path of an icon.")),
                     ("share", defaulted(string(), "Who may open it: `owner` (default), `authenticated` or `public`.")),
                     ("subdomain", optional(boolean(), "Serve on its own subdomain instead of a path.")),
-                    ("external", optional(boolean(), "`url` is opened directly by the browser, not proxied.")),
+                    ("external", defaulted(boolean(), "`url` is opened directly by the browser, not proxied. Default false.")),
+                    ("tooltip", optional(string(), "Markdown shown when hovering over the app (at most 2048 characters).")),
                     ("open_in", defaulted(string(), "`slim-window` (default) or `tab`.")),
                     ("order", optional(number(), "Position; lower first.")),
-                    ("hidden", optional(boolean(), "Hide from the dashboard.")),
-                    ("group", optional(string(), "Group name in the dashboard.")),
+                    ("hidden", defaulted(boolean(), "Hide from the dashboard. Default false.")),
+                    ("group", optional(string(), "Group name in the dashboard (at most 64 characters).")),
                     ("id", computed(string(), "ID of this resource.")),
                 ],
             ),
-            vec![("healthcheck", NestedBlock::Optional(healthcheck))],
+            vec![("healthcheck", NestedBlock::Set(healthcheck))],
         ))
     }
 
@@ -82,34 +83,24 @@ impl ResourceSpec for App {
                 );
             }
         }
-        if get_str(config, "url").is_some() && get_str(config, "command").is_some() {
-            attr_error(
-                diags,
-                "command",
-                "url and command cannot both be set".into(),
-            );
-        }
-        if get_bool(config, "external") == Some(true) {
-            if get_str(config, "command").is_some() {
+        for (attr, max) in [("display_name", 64), ("group", 64), ("tooltip", 2048)] {
+            if let Some(v) = get_str(config, attr).filter(|v| v.chars().count() > max) {
+                let n = v.chars().count();
                 attr_error(
                     diags,
-                    "external",
-                    "external apps open a url; they cannot have a command".into(),
-                );
-            }
-            if get_bool(config, "subdomain") == Some(true) {
-                attr_error(
-                    diags,
-                    "external",
-                    "external apps cannot use subdomain".into(),
+                    attr,
+                    format!("{attr} is {n} characters; at most {max}"),
                 );
             }
         }
-        if !get_blocks(config, "healthcheck").is_empty() && get_str(config, "command").is_some() {
+        if get_blocks(config, "healthcheck").len() > 1 {
+            attr_error(diags, "healthcheck", "at most one healthcheck block".into());
+        }
+        for (attr, conflict) in conflicts(config) {
             attr_error(
                 diags,
-                "healthcheck",
-                "healthcheck applies to url apps, not command apps".into(),
+                attr,
+                format!("{attr} conflicts with {conflict}: an app cannot have both"),
             );
         }
         if let Some(share) = get_str(config, "share") {
@@ -137,8 +128,47 @@ impl ResourceSpec for App {
     }
 
     fn defaults(&self) -> Vec<(&'static str, ValueAny)> {
-        vec![("share", s("owner")), ("open_in", s("slim-window"))]
+        vec![
+            ("share", s("owner")),
+            ("open_in", s("slim-window")),
+            ("external", ValueAny::Bool(false)),
+            ("hidden", ValueAny::Bool(false)),
+        ]
     }
+
+    fn normalize(&self, state: &mut Obj) {
+        if is_null(state, "display_name") {
+            let slug = state.get("slug").cloned().unwrap_or(ValueAny::Null);
+            state.insert("display_name".into(), slug);
+        }
+    }
+}
+
+/// Coder's exclusive pairs: `command` with `url` or `subdomain`; `healthcheck` with
+/// `command`; `external` with `healthcheck`, `command`, `subdomain` or `share`.
+fn conflicts(config: &Obj) -> Vec<(&'static str, &'static str)> {
+    let set = |attr: &str| match config.get(attr) {
+        None | Some(ValueAny::Null) => false,
+        Some(ValueAny::Bool(b)) => *b,
+        Some(ValueAny::List(items)) => !items.is_empty(),
+        Some(_) => true,
+    };
+    let pairs = [
+        ("command", "url"),
+        ("command", "subdomain"),
+        ("healthcheck", "command"),
+        ("external", "healthcheck"),
+        ("external", "command"),
+        ("external", "subdomain"),
+        ("external", "share"),
+    ];
+    pairs
+        .into_iter()
+        // `share` always has a value once defaulted; only a non-default one conflicts.
+        .filter(|(a, b)| {
+            set(a) && set(b) && !(*b == "share" && get_str(config, "share") == Some("owner"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

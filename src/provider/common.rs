@@ -201,6 +201,9 @@ pub trait ResourceSpec: Send + Sync + 'static {
     }
     /// Recomputes attributes that must change on every refresh (the agent's token).
     fn refresh(&self, _state: &mut Obj) {}
+    /// Fills attributes derived from the configuration (known at plan time), after the
+    /// defaults.
+    fn normalize(&self, _state: &mut Obj) {}
 }
 
 pub struct Res<S>(pub S);
@@ -212,6 +215,7 @@ impl<S: ResourceSpec> Res<S> {
                 state.insert(key.to_string(), value);
             }
         }
+        self.0.normalize(state);
     }
 }
 

@@ -28,11 +28,29 @@ pub const WORKSPACE_OWNER_SSH_PRIVATE_KEY: &str = "HANGAR_WORKSPACE_OWNER_SSH_PR
 pub const TEMPLATE_ID: &str = "HANGAR_TEMPLATE_ID";
 pub const TEMPLATE_NAME: &str = "HANGAR_TEMPLATE_NAME";
 pub const TEMPLATE_VERSION: &str = "HANGAR_TEMPLATE_VERSION";
+/// `password`, `github`, `oidc`, `token` or `none` (Coder's login types).
+pub const WORKSPACE_OWNER_LOGIN_TYPE: &str = "HANGAR_WORKSPACE_OWNER_LOGIN_TYPE";
+/// Sensitive; empty unless the owner logged in with OpenID Connect.
+pub const WORKSPACE_OWNER_OIDC_ACCESS_TOKEN: &str = "HANGAR_WORKSPACE_OWNER_OIDC_ACCESS_TOKEN";
+/// A JSON list of `{"name": …, "org_id": …}`.
+pub const WORKSPACE_OWNER_RBAC_ROLES: &str = "HANGAR_WORKSPACE_OWNER_RBAC_ROLES";
+/// `true` while the workspace is an unclaimed prebuilt workspace.
+pub const WORKSPACE_IS_PREBUILD: &str = "HANGAR_WORKSPACE_IS_PREBUILD";
+/// `true` on the first build after a user claimed a prebuilt workspace.
+pub const WORKSPACE_IS_PREBUILD_CLAIM: &str = "HANGAR_WORKSPACE_IS_PREBUILD_CLAIM";
+/// The id of the provisioner (worker) running the build.
+pub const PROVISIONER_ID: &str = "HANGAR_PROVISIONER_ID";
+/// The task (and its prompt) a build runs for, when it runs for one.
+pub const TASK_ID: &str = "HANGAR_TASK_ID";
+pub const TASK_PROMPT: &str = "HANGAR_TASK_PROMPT";
 
 /// Prefixes; use [`parameter_env_name`] and friends rather than these directly.
 pub const PARAMETER_PREFIX: &str = "HANGAR_PARAMETER_";
 pub const PREVIOUS_PARAMETER_PREFIX: &str = "HANGAR_PARAMETER_PREVIOUS_";
 pub const AGENT_SCRIPT_PREFIX: &str = "HANGAR_AGENT_SCRIPT_";
+pub const EXTERNAL_AUTH_PREFIX: &str = "HANGAR_EXTERNAL_AUTH_ACCESS_TOKEN_";
+pub const SECRET_ENV_PREFIX: &str = "HANGAR_SECRET_ENV_";
+pub const SECRET_FILE_PREFIX: &str = "HANGAR_SECRET_FILE_";
 
 /// The variable the agent reads its token from. Templates export it (from the
 /// `hangar_agent`'s `token`) when they run the `init_script`.
@@ -61,12 +79,22 @@ pub fn coder_equivalent(name: &str) -> Option<String> {
         TEMPLATE_NAME => "CODER_WORKSPACE_TEMPLATE_NAME",
         TEMPLATE_VERSION => "CODER_WORKSPACE_TEMPLATE_VERSION",
         AGENT_TOKEN => "CODER_AGENT_TOKEN",
+        WORKSPACE_OWNER_LOGIN_TYPE => "CODER_WORKSPACE_OWNER_LOGIN_TYPE",
+        WORKSPACE_OWNER_OIDC_ACCESS_TOKEN => "CODER_WORKSPACE_OWNER_OIDC_ACCESS_TOKEN",
+        WORKSPACE_OWNER_RBAC_ROLES => "CODER_WORKSPACE_OWNER_RBAC_ROLES",
+        WORKSPACE_IS_PREBUILD => "CODER_WORKSPACE_IS_PREBUILD",
+        WORKSPACE_IS_PREBUILD_CLAIM => "CODER_WORKSPACE_IS_PREBUILD_CLAIM",
+        TASK_ID => "CODER_TASK_ID",
+        TASK_PROMPT => "CODER_TASK_PROMPT",
         _ => {
             // Longest prefix first: PREVIOUS is a longer form of PARAMETER.
             for (ours, theirs) in [
                 (PREVIOUS_PARAMETER_PREFIX, "CODER_PARAMETER_PREVIOUS_"),
                 (PARAMETER_PREFIX, "CODER_PARAMETER_"),
                 (AGENT_SCRIPT_PREFIX, "CODER_AGENT_SCRIPT_"),
+                (EXTERNAL_AUTH_PREFIX, "CODER_EXTERNAL_AUTH_ACCESS_TOKEN_"),
+                (SECRET_ENV_PREFIX, "CODER_SECRET_ENV_"),
+                (SECRET_FILE_PREFIX, "CODER_SECRET_FILE_"),
             ] {
                 if let Some(rest) = name.strip_prefix(ours) {
                     return Some(format!("{theirs}{rest}"));
@@ -112,6 +140,27 @@ pub fn previous_parameter_env_name(name: &str) -> String {
 /// script the server rendered for that platform.
 pub fn agent_script_env_name(os: &str, arch: &str) -> String {
     format!("{AGENT_SCRIPT_PREFIX}{os}_{arch}")
+}
+
+/// `HANGAR_EXTERNAL_AUTH_ACCESS_TOKEN_<id>`: the owner's access token for the external
+/// auth provider `id` (sensitive).
+pub fn external_auth_env_name(id: &str) -> String {
+    format!("{EXTERNAL_AUTH_PREFIX}{id}")
+}
+
+/// Where a `secret` requirement's value comes from: `HANGAR_SECRET_ENV_<name>` for an
+/// environment variable, `HANGAR_SECRET_FILE_<hex(path)>` for a file (Coder's scheme).
+pub fn secret_env_name(env: Option<&str>, file: Option<&str>) -> Option<String> {
+    match (env, file) {
+        (Some(env), _) => Some(format!("{SECRET_ENV_PREFIX}{env}")),
+        (None, Some(file)) => Some(format!("{SECRET_FILE_PREFIX}{}", hex::encode(file))),
+        (None, None) => None,
+    }
+}
+
+/// Whether a flag variable says true (Coder's provider compares with `"true"`).
+pub fn flag(name: &str) -> bool {
+    lookup(name).is_some_and(|v| v == "true")
 }
 
 #[cfg(test)]

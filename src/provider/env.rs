@@ -4,9 +4,14 @@
 use tf_provider::schema::Schema;
 use tf_provider::Diagnostics;
 
+use tf_provider::value::ValueAny;
+
 use super::common::{
-    attr_error, block, computed, get_str, optional, required, schema, string, Obj, ResourceSpec,
+    attr_error, block, computed, defaulted, get_str, optional, required, s, schema, string, Obj,
+    ResourceSpec,
 };
+
+pub const MERGE_STRATEGIES: &[&str] = &["replace", "append", "prepend", "error"];
 
 pub struct Env;
 
@@ -21,6 +26,10 @@ impl ResourceSpec for Env {
                 ),
                 ("name", required(string(), "Variable name.")),
                 ("value", optional(string(), "Variable value.")),
+                (
+                    "merge_strategy",
+                    defaulted(string(), "When several `hangar_env` set the same name: `replace` (default; the last by address wins), `append` or `prepend` (joined with `:`, in address order), or `error` (the build fails)."),
+                ),
                 ("id", computed(string(), "ID of this resource.")),
             ],
         ))
@@ -35,9 +44,24 @@ impl ResourceSpec for Env {
                 attr_error(diags, "name", format!("environment variable name \"{name}\" must be letters, digits and _, not starting with a digit"));
             }
         }
+        if let Some(m) = get_str(config, "merge_strategy").filter(|m| !MERGE_STRATEGIES.contains(m))
+        {
+            attr_error(
+                diags,
+                "merge_strategy",
+                format!(
+                    "merge_strategy \"{m}\" is not one of {}",
+                    MERGE_STRATEGIES.join(", ")
+                ),
+            );
+        }
     }
 
     fn force_new(&self) -> &'static [&'static str] {
-        &["agent_id"]
+        &["agent_id", "name", "value", "merge_strategy"]
+    }
+
+    fn defaults(&self) -> Vec<(&'static str, ValueAny)> {
+        vec![("merge_strategy", s("replace"))]
     }
 }

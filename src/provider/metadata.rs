@@ -2,6 +2,7 @@
 //! disk size…). Items marked `sensitive` are hidden by the dashboard.
 
 use tf_provider::schema::{NestedBlock, Schema};
+use tf_provider::value::ValueAny;
 use tf_provider::Diagnostics;
 
 use super::common::{
@@ -22,6 +23,7 @@ impl ResourceSpec for Metadata {
                     "sensitive",
                     optional(boolean(), "Hide the value in the dashboard."),
                 ),
+                ("is_null", computed(boolean(), "Whether `value` is null.")),
             ],
         );
         schema(with_blocks(
@@ -30,7 +32,7 @@ impl ResourceSpec for Metadata {
                 vec![
                     (
                         "resource_id",
-                        required(string(), "The `id` of the resource described."),
+                        optional(string(), "The `id` of the resource described. Without it (or when it matches nothing), the nearest resource this one depends on."),
                     ),
                     (
                         "daily_cost",
@@ -76,6 +78,22 @@ impl ResourceSpec for Metadata {
     }
 
     fn force_new(&self) -> &'static [&'static str] {
-        &["resource_id"]
+        &["resource_id", "item"]
+    }
+
+    fn normalize(&self, state: &mut Obj) {
+        let Some(ValueAny::List(items)) = state.get_mut("item") else {
+            return;
+        };
+        for item in items {
+            if let ValueAny::Map(item) = item {
+                let is_null = match item.get("value") {
+                    Some(ValueAny::Unknown) => ValueAny::Unknown,
+                    None | Some(ValueAny::Null) => ValueAny::Bool(true),
+                    Some(_) => ValueAny::Bool(false),
+                };
+                item.insert("is_null".into(), is_null);
+            }
+        }
     }
 }

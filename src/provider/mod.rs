@@ -17,13 +17,23 @@ pub mod mirror;
 mod agent;
 mod app;
 mod common;
+mod devcontainer;
 mod env;
 mod external_agent;
+mod external_auth;
 mod metadata;
 mod parameter;
+mod provisioner;
 mod script;
+mod secret;
+mod task;
 mod workspace;
 mod workspace_owner;
+mod workspace_preset;
+mod workspace_tags;
+
+pub use agent::AUTHS as AGENT_AUTHS;
+pub use env::MERGE_STRATEGIES;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -139,6 +149,9 @@ impl Provider for HangarProvider {
             "metadata" => Res(metadata::Metadata),
             "script" => Res(script::Script),
             "env" => Res(env::Env),
+            "devcontainer" => Res(devcontainer::Devcontainer),
+            "agent_instance" => Res(devcontainer::AgentInstance),
+            "ai_task" => Res(task::AiTask),
         })
     }
 
@@ -150,6 +163,12 @@ impl Provider for HangarProvider {
             "workspace" => Data(workspace::Workspace),
             "workspace_owner" => Data(workspace_owner::WorkspaceOwner),
             "parameter" => Data(parameter::Parameter),
+            "provisioner" => Data(provisioner::Provisioner),
+            "workspace_preset" => Data(workspace_preset::WorkspacePreset),
+            "workspace_tags" => Data(workspace_tags::WorkspaceTags),
+            "external_auth" => Data(external_auth::ExternalAuth),
+            "task" => Data(task::Task),
+            "secret" => Data(secret::Secret),
         })
     }
 }

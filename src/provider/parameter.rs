@@ -38,6 +38,8 @@ impl DataSpec for Parameter {
             vec![
                 ("min", optional(number(), "Smallest allowed number.")),
                 ("max", optional(number(), "Largest allowed number.")),
+                ("min_disabled", computed(boolean(), "Whether `min` is unset.")),
+                ("max_disabled", computed(boolean(), "Whether `max` is unset.")),
                 (
                     "monotonic",
                     optional(
@@ -105,18 +107,27 @@ impl DataSpec for Parameter {
         }
         let default = get_str(state, "default").map(str::to_string);
         state.insert("optional".into(), ValueAny::Bool(default.is_some()));
+        if let Some(ValueAny::List(blocks)) = state.get_mut("validation") {
+            for v in blocks.iter_mut() {
+                if let ValueAny::Map(v) = v {
+                    for bound in ["min", "max"] {
+                        let disabled = matches!(v.get(bound), None | Some(ValueAny::Null));
+                        v.insert(format!("{bound}_disabled"), ValueAny::Bool(disabled));
+                    }
+                }
+            }
+        }
         state.insert("id".into(), s(new_id()));
 
         let result = check_config(state).and_then(|()| {
             let name = get_str(state, "name").unwrap_or_default();
-            let value = lookup(&parameter_env_name(name))
-                .or(default)
-                .ok_or_else(|| {
-                    format!(
-                        "a value is required: it has no default and {} is not set",
-                        parameter_env_name(name)
-                    )
-                })?;
+            let input = lookup(&parameter_env_name(name)).or(default);
+            // As in Coder: no value and no default is "", checked only when the
+            // parameter has a validation block.
+            if input.is_none() && get_blocks(state, "validation").is_empty() {
+                return Ok(String::new());
+            }
+            let value = input.unwrap_or_default();
             check_value(state, &value, "value")?;
             if let Some(previous) = lookup(&previous_parameter_env_name(name)) {
                 check_monotonic(state, &value, &previous)?;
@@ -248,7 +259,7 @@ fn check_type(kind: &str, value: &str) -> Result<(), String> {
         "number" if value.trim().parse::<f64>().is_err() => {
             Err(format!("\"{value}\" is not a number"))
         }
-        "bool" if value != "true" && value != "false" => {
+        "bool" if crate::model::parameter::parse_bool(value).is_none() => {
             Err(format!("\"{value}\" is not a bool (true or false)"))
         }
         "list(string)" if serde_json::from_str::<Vec<String>>(value).is_err() => {

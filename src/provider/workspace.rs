@@ -55,11 +55,15 @@ impl DataSpec for Workspace {
                 ),
                 (
                     "is_prebuild",
-                    computed(boolean(), "Always false: Hangar has no prebuilds."),
+                    computed(boolean(), "Whether this is an unclaimed prebuilt workspace (owned by the prebuilds system user)."),
                 ),
                 (
                     "prebuild_count",
-                    computed(number(), "Always 0: Hangar has no prebuilds."),
+                    computed(number(), "1 while `is_prebuild`, else 0 (for `count`)."),
+                ),
+                (
+                    "is_prebuild_claim",
+                    computed(boolean(), "Whether this build is the first after a user claimed the prebuilt workspace."),
                 ),
             ],
         ))
@@ -104,8 +108,15 @@ impl DataSpec for Workspace {
         }
         state.insert("start_count".into(), ValueAny::Number(start_count));
         state.insert("access_port".into(), ValueAny::Number(port));
-        state.insert("is_prebuild".into(), ValueAny::Bool(false));
-        state.insert("prebuild_count".into(), ValueAny::Number(0));
+        // A claim comes after the prebuild: the two are never true together.
+        let claim = contract::flag(contract::WORKSPACE_IS_PREBUILD_CLAIM);
+        let prebuild = !claim && contract::flag(contract::WORKSPACE_IS_PREBUILD);
+        state.insert("is_prebuild".into(), ValueAny::Bool(prebuild));
+        state.insert(
+            "prebuild_count".into(),
+            ValueAny::Number(i64::from(prebuild)),
+        );
+        state.insert("is_prebuild_claim".into(), ValueAny::Bool(claim));
     }
 }
 

@@ -17,6 +17,7 @@ use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
 use crate::db::Database;
 use crate::model::parameter::{ParamType, Parameter};
+use crate::model::preset::{ExternalAuthRequirement, Preset, VersionFacts};
 pub use crate::model::resource::PreviewResource;
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::{JobKind, Transition};
@@ -151,8 +152,18 @@ impl Subject {
     }
 
     /// The provider contract for a run of `transition`.
-    fn contract(&self, access_url: &str, transition: Transition) -> Vec<(String, String)> {
+    fn contract(
+        &self,
+        access_url: &str,
+        worker_id: &str,
+        transition: Transition,
+    ) -> Vec<(String, String)> {
+        // Coder's role names: its template-admin is "template-admin" too.
+        let roles = serde_json::json!([{"name": self.owner.role.as_str(), "org_id": ""}]);
         let mut vars = vec![
+            (env::PROVISIONER_ID.into(), worker_id.to_string()),
+            (env::WORKSPACE_OWNER_LOGIN_TYPE.into(), "password".into()),
+            (env::WORKSPACE_OWNER_RBAC_ROLES.into(), roles.to_string()),
             (env::URL.to_string(), access_url.to_string()),
             (env::WORKSPACE_ID.into(), self.workspace_id.clone()),
             (env::WORKSPACE_NAME.into(), self.workspace_name.clone()),
@@ -187,11 +198,19 @@ impl Subject {
         vars
     }
 
+    /// Terraform with the provider contract and the version's variables (`TF_VAR_…`).
     fn terraform(&self, runner: &Runner, base: &Terraform, transition: Transition) -> Terraform {
+        let variables = self
+            .version
+            .variables
+            .iter()
+            .map(|(k, v)| (format!("TF_VAR_{k}"), v.clone()));
         base.clone().with_env(
-            base.env()
-                .clone()
-                .with_vars(self.contract(&runner.access_url, transition)),
+            base.env().clone().with_vars(
+                self.contract(&runner.access_url, &runner.worker_id, transition)
+                    .into_iter()
+                    .chain(variables),
+            ),
         )
     }
 }
@@ -338,12 +357,17 @@ async fn import(
             preview.len()
         ),
     );
+    let facts = match version_facts(&start_plan.json) {
+        Ok(facts) => facts,
+        Err(refusal) => return Ok(JobResult::failed("bad_template", refusal)),
+    };
     record.import = Some(ImportRecord {
         version_id: version.id.clone(),
         parameters: params,
         preview,
         graph,
         has_external_agent: has_external,
+        facts,
         activate_in: input.activate.then(|| subject.template.id.clone()),
     });
     Ok(JobResult::ok())
@@ -564,6 +588,69 @@ async fn update_preview(
         "changes": changes,
     });
     Ok(result)
+}
+
+/// The values of every data source of a Hangar/Coder type ending in `suffix` (e.g.
+/// `_workspace_preset`) that the plan read, child modules included, in address order.
+fn data_sources<'a>(plan: &'a serde_json::Value, suffix: &str) -> Vec<&'a serde_json::Value> {
+    fn walk<'a>(
+        module: &'a serde_json::Value,
+        suffix: &str,
+        out: &mut Vec<(&'a str, &'a serde_json::Value)>,
+    ) {
+        for r in module["resources"].as_array().into_iter().flatten() {
+            let t = r["type"].as_str().unwrap_or_default();
+            let ours = t.strip_prefix("hangar").or_else(|| t.strip_prefix("coder"));
+            if r["mode"] == "data" && ours == Some(suffix) {
+                out.push((r["address"].as_str().unwrap_or_default(), &r["values"]));
+            }
+        }
+        for child in module["child_modules"].as_array().into_iter().flatten() {
+            walk(child, suffix, out);
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        &plan["prior_state"]["values"]["root_module"],
+        suffix,
+        &mut found,
+    );
+    found.sort_by(|a, b| a.0.cmp(b.0));
+    found.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Presets, workspace tags and external auth providers, as the start plan read them;
+/// `Err` names what a template must fix (two presets with one name, two defaults).
+fn version_facts(plan: &serde_json::Value) -> Result<VersionFacts, String> {
+    let presets: Vec<Preset> = data_sources(plan, "_workspace_preset")
+        .into_iter()
+        .filter_map(Preset::from_attributes)
+        .collect();
+    crate::model::preset::check_presets(&presets)?;
+    let mut tags = std::collections::BTreeMap::new();
+    for t in data_sources(plan, "_workspace_tags") {
+        for (k, v) in t["tags"].as_object().into_iter().flatten() {
+            tags.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+        }
+    }
+    let mut external_auth: Vec<ExternalAuthRequirement> = Vec::new();
+    for a in data_sources(plan, "_external_auth") {
+        let Some(id) = a["id"].as_str() else { continue };
+        let optional = a["optional"].as_bool().unwrap_or(false);
+        match external_auth.iter_mut().find(|e| e.id == id) {
+            // Required anywhere means required.
+            Some(e) => e.optional &= optional,
+            None => external_auth.push(ExternalAuthRequirement {
+                id: id.to_string(),
+                optional,
+            }),
+        }
+    }
+    Ok(VersionFacts {
+        presets,
+        tags,
+        external_auth,
+    })
 }
 
 /// The parameters as terraform evaluated them in the start plan: every `hangar_parameter`

@@ -47,6 +47,7 @@ pub struct ImportRecord {
     pub preview: Vec<PreviewResource>,
     pub graph: String,
     pub has_external_agent: bool,
+    pub facts: crate::model::preset::VersionFacts,
     /// The template to make this version active in (the push asked for it).
     pub activate_in: Option<String>,
 }
@@ -91,16 +92,16 @@ async fn store(
             .context("marking the workspace deleted")?;
     }
     if let Some(i) = &record.import {
-        db.set_template_version_import(
-            &mut *tx,
-            &i.version_id,
-            &i.parameters,
-            &i.preview,
-            Some(&i.graph),
-            i.has_external_agent,
-        )
-        .await
-        .context("storing what the import found")?;
+        let found = crate::db::templates::VersionImport {
+            parameters: &i.parameters,
+            resources: &i.preview,
+            graph: Some(&i.graph),
+            has_external_agent: i.has_external_agent,
+            facts: &i.facts,
+        };
+        db.set_template_version_import(&mut *tx, &i.version_id, &found)
+            .await
+            .context("storing what the import found")?;
         if let Some(template_id) = &i.activate_in {
             db.activate_if_newest(&mut *tx, template_id, &i.version_id)
                 .await
@@ -202,8 +203,8 @@ pub fn classify_build(
         .agents
         .iter()
         .map(|a| {
-            let manifest = agent_manifest(a, state, &classified.provider_resources);
-            (
+            let manifest = agent_manifest(a, state, &classified.provider_resources)?;
+            Ok((
                 Agent {
                     id: new_id(),
                     build_id: build_id.to_string(),
@@ -225,9 +226,9 @@ pub fn classify_build(
                     last_usage: None,
                 },
                 hash_token(&a.token),
-            )
+            ))
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     Ok(BuildRecord {
         build_id: build_id.to_string(),
         resources,
@@ -242,7 +243,7 @@ fn agent_manifest(
     agent: &classify::AgentRecord,
     state: &[classify::StateResource],
     extras: &[classify::StateResource],
-) -> serde_json::Value {
+) -> anyhow::Result<serde_json::Value> {
     use crate::wire::agent::AgentSpec;
     let attrs = state
         .iter()
@@ -258,17 +259,79 @@ fn agent_manifest(
     spec.scripts = mine("_script")
         .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
         .collect();
+    let task_apps: std::collections::HashSet<String> = extras
+        .iter()
+        .filter(|r| r.type_.ends_with("_ai_task"))
+        .filter_map(|r| r.attr_str("app_id"))
+        .collect();
     spec.apps = mine("_app")
+        .filter_map(|r| {
+            let mut app: crate::wire::agent::AppSpec =
+                serde_json::from_value(without_nulls(r.masked_attributes())).ok()?;
+            app.ai_task = r.attr_str("id").is_some_and(|id| task_apps.contains(&id));
+            Some(app)
+        })
+        .collect();
+    let mut envs: Vec<EnvEntry> = mine("_env")
+        .filter_map(|r| {
+            Some(EnvEntry {
+                address: r.address.clone(),
+                name: r.attr_str("name")?,
+                value: r.attr_str("value").unwrap_or_default(),
+                strategy: r
+                    .attr_str("merge_strategy")
+                    .unwrap_or_else(|| "replace".into()),
+            })
+        })
+        .collect();
+    envs.sort_by(|a, b| a.address.cmp(&b.address));
+    spec.env = merge_env(std::mem::take(&mut spec.env), &envs)
+        .map_err(|e| anyhow::anyhow!("agent \"{}\": {e}", agent.name))?;
+    spec.devcontainers = mine("_devcontainer")
         .filter_map(|r| serde_json::from_value(without_nulls(r.masked_attributes())).ok())
         .collect();
-    for env in mine("_env") {
-        if let (Some(name), Some(value)) = (env.attr_str("name"), env.attr_str("value")) {
-            spec.env.insert(name, value);
-        }
-    }
     let mut out = serde_json::to_value(&spec).unwrap_or_default();
     out["agent_id"] = agent.id.clone().into();
-    out
+    Ok(out)
+}
+
+/// One `hangar_env` of an agent.
+pub struct EnvEntry {
+    pub address: String,
+    pub name: String,
+    pub value: String,
+    pub strategy: String,
+}
+
+/// The agent's environment: its `env` map, then each `hangar_env` in address order:
+/// `replace` sets the value, `append`/`prepend` join it to the current one with `:`,
+/// `error` refuses a name another `hangar_env` also sets.
+pub fn merge_env(
+    mut env: std::collections::BTreeMap<String, String>,
+    entries: &[EnvEntry],
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    for e in entries {
+        let others: Vec<&str> = entries
+            .iter()
+            .filter(|o| o.name == e.name && o.address != e.address)
+            .map(|o| o.address.as_str())
+            .collect();
+        if e.strategy == "error" && !others.is_empty() {
+            return Err(format!(
+                "{} sets {} with merge_strategy \"error\", and {} sets it too: remove one, or use append, prepend or replace",
+                e.address,
+                e.name,
+                others.join(", ")
+            ));
+        }
+        let joined = match (e.strategy.as_str(), env.get(&e.name)) {
+            ("append", Some(current)) if !current.is_empty() => format!("{current}:{}", e.value),
+            ("prepend", Some(current)) if !current.is_empty() => format!("{}:{current}", e.value),
+            _ => e.value.clone(),
+        };
+        env.insert(e.name.clone(), joined);
+    }
+    Ok(env)
 }
 
 /// Terraform writes unset attributes as null; the agent's spec wants them absent so
@@ -284,5 +347,60 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
             serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(address: &str, name: &str, value: &str, strategy: &str) -> EnvEntry {
+        EnvEntry {
+            address: address.into(),
+            name: name.into(),
+            value: value.into(),
+            strategy: strategy.into(),
+        }
+    }
+
+    #[test]
+    fn env_merges_by_strategy_in_address_order() {
+        let base = [("PATH".to_string(), "/usr/bin".to_string())].into();
+        let env = merge_env(
+            base,
+            &[
+                entry("hangar_env.a", "PATH", "/opt/a", "append"),
+                entry("hangar_env.b", "PATH", "/opt/b", "append"),
+                entry("hangar_env.c", "PATH", "/first", "prepend"),
+                entry("hangar_env.d", "EDITOR", "vi", "replace"),
+                entry("hangar_env.e", "EDITOR", "vim", "replace"),
+                entry("hangar_env.f", "NEW", "x", "append"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env["PATH"], "/first:/usr/bin:/opt/a:/opt/b");
+        assert_eq!(env["EDITOR"], "vim", "the last by address wins");
+        assert_eq!(env["NEW"], "x", "nothing to join to");
+    }
+
+    #[test]
+    fn error_strategy_refuses_a_second_definition() {
+        let err = merge_env(
+            Default::default(),
+            &[
+                entry("hangar_env.a", "TOKEN", "1", "error"),
+                entry("hangar_env.b", "TOKEN", "2", "replace"),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("hangar_env.a") && err.contains("hangar_env.b"),
+            "{err}"
+        );
+        assert!(merge_env(
+            Default::default(),
+            &[entry("hangar_env.a", "T", "1", "error")]
+        )
+        .is_ok());
     }
 }

@@ -154,6 +154,14 @@
     }
   });
 
+  // A select that changes what the page shows (the create form's preset) reloads it
+  // through its button, so the page works the same without script.
+  document.addEventListener('change', function (e) {
+    var t = e.target;
+    var button = t.dataset && t.dataset.reload && document.getElementById(t.dataset.reload);
+    if (button) button.click();
+  });
+
   document.addEventListener('DOMContentLoaded', function () {
     var log = document.querySelector('#log[data-stream]');
     if (log) followLog(log);

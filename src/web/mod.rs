@@ -22,6 +22,7 @@ use crate::api::auth::{Auth, SESSION_COOKIE};
 use crate::api::workspaces;
 use crate::api::{agents, jobs, templates, users, ApiError, AppState, FieldError};
 use crate::model::parameter::Parameter;
+use crate::model::preset::Preset;
 use crate::model::Transition;
 use crate::wire::users::LoginRequest;
 use crate::wire::workspaces::{BuildRequest, CreateWorkspaceRequest, ListQuery};
@@ -661,24 +662,10 @@ async fn build_page(
     page("build.html", &ctx, &viewer)
 }
 
-/// The parameters of a template's active version (none without one).
-async fn active_parameters(
-    state: &AppState,
-    active_version_id: Option<&str>,
-) -> Result<Vec<Parameter>, WebError> {
-    Ok(match active_version_id {
-        Some(id) => match state.db.get_template_version(id).await? {
-            Some(v) => v.parameters,
-            None => Vec::new(),
-        },
-        None => Vec::new(),
-    })
-}
-
 async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let mut rows = Vec::new();
     for t in templates::template_views(&state).await? {
-        let parameters = active_parameters(&state, t.active_version_id.as_deref()).await?;
+        let (parameters, _) = active_form(&state, t.active_version_id.as_deref()).await?;
         rows.push(TemplateRow {
             template: t,
             parameters,
@@ -694,14 +681,55 @@ async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageRes
     )
 }
 
+/// The parameters and presets of a template's active version (none without one).
+async fn active_form(
+    state: &AppState,
+    active_version_id: Option<&str>,
+) -> Result<(Vec<Parameter>, Vec<Preset>), WebError> {
+    Ok(match active_version_id {
+        Some(id) => match state.db.get_template_version(id).await? {
+            Some(v) => (v.parameters, v.facts.presets),
+            None => Default::default(),
+        },
+        None => Default::default(),
+    })
+}
+
+/// The preset a form chose: the `preset` field when present (empty: none), else the
+/// version's default.
+fn chosen_preset<'a>(presets: &'a [Preset], fields: &'a [(String, String)]) -> Option<&'a str> {
+    match fields.iter().rev().find(|(k, _)| k == "preset") {
+        Some((_, v)) if v.is_empty() => None,
+        Some((_, v)) => Some(v.as_str()),
+        None => presets.iter().find(|p| p.default).map(|p| p.name.as_str()),
+    }
+}
+
+/// The create form; choosing a preset reloads it (a GET with what was typed so far), so
+/// the preset's values show in their fields.
 async fn create_form(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(template): Path<String>,
+    Query(fields): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let t = templates::template_by_name(&state, &template).await?;
-    let params = active_parameters(&state, t.active_version_id.as_deref()).await?;
-    let ctx = CreatePage::new(&t.name, params, "", &Default::default(), Vec::new());
+    let (params, presets) = active_form(&state, t.active_version_id.as_deref()).await?;
+    let preset = chosen_preset(&presets, &fields).map(str::to_string);
+    let name = fields
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let entered = form_values(&params, &fields);
+    let ctx = CreatePage::new(
+        &t.name,
+        params,
+        (presets, preset.as_deref()),
+        &name,
+        &entered,
+        Vec::new(),
+    );
     page("create.html", &ctx, &viewer)
 }
 
@@ -754,9 +782,11 @@ async fn create(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let t = templates::template_by_name(&state, &template).await?;
-    let params = active_parameters(&state, t.active_version_id.as_deref()).await?;
+    let (params, presets) = active_form(&state, t.active_version_id.as_deref()).await?;
+    let preset = chosen_preset(&presets, &fields).map(str::to_string);
     let mut req = CreateWorkspaceRequest {
         template: t.name.clone(),
+        preset: preset.clone(),
         ..Default::default()
     };
     req.name = fields
@@ -765,6 +795,10 @@ async fn create(
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     req.parameters = form_values(&params, &fields);
+    // The preset decides its parameters (their fields are read-only and not sent).
+    if let Some(p) = presets.iter().find(|p| Some(&p.name) == preset.as_ref()) {
+        req.parameters.retain(|k, _| !p.parameters.contains_key(k));
+    }
     let entered = req.parameters.clone();
     // An empty box of a required parameter means "not given", so the API names it as
     // missing rather than judging an empty value.
@@ -779,7 +813,14 @@ async fn create(
         }],
         Err(e) => return Err(e.into()),
     };
-    let ctx = CreatePage::new(&t.name, params, &req.name, &entered, errors);
+    let ctx = CreatePage::new(
+        &t.name,
+        params,
+        (presets, preset.as_deref()),
+        &req.name,
+        &entered,
+        errors,
+    );
     let html = render("create.html", &ctx, Some(&viewer.0.user.username))?;
     // 400 for every refused form, a taken name too: what the user sent needs changing.
     Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())

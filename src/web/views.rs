@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::api::{ApiError, FieldError};
 use crate::model::parameter::{ParamType, Parameter};
+use crate::model::preset::Preset;
 use crate::model::{Transition, WorkspaceStatus};
 use crate::wire::agents::{AgentLog, MetadataView};
 use crate::wire::jobs::{JobLog, LogsPage};
@@ -617,6 +618,8 @@ pub struct ParamField {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub error: Option<String>,
+    /// Set by the chosen preset: shown, not editable (the server applies the preset).
+    pub locked: bool,
 }
 
 #[derive(Serialize)]
@@ -628,6 +631,11 @@ pub struct CreatePage {
     /// Problems no field owns (a parameter the template does not have, say).
     pub errors: Vec<String>,
     pub fields: Vec<ParamField>,
+    /// The version's presets; empty hides the chooser.
+    pub presets: Vec<Preset>,
+    /// The chosen preset's name; `None` for none.
+    pub preset: Option<String>,
+    pub preset_error: Option<String>,
 }
 
 /// The form field of a parameter: `param.NAME`, beside the workspace's `name`.
@@ -638,10 +646,15 @@ impl CreatePage {
     pub fn new(
         template: &str,
         params: Vec<Parameter>,
+        (presets, preset): (Vec<Preset>, Option<&str>),
         name: &str,
         entered: &std::collections::BTreeMap<String, String>,
         errors: Vec<FieldError>,
     ) -> Self {
+        let chosen_preset = presets.iter().find(|p| Some(p.name.as_str()) == preset);
+        let preset_values = chosen_preset
+            .map(|p| p.parameters.clone())
+            .unwrap_or_default();
         let mut errors = errors;
         let mut take = |field: &str| -> Option<String> {
             let (mine, rest): (Vec<FieldError>, Vec<FieldError>) =
@@ -651,12 +664,14 @@ impl CreatePage {
             (!details.is_empty()).then(|| details.join("; "))
         };
         let name_error = take("name");
+        let preset_error = take("preset");
         let fields = params
             .into_iter()
             .map(|p| {
                 let rules = p.validation.clone().unwrap_or_default();
-                let value = entered
-                    .get(&p.name)
+                let locked = preset_values.get(&p.name);
+                let value = locked
+                    .or(entered.get(&p.name))
                     .or(p.default.as_ref())
                     .cloned()
                     .unwrap_or_default();
@@ -666,6 +681,7 @@ impl CreatePage {
                     Vec::new()
                 };
                 ParamField {
+                    locked: locked.is_some(),
                     error: take(&format!("parameter.{}", p.name)),
                     lines: chosen.join("\n"),
                     chosen,
@@ -685,6 +701,9 @@ impl CreatePage {
             name_error,
             errors: errors.into_iter().map(|e| e.detail).collect(),
             fields,
+            preset: chosen_preset.map(|p| p.name.clone()),
+            presets,
+            preset_error,
         }
     }
 }

@@ -41,6 +41,22 @@ pub struct AgentSpec {
     /// Thresholds the dashboard raises alerts at; the agent samples the listed volumes.
     #[serde(deserialize_with = "one_block")]
     pub resources_monitoring: ResourcesMonitoring,
+    /// `token`, or a cloud instance identity kind (refused when the agent connects:
+    /// this server cannot verify instance identities).
+    pub auth: String,
+    /// `all` or `no_user_data` (the token may not read the owner's external auth tokens).
+    pub api_key_scope: String,
+    /// Dev Containers the agent starts (`hangar_devcontainer`).
+    pub devcontainers: Vec<DevcontainerSpec>,
+}
+
+/// A `hangar_devcontainer`: a project folder whose `.devcontainer` the agent brings up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(default)]
+pub struct DevcontainerSpec {
+    pub workspace_folder: String,
+    /// Empty for the default (`.devcontainer/devcontainer.json` in the folder).
+    pub config_path: String,
 }
 
 /// A `resources_monitoring` block: alert when memory or a volume is fuller than its
@@ -255,6 +271,11 @@ pub struct AppSpec {
     pub healthcheck: Option<HealthcheckSpec>,
     pub hidden: bool,
     pub order: i64,
+    /// Markdown shown when hovering over the app.
+    pub tooltip: String,
+    pub group: String,
+    /// The interface of the workspace's AI tasks (`hangar_ai_task`), shown in a sidebar.
+    pub ai_task: bool,
 }
 
 /// `GET /api/v2/workspaceagents/me`: everything the agent needs, identity included.
@@ -337,15 +358,7 @@ pub enum ServerMessage {
 }
 
 /// The platform names templates use (`hangar_agent.os`/`arch`) for this build.
-pub fn this_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "armv7",
-        other => other,
-    };
-    (std::env::consts::OS, arch)
-}
+pub use crate::model::this_platform;
 
 #[cfg(test)]
 mod tests {

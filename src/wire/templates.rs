@@ -40,6 +40,16 @@ pub struct VersionView {
     pub resources: Vec<serde_json::Value>,
     pub has_external_agent: bool,
     pub job: Option<Job>,
+    /// Named parameter values users pick at create (`hangar_workspace_preset`).
+    #[schema(value_type = Vec<Object>)]
+    pub presets: Vec<crate::model::preset::Preset>,
+    /// Workspace tags (`hangar_workspace_tags`): which provisioners may run builds.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// External auth providers builds read (`hangar_external_auth`).
+    #[schema(value_type = Vec<Object>)]
+    pub external_auth: Vec<crate::model::preset::ExternalAuthRequirement>,
+    /// Names of the Terraform variables the push set (values may be secret).
+    pub variables: Vec<String>,
 }
 
 /// `POST /templates/{name}/versions?name=&message=&activate=` with a tar body.
@@ -52,6 +62,10 @@ pub struct PushQuery {
     /// Make the version active once its import succeeds.
     #[serde(default = "yes")]
     pub activate: bool,
+    /// Terraform variables for every build of the version, as a JSON object of strings
+    /// (`hangar templates push --variable k=v --variables-file f.yaml`).
+    #[serde(default)]
+    pub variables: Option<String>,
 }
 
 fn yes() -> bool {

@@ -26,6 +26,11 @@ pub struct CreateWorkspaceRequest {
     /// someone else needs the owner role, as in Coder.
     #[serde(default)]
     pub owner: Option<String>,
+    /// A preset of the version (by name): its parameter values apply, and a value given
+    /// for one of them must agree. `hangar create` picks the default preset when none
+    /// is named.
+    #[serde(default)]
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]

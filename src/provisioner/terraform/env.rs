@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
@@ -40,6 +40,9 @@ pub struct TerraformEnv {
     /// Changes whenever the provider binary does; part of the init cache key, because the
     /// lock file records the provider's hash.
     provider_fingerprint: String,
+    /// The provider mirror and the binary it serves, to publish the `coder/coder` alias
+    /// at a version a template pins.
+    mirror: Option<(PathBuf, PathBuf)>,
 }
 
 impl fmt::Debug for TerraformEnv {
@@ -68,6 +71,7 @@ impl TerraformEnv {
         let mut env = TerraformEnv {
             vars: allow_listed(std::env::vars_os()),
             provider_fingerprint: String::new(),
+            mirror: None,
         };
         env.set_automation_vars();
         env
@@ -101,7 +105,27 @@ impl TerraformEnv {
             config_file.display().to_string(),
         );
         env.provider_fingerprint = fingerprint(hangar_binary);
+        env.mirror = Some((mirror_dir, hangar_binary.to_path_buf()));
         Ok(env)
+    }
+
+    /// After an init that failed because no `coder/coder` version in the mirror matched
+    /// the configuration's constraints: publishes one that does. The version published, or
+    /// `None` when the failure was something else (or nothing can satisfy them).
+    pub fn publish_coder_version_for(&self, init_error: &str) -> Option<String> {
+        let (dir, binary) = self.mirror.as_ref()?;
+        let constraints = mirror::unmatched_coder_constraints(init_error)?;
+        let version = mirror::satisfying_version(constraints)?;
+        match mirror::install_coder_version(dir, binary, &version) {
+            Ok(()) => Some(version),
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "publishing coder/coder {version} in the mirror"
+                );
+                None
+            }
+        }
     }
 
     /// Adds a build's variables (the provider contract: `HANGAR_WORKSPACE_ID`, …).

@@ -253,7 +253,25 @@ impl Terraform {
         if cache.restore(key, dir)? {
             return Ok(InitOutcome::CacheHit);
         }
-        let out = self.init(dir, sink, cancel).await?;
+        let out = match self.init(dir, sink, cancel).await {
+            // The template pins `coder/coder` to a version the mirror lacks: publish the
+            // alias at one that matches (it is the same provider) and init again.
+            Err(e @ TerraformError::Failed { .. }) => {
+                match self.env.publish_coder_version_for(&e.to_string()) {
+                    Some(version) => {
+                        sink(LogLine {
+                            stage: Stage::Init,
+                            level: LogLevel::Info,
+                            text: format!("the template's constraints on coder/coder need version {version}: serving Hangar's provider under that version too"),
+                            at_ms: crate::model::now_ms(),
+                        });
+                        self.init(dir, sink, cancel).await?
+                    }
+                    None => return Err(e),
+                }
+            }
+            other => other?,
+        };
         cache.publish(key, dir)?;
         Ok(InitOutcome::Ran(out))
     }

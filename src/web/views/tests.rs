@@ -315,6 +315,10 @@ fn render_all() -> Vec<(&'static str, String)> {
             ],
             has_external_agent: false,
             job: Some(job(JobStatus::Succeeded)),
+            presets: vec![preset()],
+            tags: Default::default(),
+            external_auth: Vec::new(),
+            variables: Vec::new(),
         }],
         workspaces: 3,
         can_manage: true,
@@ -459,11 +463,24 @@ fn render_all() -> Vec<(&'static str, String)> {
     let blank = CreatePage::new(
         "local",
         create_parameters(),
+        (Vec::new(), None),
         "",
         &Default::default(),
         vec![],
     );
     pages.push(("create", render("create.html", &blank, user).unwrap()));
+    let preset = CreatePage::new(
+        "local",
+        create_parameters(),
+        (vec![preset()], Some("Big")),
+        "",
+        &Default::default(),
+        vec![],
+    );
+    pages.push((
+        "create-preset",
+        render("create.html", &preset, user).unwrap(),
+    ));
     let entered = [
         ("size", "9"),
         ("region", "us"),
@@ -475,6 +492,7 @@ fn render_all() -> Vec<(&'static str, String)> {
     let failed = CreatePage::new(
         "local",
         create_parameters(),
+        (Vec::new(), None),
         "my-dev",
         &entered,
         vec![
@@ -501,6 +519,34 @@ fn render_all() -> Vec<(&'static str, String)> {
         pages.push(("build", render("build.html", &page, user).unwrap()));
     }
     pages
+}
+
+fn preset() -> crate::model::preset::Preset {
+    crate::model::preset::Preset {
+        name: "Big".into(),
+        description: "Eight cores".into(),
+        default: true,
+        parameters: [("size".to_string(), "8".to_string())].into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_preset_fills_its_parameters_read_only() {
+    let pages = render_all();
+    let page = &pages.iter().find(|(n, _)| *n == "create-preset").unwrap().1;
+    assert!(
+        page.contains("<option value=\"Big\" selected>Big (default)</option>"),
+        "{page}"
+    );
+    assert!(page.contains("Eight cores"));
+    assert!(
+        page.contains("id=\"f-param-size\" value=\"8\" readonly"),
+        "the preset's value, read-only: {page}"
+    );
+    assert!(page.contains("Set by the preset Big."));
+    let plain = &pages.iter().find(|(n, _)| *n == "create").unwrap().1;
+    assert!(!plain.contains("f-preset"), "no presets, no chooser");
 }
 
 #[test]
