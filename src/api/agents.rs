@@ -553,7 +553,7 @@ pub async fn metadata_views(
 
 /// `POST /workspaceagents/{google,aws,azure}-instance-identity`: where an agent with
 /// `auth = "<cloud>-instance-identity"` would trade its instance's identity document for
-/// a token. This server has no cloud to verify documents against, so it says so.
+/// a token. This server has no cloud to verify documents against, so it says so (400).
 pub async fn instance_identity(uri: axum::http::Uri) -> ApiError {
     let kind = uri
         .path()
@@ -561,7 +561,9 @@ pub async fn instance_identity(uri: axum::http::Uri) -> ApiError {
         .next()
         .unwrap_or_default()
         .to_string();
-    ApiError::NotSupported(format!(
+    // A 400, not a 501: the request is fine for a server that has clouds to ask; this one
+    // answers what the agent's configuration must change to.
+    ApiError::BadRequest(format!(
         "agent auth \"{kind}\" is not supported on this server: set auth = \"token\" on the agent and run its init script with HANGAR_AGENT_TOKEN set to the agent's token"
     ))
 }

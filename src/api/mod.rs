@@ -374,7 +374,7 @@ pub fn route_table() -> Vec<RouteDef> {
             Public,
             post(agents::instance_identity),
         )
-        .doc("Instance-identity agent auth (Google): not supported here; answers 501 with what to do")
+        .doc("Instance-identity agent auth (Google): not supported here; answers 400 with what to do")
         .no_content(),
         r(
             p,
@@ -382,7 +382,7 @@ pub fn route_table() -> Vec<RouteDef> {
             Public,
             post(agents::instance_identity),
         )
-        .doc("Instance-identity agent auth (AWS): not supported here; answers 501 with what to do")
+        .doc("Instance-identity agent auth (AWS): not supported here; answers 400 with what to do")
         .no_content(),
         r(
             p,
@@ -390,7 +390,7 @@ pub fn route_table() -> Vec<RouteDef> {
             Public,
             post(agents::instance_identity),
         )
-        .doc("Instance-identity agent auth (Azure): not supported here; answers 501 with what to do")
+        .doc("Instance-identity agent auth (Azure): not supported here; answers 400 with what to do")
         .no_content(),
         r(g, "/bin/:file", Public, get(agents::binary))
             .doc("The agent binary (`hangar-<os>-<arch>`)")
