@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::wire::agent::Manifest;
 use crate::wire::agents::{AgentLog, AgentView, MetadataView};
 use crate::wire::audit::AuditEntry;
+use crate::wire::external_auth::{ExternalAuthToken, ExternalAuthView};
 use crate::wire::jobs::{Job, JobLog, LogsPage};
 use crate::wire::templates::{
     ActivateRequest, DryRunRequest, PushQuery, TemplateView, VersionView,
@@ -562,6 +563,30 @@ impl Client {
             &serde_json::json!({}),
         )
         .await
+    }
+
+    // External auth.
+
+    pub async fn external_auth(&self) -> ClientResult<Vec<ExternalAuthView>> {
+        self.get("/external-auth").await
+    }
+
+    /// The caller's current access token for provider `id`.
+    pub async fn external_auth_token(&self, id: &str) -> ClientResult<ExternalAuthToken> {
+        self.get(&format!("/external-auth/{id}/token")).await
+    }
+
+    /// Forgets the caller's link to provider `id`.
+    pub async fn unlink_external_auth(&self, id: &str) -> ClientResult<()> {
+        self.delete(&format!("/external-auth/{id}")).await
+    }
+
+    /// With an agent token: the workspace owner's access token for provider `id`.
+    pub async fn agent_external_auth_token(&self, id: &str) -> ClientResult<ExternalAuthToken> {
+        let req = self
+            .request(Method::GET, "/workspaceagents/me/external-auth")
+            .query(&[("id", id)]);
+        self.json(req).await
     }
 
     /// The audit log, newest first (owners only).

@@ -25,6 +25,12 @@ pub struct Config {
     pub wildcard: Option<Wildcard>,
     /// SHA-256 of the token `/metrics` asks for (`--metrics-token`); None: open.
     pub metrics_token_hash: Option<String>,
+    /// OAuth2 providers users link accounts with (`--external-auth-config`).
+    pub external_auth: Vec<crate::external_auth::Provider>,
+    /// How often prebuilt workspaces are reconciled with their presets.
+    pub prebuild_interval: std::time::Duration,
+    /// The wait after a preset's first failed prebuild (it doubles with each failure).
+    pub prebuild_backoff: std::time::Duration,
 }
 
 impl Config {
@@ -38,6 +44,9 @@ impl Config {
             retention: None,
             wildcard: None,
             metrics_token_hash: None,
+            external_auth: Vec::new(),
+            prebuild_interval: std::time::Duration::from_secs(15),
+            prebuild_backoff: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod external_auth;
 pub mod isolate;
 pub mod metrics;
 pub mod model;

@@ -30,6 +30,7 @@ pub async fn serve(
         login_limits: Default::default(),
         usage: Default::default(),
         metrics: metrics.clone(),
+        http: reqwest::Client::new(),
     };
     private_dir(&config.data_dir)?;
     let runner = Runner::new(db, &config, job_updates, metrics);
@@ -64,6 +65,7 @@ pub async fn serve(
     let purger = config
         .retention
         .map(|keep| tokio::spawn(purge_loop(state.db.clone(), keep, stop_workers.clone())));
+    let prebuilds = tokio::spawn(api::prebuilds::run(state.clone(), stop_workers.clone()));
     let scrape = axum::Router::new()
         .route("/metrics", axum::routing::get(api::metrics::scrape))
         .with_state(state.clone());
@@ -111,6 +113,7 @@ pub async fn serve(
         let _ = w.await;
     }
     let _ = reaper.await;
+    let _ = prebuilds.await;
     if let Some(purger) = purger {
         let _ = purger.await;
     }

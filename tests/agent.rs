@@ -264,6 +264,7 @@ impl Fixture {
                     initiator_id: &self.owner_id,
                     parameters: "{}",
                     orphan: false,
+                    prebuild_claim: false,
                 },
             )
             .await
@@ -289,6 +290,7 @@ impl Fixture {
                 initiator_id: &self.owner_id,
                 parameters: "{}",
                 orphan: false,
+                prebuild_claim: false,
             })
             .await
             .unwrap_or_else(|e| panic!("queueing a {transition} build: {e:?}"));

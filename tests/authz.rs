@@ -55,11 +55,16 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("POST", "/workspaceagents/aws-instance-identity")
         | ("POST", "/workspaceagents/azure-instance-identity")
         | ("GET", "/bin/:file") => Anyone,
-        ("GET", "/workspaceagents/me") | ("GET", "/workspaceagents/me/ws") => AgentOnly,
+        ("GET", "/workspaceagents/me")
+        | ("GET", "/workspaceagents/me/ws")
+        | ("GET", "/workspaceagents/me/external-auth") => AgentOnly,
         ("POST", "/users/logout")
         | ("GET", "/users/me")
         | (_, "/users/me/keys/tokens")
         | ("DELETE", "/users/me/keys/tokens/:name")
+        | ("GET", "/external-auth")
+        | ("GET", "/external-auth/:id/token")
+        | ("DELETE", "/external-auth/:id")
         | ("GET", "/templates")
         | ("GET", "/templates/:name")
         | ("GET", "/templates/:name/versions")
@@ -68,6 +73,7 @@ fn expect(method: &Method, path: &str) -> Expect {
         | ("POST", "/templates/:name/versions/:version/dry-run")
         | (_, "/workspaces") => AnyUser,
         ("GET", "/users")
+        | ("GET", "/templates/:name/prebuilds")
         | ("DELETE", "/templates/:name")
         | ("PATCH", "/templates/:name")
         | ("PUT", "/templates/:name/active")
@@ -119,7 +125,15 @@ fn refusal(expect: Expect, caller: Caller) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_admits_exactly_its_callers() {
-    let app = spawn_app().await;
+    // A provider, so its routes answer as they do on a configured server (it is never
+    // contacted: nobody links an account here).
+    let app = spawn_app_with(|c| {
+        c.external_auth = serde_yaml::from_str(
+            "- {id: github, client_id: c, client_secret: s, auth_url: 'http://127.0.0.1:9/a', token_url: 'http://127.0.0.1:9/t'}",
+        )
+        .unwrap();
+    })
+    .await;
     let external = push_builtin(&app, "external").await;
     let tadmin = app.user("tadmin", Role::TemplateAdmin).await;
     let alice = app.user("alice", Role::Member).await;
@@ -188,6 +202,7 @@ async fn every_route_admits_exactly_its_callers() {
                 &format!("/workspaceagents/{}", agent.id),
             )
             .replace("/jobs/:id", &format!("/jobs/{job}"))
+            .replace("/external-auth/:id", "/external-auth/github")
     };
     let body_for = |method: &Method, path: &str| -> serde_json::Value {
         match (method.as_str(), path) {

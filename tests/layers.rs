@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// Each top-level module and the modules it may use. Nothing else.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
-    ("config", &[]),
+    ("config", &["external_auth"]),
+    ("external_auth", &["db", "model"]),
     ("provider", &["model"]),
     ("wire", &["model"]),
     ("isolate", &["model"]),
@@ -21,13 +22,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("agent", &["client", "model", "provider", "tunnel", "wire"]),
     (
         "provisioner",
-        &["config", "db", "metrics", "model", "provider", "wire"],
+        &[
+            "config",
+            "db",
+            "external_auth",
+            "metrics",
+            "model",
+            "provider",
+            "wire",
+        ],
     ),
     (
         "api",
         &[
             "config",
             "db",
+            "external_auth",
             "isolate",
             "metrics",
             "model",
@@ -36,7 +46,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wire",
         ],
     ),
-    ("web", &["api", "config", "db", "model", "tunnel", "wire"]),
+    (
+        "web",
+        &[
+            "api",
+            "config",
+            "db",
+            "external_auth",
+            "model",
+            "tunnel",
+            "wire",
+        ],
+    ),
     (
         "server",
         &[
@@ -57,6 +78,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "client",
             "config",
             "db",
+            "external_auth",
             "isolate",
             "model",
             "provider",

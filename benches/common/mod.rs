@@ -30,6 +30,11 @@ pub struct Server {
 }
 
 pub async fn server(address: &str) -> Server {
+    server_with(address, |_| {}).await
+}
+
+/// [`server`], with its configuration tuned first.
+pub async fn server_with(address: &str, tune: impl FnOnce(&mut hangar::config::Config)) -> Server {
     let data = tempfile::tempdir().unwrap();
     let db = hangar::db::Database::open_sqlite(data.path())
         .await
@@ -38,6 +43,7 @@ pub async fn server(address: &str) -> Server {
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let mut config = hangar::config::Config::new(data.path().to_path_buf(), url.clone());
     config.hangar_binary = env!("CARGO_BIN_EXE_hangar").into();
+    tune(&mut config);
     tokio::spawn(hangar::server::serve(
         listener,
         config,
@@ -81,19 +87,26 @@ pub async fn create_until_healthy(
     template: &str,
     parameters: &[(&str, &str)],
 ) -> Duration {
+    let req = CreateWorkspaceRequest {
+        name: name.into(),
+        template: template.into(),
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    create_request_until_healthy(client, &req).await
+}
+
+/// Like [`create_until_healthy`], for any create request (a preset, say).
+pub async fn create_request_until_healthy(
+    client: &Client,
+    req: &CreateWorkspaceRequest,
+) -> Duration {
+    let name = req.name.as_str();
     let start = Instant::now();
-    let ws = client
-        .create_workspace(&CreateWorkspaceRequest {
-            name: name.into(),
-            template: template.into(),
-            parameters: parameters
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let ws = client.create_workspace(req).await.unwrap();
     client
         .follow_job(&ws.latest_build.job.id, |_| {})
         .await

@@ -13,6 +13,7 @@ use super::protocol::{AgentMessage, ServerMessage};
 use super::ssh::SessionEnv;
 use super::{backoff, AgentConfig};
 use crate::model::agent::{Lifecycle, HEARTBEAT_INTERVAL_MS};
+use crate::model::secret::Secret;
 use crate::tunnel;
 use std::sync::Arc;
 
@@ -140,6 +141,8 @@ enum Ended {
     /// The reporters are gone and everything was delivered: the agent is exiting.
     Done,
     Lost(String),
+    /// The server handed this agent a new token (its workspace changed hands).
+    Reinit(Secret),
 }
 
 /// One connection: the control protocol in text frames, and the tunnel whose streams
@@ -246,6 +249,9 @@ async fn control(
                         Ok(ServerMessage::Goodbye { reason }) => {
                             return Ended::Lost(format!("the server said goodbye: {reason}"));
                         }
+                        Ok(ServerMessage::Reinit { token }) => {
+                            return Ended::Reinit(Secret::new(token));
+                        }
                         // A newer server may say things this agent does not know yet.
                         Err(_) => {}
                     }
@@ -258,7 +264,7 @@ async fn control(
 /// Connects and reconnects until every reporter is gone and the queue is delivered.
 pub async fn run(
     hello: Hello,
-    config: AgentConfig,
+    mut config: AgentConfig,
     sessions: Arc<SessionEnv>,
     mut rx: mpsc::UnboundedReceiver<AgentMessage>,
     lifecycle: watch::Receiver<Lifecycle>,
@@ -287,6 +293,14 @@ pub async fn run(
                     Ended::Done => return,
                     Ended::Lost(why) => {
                         tracing::warn!(reason = %why, "disconnected from the server")
+                    }
+                    Ended::Reinit(token) => {
+                        tracing::info!("the workspace changed hands: restarting with a new token");
+                        let err = super::restart_with_token(&token);
+                        // Could not restart (the binary is gone?): carry on with the new
+                        // token, on the old manifest.
+                        tracing::warn!(error = %err, "restarting the agent; continuing as is");
+                        config.token = token;
                     }
                 }
                 RECONNECT_CAP

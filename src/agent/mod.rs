@@ -343,3 +343,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Replaces this process with a fresh agent holding `token` (same binary, arguments and
+/// environment otherwise), which reads its manifest again and runs its startup scripts
+/// as the workspace's new owner's. Returns only when that failed.
+pub fn restart_with_token(token: &Secret) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(contract::AGENT_TOKEN, token.expose())
+        .env_remove("CODER_AGENT_TOKEN")
+        .exec()
+}

@@ -50,9 +50,10 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
             a.workspace_name, a.latest_build_transition
         ));
     }
-    if a.build_number != a.latest_build_number
-        || a.build_transition != crate::model::Transition::Start
-    {
+    // While a claim build runs, the prebuild's agent (of the build just before) stays.
+    let claiming = a.claim_pending && a.build_number + 1 == a.latest_build_number;
+    let superseded = a.build_number != a.latest_build_number && !claiming;
+    if superseded || a.build_transition != crate::model::Transition::Start {
         return Some(format!(
             "this agent token belongs to an old build of workspace {}: every build issues new agent tokens, so start the agent with the token of the latest build",
             a.workspace_name
@@ -162,6 +163,16 @@ struct Live {
     n: u64,
     control: Control,
     replaced: tokio_util::sync::CancellationToken,
+    /// Rings when the agent's standing may have changed (its workspace was claimed): the
+    /// connection checks its token again at once, not at the next heartbeat.
+    recheck: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// One registered connection: its number, what ends it, and its recheck bell.
+struct Registered {
+    n: u64,
+    replaced: tokio_util::sync::CancellationToken,
+    recheck: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A session's place in its agent's count; given back when dropped.
@@ -198,22 +209,31 @@ impl AgentConnections {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.live.write()).await;
     }
 
-    fn register(
-        &self,
-        agent_id: &str,
-        control: Control,
-    ) -> (u64, tokio_util::sync::CancellationToken) {
+    fn register(&self, agent_id: &str, control: Control) -> Registered {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let replaced = tokio_util::sync::CancellationToken::new();
+        let recheck = std::sync::Arc::new(tokio::sync::Notify::new());
         let live = Live {
             n,
             control,
             replaced: replaced.clone(),
+            recheck: recheck.clone(),
         };
         if let Some(old) = lock(&self.tunnels).insert(agent_id.to_string(), live) {
             old.replaced.cancel();
         }
-        (n, replaced)
+        Registered {
+            n,
+            replaced,
+            recheck,
+        }
+    }
+
+    /// Makes the agent's connection (if it has one here) check its token now.
+    pub fn recheck(&self, agent_id: &str) {
+        if let Some(live) = lock(&self.tunnels).get(agent_id) {
+            live.recheck.notify_one();
+        }
     }
 
     fn unregister(&self, agent_id: &str, n: u64) {
@@ -248,6 +268,18 @@ impl AgentConnections {
     }
 }
 
+/// A fresh token for agent `id` if it is due one (a claim build's agent): the new token,
+/// whose hash is now the agent's.
+async fn rotate(state: &AppState, id: &str) -> anyhow::Result<Option<String>> {
+    let fresh = crate::model::secret::generate_token();
+    let hash = crate::model::secret::hash_token(fresh.expose());
+    Ok(state
+        .db
+        .rotate_token_if_due(id, &hash)
+        .await?
+        .then(|| fresh.expose().to_string()))
+}
+
 async fn send(control: &mpsc::Sender<String>, msg: &ServerMessage) -> anyhow::Result<()> {
     let text = serde_json::to_string(msg)?;
     control
@@ -270,9 +302,13 @@ async fn serve_agent(
         ..
     } = tunnel::split(socket);
     let (control, mux_task) = tunnel::server_side(mux);
-    let (n, replaced) = state.agent_conns.register(&id, control);
+    let Registered {
+        n,
+        replaced,
+        recheck,
+    } = state.agent_conns.register(&id, control);
     let result = tokio::select! {
-        r = control_loop(state, &id, &spec, &mut control_rx, &control_tx) => r,
+        r = control_loop(state, &id, &spec, &mut control_rx, &control_tx, &recheck) => r,
         // One live connection per agent: whoever connects with its token last holds it.
         _ = replaced.cancelled() => {
             tracing::warn!(agent_id = %id, "a newer connection of this agent replaced this one");
@@ -293,9 +329,16 @@ async fn control_loop(
     spec: &AgentSpec,
     control_rx: &mut mpsc::Receiver<String>,
     control_tx: &mpsc::Sender<String>,
+    recheck_now: &tokio::sync::Notify,
 ) -> anyhow::Result<()> {
     state.db.agent_connected(id, now_ms()).await?;
     tracing::info!(agent_id = %id, "agent connected");
+    // A claimed prebuild's agent still holds the prebuild's token: it gets its own now,
+    // and restarts with it (as the new owner's).
+    if let Some(token) = rotate(state, id).await? {
+        tracing::info!(agent_id = %id, "the workspace was claimed: the agent gets a new token");
+        send(control_tx, &ServerMessage::Reinit { token }).await?;
+    }
     let interval = Duration::from_millis(crate::model::agent::HEARTBEAT_INTERVAL_MS as u64);
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let goodbye = |reason: String| async move {
@@ -309,12 +352,23 @@ async fn control_loop(
             }
             // A token stops working when the workspace is stopped, rebuilt or deleted:
             // a connected agent is told then, not only on its next connect.
+            // Rung (the workspace was claimed, say): the check below runs right away.
+            _ = recheck_now.notified() => recheck.reset_immediately(),
             _ = recheck.tick() => {
                 let refusal = match state.db.get_agent_with_workspace(id).await? {
                     Some(current) => agent_token_refusal(&current),
                     None => Some("this agent no longer exists".into()),
                 };
                 if let Some(reason) = refusal {
+                    // A claimed prebuild's agent: its successor row takes over, and the agent
+                    // gets a token of its own right here.
+                    if let Some(next) = state.db.successor_due_token(id).await? {
+                        if let Some(token) = rotate(state, &next).await? {
+                            tracing::info!(agent_id = %id, "the workspace was claimed: the agent gets a new token");
+                            send(control_tx, &ServerMessage::Reinit { token }).await?;
+                            return Ok(());
+                        }
+                    }
                     tracing::info!(agent_id = %id, reason = %reason, "closing the connection of a revoked agent");
                     goodbye(reason).await;
                     return Ok(());

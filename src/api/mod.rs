@@ -7,11 +7,13 @@ pub mod auth;
 pub mod authz;
 pub mod convert;
 pub mod error;
+pub mod external_auth;
 pub mod guard;
 pub mod jobs;
 pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
+pub mod prebuilds;
 pub mod sessions;
 pub mod templates;
 pub mod tokens;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub usage: Arc<usage::UsageHistory>,
     /// What `/metrics` serves.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// For calls to other servers (OAuth2 token endpoints).
+    pub http: reqwest::Client,
 }
 
 /// One API route: where, who may call it (see `authz`), and what it takes and returns
@@ -292,6 +296,37 @@ pub fn route_table() -> Vec<RouteDef> {
             .doc("A job's log lines as Server-Sent Events, then its end")
             .query::<jb::StreamQuery>()
             .raw("text/event-stream", "`log` events, then one `end` event"),
+        r(
+            g,
+            "/templates/:name/prebuilds",
+            TemplateAdmin,
+            get(prebuilds::list),
+        )
+        .doc("Each preset's prebuilt workspaces of the active version, and their failures")
+        .list::<tp::PrebuildView>(),
+        r(g, "/external-auth", User, get(external_auth::list))
+            .doc("The external auth providers (OAuth2) and whether the caller linked each")
+            .list::<crate::wire::external_auth::ExternalAuthView>(),
+        r(
+            g,
+            "/external-auth/:id/token",
+            User,
+            get(external_auth::token),
+        )
+        .doc("The caller's current access token for a provider (409 with where to link when there is none)")
+        .ok::<crate::wire::external_auth::ExternalAuthToken>(),
+        r(d, "/external-auth/:id", User, del(external_auth::unlink))
+            .doc("Forget the caller's link to a provider")
+            .no_content(),
+        r(
+            g,
+            "/workspaceagents/me/external-auth",
+            Agent,
+            get(external_auth::agent_token),
+        )
+        .doc("The workspace owner's access token for a provider (agent token; not for agents with api_key_scope no_user_data)")
+        .query::<crate::wire::external_auth::AgentExternalAuthQuery>()
+        .ok::<crate::wire::external_auth::ExternalAuthToken>(),
         r(g, "/workspaceagents/me", Agent, get(agents::manifest))
             .doc("The calling agent's manifest (agent token)")
             .ok::<agent::Manifest>(),

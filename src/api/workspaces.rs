@@ -172,6 +172,28 @@ pub fn with_preset(
     Ok(values)
 }
 
+/// Whose workspace a create makes: the caller's, or (owners only) the named user's.
+async fn create_owner(state: &AppState, auth: &Auth, owner: Option<&str>) -> ApiResult<User> {
+    Ok(match owner {
+        None | Some("me") => auth.user.clone(),
+        Some(o) if o == auth.user.username => auth.user.clone(),
+        Some(o) => {
+            if auth.user.role != crate::model::Role::Owner {
+                return Err(ApiError::Forbidden(format!(
+                    "creating a workspace for {o} needs the owner role; you are {} ({})",
+                    auth.user.username, auth.user.role
+                )));
+            }
+            state
+                .db
+                .get_user_by_name(o)
+                .await?
+                .filter(|u| !u.suspended)
+                .ok_or_else(|| ApiError::invalid("owner", format!("no active user {o:?}")))?
+        }
+    })
+}
+
 /// Creates a workspace of the caller's and queues its first start build (the API and the
 /// web's create form both use it). Bad values come back as field-level validations.
 pub async fn create_workspace(
@@ -191,29 +213,13 @@ pub async fn create_workspace(
         )));
     }
     let given = with_preset(&version, req.preset.as_deref(), &req.parameters)?;
+    let owner = create_owner(state, auth, req.owner.as_deref()).await?;
+    super::external_auth::require_links(state, &version, &owner).await?;
     let values = resolve(&version.parameters, &given, None).map_err(parameter_errors);
     let (name, values) = match (name, values) {
         (Ok(name), Ok(values)) => (name, values),
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
         (Err(named), Err(params)) => return Err(named.and(params)),
-    };
-    let owner = match req.owner.as_deref() {
-        None | Some("me") => auth.user.clone(),
-        Some(o) if o == auth.user.username => auth.user.clone(),
-        Some(o) => {
-            if auth.user.role != crate::model::Role::Owner {
-                return Err(ApiError::Forbidden(format!(
-                    "creating a workspace for {o} needs the owner role; you are {} ({})",
-                    auth.user.username, auth.user.role
-                )));
-            }
-            state
-                .db
-                .get_user_by_name(o)
-                .await?
-                .filter(|u| !u.suspended)
-                .ok_or_else(|| ApiError::invalid("owner", format!("no active user {o:?}")))?
-        }
     };
     if state
         .db
@@ -222,6 +228,15 @@ pub async fn create_workspace(
         .is_some()
     {
         return Err(name_taken(&name));
+    }
+    if let Some(preset) = req.preset.as_deref() {
+        if let Some(view) = claim_prebuild(
+            state, auth, &template, &version, preset, &owner, &name, &values,
+        )
+        .await?
+        {
+            return Ok(view);
+        }
     }
     let ws = Workspace {
         id: new_id(),
@@ -241,6 +256,7 @@ pub async fn create_workspace(
         initiator_id: &auth.user.id,
         parameters: &params_json,
         orphan: false,
+        prebuild_claim: false,
     };
     match state.db.create_workspace(&ws, &first).await {
         Ok(_) => {}
@@ -261,6 +277,106 @@ pub async fn create_workspace(
         )
         .await?;
     view_of(state, &auth.user, &ws).await
+}
+
+/// Waits (at most the job timeout) for a claim build to end, then rings the prebuild's
+/// agents: each gets its own token over its connection at once, instead of at its next
+/// heartbeat check.
+async fn hand_over_when_built(state: AppState, job_id: String, agents: Vec<String>) {
+    let mut updates = state.job_updates.subscribe();
+    let deadline = tokio::time::Instant::now() + state.config.job_timeout;
+    loop {
+        let done = match state.db.get_job(&job_id).await {
+            Ok(Some(job)) => job.status.is_final(),
+            Ok(None) | Err(_) => true,
+        };
+        if done {
+            break;
+        }
+        // Every log line and status change of any job rings here; look again on ours.
+        loop {
+            match tokio::time::timeout_at(deadline, updates.recv()).await {
+                Ok(Ok(id)) if id != job_id => continue,
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+    for agent in &agents {
+        state.agent_conns.recheck(agent);
+    }
+}
+
+/// Gives `owner` a ready prebuilt workspace of `preset` (of the template's active
+/// version), renamed `name`, and queues its claim build with `values`; `None` when no
+/// prebuild is ready (the caller builds one from scratch).
+#[allow(clippy::too_many_arguments)]
+async fn claim_prebuild(
+    state: &AppState,
+    auth: &Auth,
+    template: &Template,
+    version: &TemplateVersion,
+    preset: &str,
+    owner: &User,
+    name: &Name,
+    values: &BTreeMap<String, String>,
+) -> ApiResult<Option<WorkspaceView>> {
+    if template.active_version_id.as_deref() != Some(version.id.as_str()) {
+        return Ok(None);
+    }
+    let claimed = match state
+        .db
+        .claim_prebuild(&template.id, &version.id, preset, &owner.id, name.as_str())
+        .await
+    {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(None),
+        Err(e) if crate::db::is_unique_violation(&e) => return Err(name_taken(name)),
+        Err(e) => return Err(e.into()),
+    };
+    // The prebuild's agents: told to check their tokens the moment the claim is built.
+    let running: Vec<String> = match state.db.latest_build(&claimed).await? {
+        Some(prev) => state
+            .db
+            .list_agents(&prev.build.id)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let params_json = serde_json::to_string(values).map_err(anyhow::Error::from)?;
+    let claim = NewBuild {
+        workspace_id: &claimed,
+        transition: Transition::Start,
+        template_version_id: &version.id,
+        initiator_id: &auth.user.id,
+        parameters: &params_json,
+        orphan: false,
+        prebuild_claim: true,
+    };
+    let build = match state.db.queue_build(&claim).await {
+        Ok(b) => b,
+        Err(QueueError::Busy) => return Err(busy(name.as_str())),
+        Err(QueueError::Db(e)) => return Err(e.into()),
+    };
+    state.jobs_available.notify_waiters();
+    tokio::spawn(hand_over_when_built(state.clone(), build.job_id, running));
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "claim_prebuild",
+            &format!("{}/{}", owner.username, name),
+            &format!("{} preset {preset}", template.name),
+        )
+        .await?;
+    let ws = state
+        .db
+        .get_workspace(&claimed)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the claimed workspace vanished"))?;
+    Ok(Some(view_of(state, &auth.user, &ws).await?))
 }
 
 pub async fn list(
@@ -396,6 +512,9 @@ pub async fn check_build(
         Some(v) => usable_version(state, &template, Some(v)).await?,
     };
     let previous = &latest.build.parameters;
+    if transition == Transition::Start {
+        super::external_auth::require_links(state, &version, &owner_user).await?;
+    }
     let values = if transition == Transition::Start || !req.parameters.is_empty() {
         resolve(&version.parameters, &req.parameters, Some(previous)).map_err(parameter_errors)?
     } else {
@@ -437,6 +556,7 @@ pub async fn queue_build(
         initiator_id: &auth.user.id,
         parameters: &params_json,
         orphan,
+        prebuild_claim: false,
     };
     let build = match state.db.queue_build(&new).await {
         Ok(b) => b,

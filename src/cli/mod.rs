@@ -116,6 +116,9 @@ pub enum Command {
     /// Workspaces whose agent runs on a machine Hangar did not provision.
     #[command(subcommand)]
     ExternalWorkspaces(external::ExternalCommand),
+    /// Accounts at external auth providers (GitHub, GitLab…) templates use.
+    #[command(subcommand)]
+    ExternalAuth(ExternalAuthCommand),
     /// The audit log: who changed what (owners only).
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -249,6 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ExternalWorkspaces(cmd) => external::run(cmd).await,
+        Command::ExternalAuth(cmd) => external_auth(cmd).await,
         Command::Audit { limit, output } => {
             let client = session::client()?;
             let entries = client.audit(limit).await?;
@@ -354,5 +358,71 @@ mod tests {
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExternalAuthCommand {
+    /// The providers this server has and whether you linked each.
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: output::Format,
+    },
+    /// Print your current access token for a provider (refreshed when it had expired);
+    /// inside a workspace, with the agent's token, the workspace owner's. Exits 1 with
+    /// where to link the account when there is none.
+    AccessToken { id: String },
+}
+
+async fn external_auth(cmd: ExternalAuthCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ExternalAuthCommand::List { output } => {
+            let providers = session::client()?.external_auth().await?;
+            match output {
+                output::Format::Json => output::json(&providers)?,
+                output::Format::Table => output::table(
+                    &["ID", "NAME", "LINKED", "LINK AT"],
+                    &providers
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.id.clone(),
+                                p.display_name.clone(),
+                                if p.linked { "yes" } else { "no" }.into(),
+                                p.link_url.clone(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ExternalAuthCommand::AccessToken { id } => {
+            let agent = ["HANGAR_AGENT_TOKEN", "CODER_AGENT_TOKEN"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+            let agent_url = ["HANGAR_URL", "CODER_AGENT_URL"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+            let got = match (agent, agent_url) {
+                (Some(token), Some(url)) => {
+                    crate::client::Client::new(&url, Some(token))
+                        .agent_external_auth_token(&id)
+                        .await
+                }
+                _ => session::client()?.external_auth_token(&id).await,
+            };
+            match got {
+                Ok(t) => {
+                    println!("{}", t.access_token);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }

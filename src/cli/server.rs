@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// without one, /metrics is open to anyone who reaches the server.
     #[arg(long, env = "HANGAR_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
     pub metrics_token: Option<Secret>,
+    /// A YAML file of OAuth2 providers users link their accounts with (GitHub, GitLab…),
+    /// for templates' `hangar_external_auth`: a list of {id, display_name, client_id,
+    /// client_secret, auth_url, token_url, scopes}.
+    #[arg(long, env = "HANGAR_EXTERNAL_AUTH_CONFIG")]
+    pub external_auth_config: Option<PathBuf>,
     /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
     /// and push the built-in templates.
     #[arg(long, env = "HANGAR_BOOTSTRAP")]
@@ -100,6 +105,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .map(|w| crate::config::Wildcard::parse(w, &access_url))
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.external_auth_config {
+        config.external_auth = crate::external_auth::load(path).map_err(anyhow::Error::msg)?;
+    }
     config.job_timeout =
         std::time::Duration::from_secs(super::output::parse_duration(&args.job_timeout)? as u64);
     config.retention = args

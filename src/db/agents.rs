@@ -185,6 +185,9 @@ pub struct AgentWithWorkspace {
     pub latest_build_number: i64,
     /// The transition of the workspace's latest build.
     pub latest_build_transition: Transition,
+    /// A user claimed this prebuilt workspace and its claim build is not over: the
+    /// prebuild's agents stay connected through it.
+    pub claim_pending: bool,
 }
 
 /// One stored line of an agent's script output.
@@ -224,6 +227,7 @@ fn with_workspace_from_row(row: &sqlx::any::AnyRow) -> Result<AgentWithWorkspace
             "workspace_builds.transition",
             &row.try_get::<String, _>("latest_build_transition")?,
         )?,
+        claim_pending: flag(row.try_get("claim_pending")?),
     })
 }
 
@@ -237,7 +241,8 @@ fn with_workspace_sql(filter: &str) -> String {
         "SELECT {cols}, a.token_hash, w.id AS ws_id, w.name AS ws_name, w.deleted AS ws_deleted, \
          w.owner_id, u.username AS owner_name, b.number AS build_number, b.transition AS build_transition, \
          (SELECT MAX(b2.number) FROM workspace_builds b2 WHERE b2.workspace_id = w.id) AS latest_build_number, \
-         (SELECT b3.transition FROM workspace_builds b3 WHERE b3.workspace_id = w.id ORDER BY b3.number DESC LIMIT 1) AS latest_build_transition \
+         (SELECT b3.transition FROM workspace_builds b3 WHERE b3.workspace_id = w.id ORDER BY b3.number DESC LIMIT 1) AS latest_build_transition, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM prebuild_claims pc WHERE pc.workspace_id = w.id) THEN 1 ELSE 0 END AS BIGINT) AS claim_pending \
          FROM workspace_agents a \
          JOIN workspace_builds b ON b.id = a.build_id \
          JOIN workspaces w ON w.id = b.workspace_id \
@@ -252,7 +257,10 @@ impl Database {
         &self,
         token_hash: &str,
     ) -> Result<Option<AgentWithWorkspace>, sqlx::Error> {
-        let row = sqlx::query(&with_workspace_sql("a.token_hash = $1"))
+        // A claimed prebuild's agent briefly shares its token with the claim build's row
+        // (until it gets its own): the latest build's row is the one that counts.
+        let sql = with_workspace_sql("a.token_hash = $1") + " ORDER BY b.number DESC LIMIT 1";
+        let row = sqlx::query(&sql)
             .bind(token_hash)
             .fetch_optional(self.pool())
             .await?;

@@ -4,8 +4,10 @@
 
 pub mod agents;
 pub mod audit;
+pub mod external_auth;
 pub mod favorites;
 pub mod jobs;
+pub mod prebuilds;
 pub mod retention;
 pub mod templates;
 pub mod tokens;

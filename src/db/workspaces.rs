@@ -162,6 +162,9 @@ pub struct NewBuild<'a> {
     pub initiator_id: &'a str,
     pub parameters: &'a str,
     pub orphan: bool,
+    /// The first build after a user claimed a prebuilt workspace (the job's input says
+    /// so; the runner tells the template and keeps the agents' tokens for the apply).
+    pub prebuild_claim: bool,
 }
 
 /// Why a build could not be queued.
@@ -209,14 +212,19 @@ impl Database {
         Ok(build)
     }
 
-    async fn queue_build_in(
+    pub(super) async fn queue_build_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         new: &NewBuild<'_>,
     ) -> Result<Build, QueueError> {
         let id = crate::model::new_id();
         let job_id = crate::model::new_id();
-        let input = serde_json::json!({ "build_id": id }).to_string();
+        let input = if new.prebuild_claim {
+            serde_json::json!({ "build_id": id, "prebuild_claim": true })
+        } else {
+            serde_json::json!({ "build_id": id })
+        }
+        .to_string();
         self.insert_job(&mut **tx, &job_id, JobKind::WorkspaceBuild, &input)
             .await?;
         let now = now_ms();

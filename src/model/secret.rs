@@ -78,3 +78,29 @@ mod tests {
         assert!(!h.contains("correct"));
     }
 }
+
+/// What an OAuth2 token endpoint gave (external auth): the access token, and when present
+/// a refresh token and when the access token expires (milliseconds since the epoch).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OAuthTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for OAuthTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthTokens")
+            .field("access_token", &"***")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl OAuthTokens {
+    /// Whether the access token is expired, or will be within a minute.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms + 60_000)
+    }
+}

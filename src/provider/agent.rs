@@ -19,7 +19,9 @@ use super::common::{
     attr_error, block, boolean, computed, defaulted, get_blocks, get_i64, get_str, number,
     optional, required, s, schema, sensitive, string, with_blocks, Obj, ResourceSpec,
 };
-use super::contract::{agent_script_env_name, lookup};
+use super::contract::{
+    agent_script_env_name, lookup, lookup_non_empty, running_agent_token_env_name,
+};
 
 pub struct Agent;
 
@@ -243,7 +245,9 @@ impl ResourceSpec for Agent {
     }
 
     fn refresh(&self, state: &mut Obj) {
-        state.insert("token".into(), s(new_token()));
+        let running =
+            get_str(state, "id").and_then(|id| lookup_non_empty(&running_agent_token_env_name(id)));
+        state.insert("token".into(), s(running.unwrap_or_else(new_token)));
         let os = get_str(state, "os").unwrap_or_default().to_string();
         let arch = get_str(state, "arch").unwrap_or_default().to_string();
         let auth = get_str(state, "auth").unwrap_or("token").to_string();

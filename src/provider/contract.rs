@@ -51,6 +51,7 @@ pub const AGENT_SCRIPT_PREFIX: &str = "HANGAR_AGENT_SCRIPT_";
 pub const EXTERNAL_AUTH_PREFIX: &str = "HANGAR_EXTERNAL_AUTH_ACCESS_TOKEN_";
 pub const SECRET_ENV_PREFIX: &str = "HANGAR_SECRET_ENV_";
 pub const SECRET_FILE_PREFIX: &str = "HANGAR_SECRET_FILE_";
+pub const RUNNING_AGENT_TOKEN_PREFIX: &str = "HANGAR_RUNNING_AGENT_TOKEN_";
 
 /// The variable the agent reads its token from. Templates export it (from the
 /// `hangar_agent`'s `token`) when they run the `init_script`.
@@ -95,6 +96,10 @@ pub fn coder_equivalent(name: &str) -> Option<String> {
                 (EXTERNAL_AUTH_PREFIX, "CODER_EXTERNAL_AUTH_ACCESS_TOKEN_"),
                 (SECRET_ENV_PREFIX, "CODER_SECRET_ENV_"),
                 (SECRET_FILE_PREFIX, "CODER_SECRET_FILE_"),
+                (
+                    RUNNING_AGENT_TOKEN_PREFIX,
+                    "CODER_RUNNING_WORKSPACE_AGENT_TOKEN_",
+                ),
             ] {
                 if let Some(rest) = name.strip_prefix(ours) {
                     return Some(format!("{theirs}{rest}"));
@@ -156,6 +161,13 @@ pub fn secret_env_name(env: Option<&str>, file: Option<&str>) -> Option<String> 
         (None, Some(file)) => Some(format!("{SECRET_FILE_PREFIX}{}", hex::encode(file))),
         (None, None) => None,
     }
+}
+
+/// `HANGAR_RUNNING_AGENT_TOKEN_<agent id>`: on a prebuild's claim build, the token the
+/// running agent holds, which the agent resource keeps (so nothing that uses the token
+/// is replaced); the server hands the agent a fresh one afterwards.
+pub fn running_agent_token_env_name(agent_id: &str) -> String {
+    format!("{RUNNING_AGENT_TOKEN_PREFIX}{agent_id}")
 }
 
 /// Whether a flag variable says true (Coder's provider compares with `"true"`).

@@ -20,6 +20,7 @@ use crate::model::parameter::{ParamType, Parameter};
 use crate::model::preset::{ExternalAuthRequirement, Preset, VersionFacts};
 pub use crate::model::resource::PreviewResource;
 use crate::model::resource::{Kind, Lifetime};
+use crate::model::secret::Secret;
 use crate::model::{JobKind, Transition};
 use crate::provider::contract as env;
 
@@ -103,6 +104,13 @@ struct Subject {
     params: BTreeMap<String, String>,
     /// The previous build's values, for monotonic validation in the provider.
     previous: BTreeMap<String, String>,
+    /// The owner's access tokens for the external auth providers the version reads.
+    external_auth: Vec<(String, Secret)>,
+    /// The workspace is an unclaimed prebuild (owned by the prebuilds user).
+    prebuild: bool,
+    /// This build is the first after a user claimed the prebuild: the agents keep the
+    /// tokens they run with (agent resource id → token).
+    claim: Option<Vec<(String, Secret)>>,
 }
 
 impl Subject {
@@ -137,6 +145,9 @@ impl Subject {
             transition: Transition::Start,
             params: BTreeMap::new(),
             previous: BTreeMap::new(),
+            external_auth: Vec::new(),
+            prebuild: false,
+            claim: None,
         })
     }
 
@@ -186,6 +197,21 @@ impl Subject {
         ];
         for (name, value) in &self.params {
             vars.push((crate::provider::parameter_env_name(name), value.clone()));
+        }
+        for (id, token) in &self.external_auth {
+            vars.push((env::external_auth_env_name(id), token.expose().to_string()));
+        }
+        if self.prebuild {
+            vars.push((env::WORKSPACE_IS_PREBUILD.into(), "true".into()));
+        }
+        if let Some(running) = &self.claim {
+            vars.push((env::WORKSPACE_IS_PREBUILD_CLAIM.into(), "true".into()));
+            for (id, token) in running {
+                vars.push((
+                    env::running_agent_token_env_name(id),
+                    token.expose().to_string(),
+                ));
+            }
         }
         for (name, value) in &self.previous {
             vars.push((
@@ -590,6 +616,54 @@ async fn update_preview(
     Ok(result)
 }
 
+/// The tokens the agents of a state run with, by agent resource id (a claim build keeps
+/// them).
+fn running_agent_tokens(state: Option<&[u8]>) -> anyhow::Result<Vec<(String, Secret)>> {
+    let Some(bytes) = state else {
+        return Ok(Vec::new());
+    };
+    let resources = classify::parse_state(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(resources
+        .iter()
+        .filter(|r| r.type_ == "hangar_agent" || r.type_ == "coder_agent")
+        .filter_map(|r| Some((r.attr_str("id")?, Secret::new(r.attr_str("token")?))))
+        .collect())
+}
+
+/// The owner's current tokens for the providers `version` reads; `Err` says which
+/// required one is unlinked (or not configured) and where to link it.
+async fn external_auth_tokens(
+    runner: &Runner,
+    version: &TemplateVersion,
+    owner_id: &str,
+) -> anyhow::Result<Result<Vec<(String, Secret)>, String>> {
+    use crate::external_auth::{current, link_url, Link};
+    let mut tokens = Vec::new();
+    for need in &version.facts.external_auth {
+        let Some(p) = runner.external_auth.iter().find(|p| p.id == need.id) else {
+            if need.optional {
+                continue;
+            }
+            return Ok(Err(format!(
+                "the template needs external auth {:?}, which this server does not have: ask an operator to add it to --external-auth-config",
+                need.id
+            )));
+        };
+        match current(&runner.db, &runner.http, p, owner_id).await? {
+            Link::Valid(token) => tokens.push((p.id.clone(), token)),
+            _ if need.optional => {}
+            Link::Missing | Link::Expired(_) => {
+                return Ok(Err(format!(
+                    "the template needs the owner's {} account: link it at {}, then start the workspace again",
+                    p.name(),
+                    link_url(&runner.access_url, &p.id)
+                )))
+            }
+        }
+    }
+    Ok(Ok(tokens))
+}
+
 /// The values of every data source of a Hangar/Coder type ending in `suffix` (e.g.
 /// `_workspace_preset`) that the plan read, child modules included, in address order.
 fn data_sources<'a>(plan: &'a serde_json::Value, suffix: &str) -> Vec<&'a serde_json::Value> {
@@ -769,7 +843,23 @@ async fn build(
     subject.previous = previous_build
         .map(|p| p.build.parameters)
         .unwrap_or_default();
+    match external_auth_tokens(runner, &subject.version, &ws.owner_id).await? {
+        Ok(tokens) => subject.external_auth = tokens,
+        // Stop and delete go ahead without: they must never be blocked by an account.
+        Err(why) if b.transition == Transition::Start => {
+            return Ok(JobResult::failed("external_auth", why))
+        }
+        Err(why) => logs.info(Stage::Init, why),
+    }
     let prior_state = db.previous_state(&ws.id, b.number).await?;
+    subject.prebuild = ws.owner_id == crate::db::prebuilds::PREBUILDS_USER_ID;
+    let claim = serde_json::from_str::<serde_json::Value>(&job.input)
+        .map(|i| i["prebuild_claim"] == true)
+        .unwrap_or(false);
+    if claim {
+        subject.claim = Some(running_agent_tokens(prior_state.as_deref())?);
+        record.claim_of = Some(ws.id.clone());
+    }
     let (dir, tf) = match open(cx, &subject, prior_state.as_deref(), timings).await? {
         Ok(opened) => opened,
         Err(done) => return Ok(done),
@@ -792,7 +882,13 @@ async fn build(
         Some(bytes) => classify::parse_state(bytes).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Vec::new(),
     };
-    record.build = Some(classify_build(&b.id, &subject.version, &state_resources)?);
+    let built = classify_build(&b.id, &subject.version, &state_resources)?;
+    if subject.claim.is_some() {
+        // The agents still hold the prebuild's tokens: each gets its own on its next
+        // connect.
+        record.rotate_tokens = built.agents.iter().map(|(a, _)| a.id.clone()).collect();
+    }
+    record.build = Some(built);
     if destroy {
         record.delete_workspace = Some(ws.id.clone());
     }

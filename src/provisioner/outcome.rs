@@ -32,6 +32,10 @@ pub struct Record {
     pub delete_workspace: Option<String>,
     /// What an import learned about its version.
     pub import: Option<ImportRecord>,
+    /// Agents (of a claim build) due a fresh token at their next connect.
+    pub rotate_tokens: Vec<String>,
+    /// A claim build's workspace: its claim ends with the job, whatever the outcome.
+    pub claim_of: Option<String>,
 }
 
 pub struct BuildRecord {
@@ -57,6 +61,7 @@ impl Record {
     fn state_only(&self) -> Record {
         Record {
             state: self.state.clone(),
+            claim_of: self.claim_of.clone(),
             ..Record::default()
         }
     }
@@ -82,9 +87,23 @@ async fn store(
         db.set_build_resources(&mut *tx, &b.build_id, &b.resources)
             .await
             .context("storing the build's resources")?;
+        if !record.rotate_tokens.is_empty() {
+            let hashes: Vec<String> = b.agents.iter().map(|(_, h)| h.clone()).collect();
+            db.hand_over_token_hashes(&mut tx, &hashes)
+                .await
+                .context("handing the prebuild's agents over")?;
+        }
         db.insert_agents(&mut *tx, &b.agents)
             .await
             .context("storing the build's agents")?;
+        db.rotate_tokens_later(&mut tx, &record.rotate_tokens)
+            .await
+            .context("marking the claimed agents' tokens for rotation")?;
+    }
+    if let Some(ws) = &record.claim_of {
+        db.end_claim(&mut tx, ws)
+            .await
+            .context("ending the claim")?;
     }
     if let Some(ws) = &record.delete_workspace {
         db.mark_workspace_deleted(&mut *tx, ws)

@@ -34,6 +34,9 @@ pub struct Runner {
     pub stopping: CancellationToken,
     /// Where jobs are counted and timed.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// OAuth2 providers whose tokens builds get (`hangar_external_auth`).
+    pub external_auth: Arc<Vec<crate::external_auth::Provider>>,
+    pub http: reqwest::Client,
 }
 
 /// What one `try_execute` did.
@@ -111,6 +114,8 @@ impl Runner {
             stopping: CancellationToken::new(),
             job_updates,
             metrics,
+            external_auth: Arc::new(config.external_auth.clone()),
+            http: reqwest::Client::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod apps;
 mod assets;
+mod external_auth;
 mod live;
 pub mod subdomain;
 mod template_pages;
@@ -34,6 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/templates", get(template_list))
+        .route("/external-auth", get(external_auth::list))
+        .route("/external-auth/:id", get(external_auth::one))
+        .route("/external-auth/:id/login", get(external_auth::login))
+        .route("/external-auth/:id/callback", get(external_auth::callback))
+        .route("/external-auth/:id/unlink", post(external_auth::unlink))
         .route("/static/app.js", get(app_js))
         .route("/static/style.css", get(assets::style))
         .route("/favicon.svg", get(assets::favicon))
@@ -665,7 +671,9 @@ async fn build_page(
 async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let mut rows = Vec::new();
     for t in templates::template_views(&state).await? {
-        let (parameters, _) = active_form(&state, t.active_version_id.as_deref()).await?;
+        let parameters = active_form(&state, t.active_version_id.as_deref())
+            .await?
+            .params;
         rows.push(TemplateRow {
             template: t,
             parameters,
@@ -681,18 +689,51 @@ async fn template_list(State(state): State<AppState>, viewer: Viewer) -> PageRes
     )
 }
 
-/// The parameters and presets of a template's active version (none without one).
+/// What a create form of a template's active version shows (nothing without one).
+#[derive(Default)]
+struct ActiveForm {
+    params: Vec<Parameter>,
+    presets: Vec<Preset>,
+    needs: Vec<crate::model::preset::ExternalAuthRequirement>,
+}
+
 async fn active_form(
     state: &AppState,
     active_version_id: Option<&str>,
-) -> Result<(Vec<Parameter>, Vec<Preset>), WebError> {
+) -> Result<ActiveForm, WebError> {
     Ok(match active_version_id {
         Some(id) => match state.db.get_template_version(id).await? {
-            Some(v) => (v.parameters, v.facts.presets),
+            Some(v) => ActiveForm {
+                params: v.parameters,
+                presets: v.facts.presets,
+                needs: v.facts.external_auth,
+            },
             None => Default::default(),
         },
         None => Default::default(),
     })
+}
+
+/// The accounts a create needs, each with whether the viewer linked it.
+async fn account_needs(
+    state: &AppState,
+    viewer: &Viewer,
+    needs: &[crate::model::preset::ExternalAuthRequirement],
+) -> Result<Vec<AccountNeed>, WebError> {
+    let linked = crate::api::external_auth::views(state, &viewer.0.user).await?;
+    Ok(needs
+        .iter()
+        .map(|n| {
+            let known = linked.iter().find(|v| v.id == n.id);
+            AccountNeed {
+                id: n.id.clone(),
+                display_name: known.map_or(n.id.clone(), |v| v.display_name.clone()),
+                linked: known.is_some_and(|v| v.linked),
+                optional: n.optional,
+                link_url: format!("/external-auth/{}", n.id),
+            }
+        })
+        .collect())
 }
 
 /// The preset a form chose: the `preset` field when present (empty: none), else the
@@ -714,7 +755,11 @@ async fn create_form(
     Query(fields): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let t = templates::template_by_name(&state, &template).await?;
-    let (params, presets) = active_form(&state, t.active_version_id.as_deref()).await?;
+    let ActiveForm {
+        params,
+        presets,
+        needs,
+    } = active_form(&state, t.active_version_id.as_deref()).await?;
     let preset = chosen_preset(&presets, &fields).map(str::to_string);
     let name = fields
         .iter()
@@ -722,7 +767,7 @@ async fn create_form(
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     let entered = form_values(&params, &fields);
-    let ctx = CreatePage::new(
+    let mut ctx = CreatePage::new(
         &t.name,
         params,
         (presets, preset.as_deref()),
@@ -730,6 +775,7 @@ async fn create_form(
         &entered,
         Vec::new(),
     );
+    ctx.accounts = account_needs(&state, &viewer, &needs).await?;
     page("create.html", &ctx, &viewer)
 }
 
@@ -782,7 +828,11 @@ async fn create(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let t = templates::template_by_name(&state, &template).await?;
-    let (params, presets) = active_form(&state, t.active_version_id.as_deref()).await?;
+    let ActiveForm {
+        params,
+        presets,
+        needs,
+    } = active_form(&state, t.active_version_id.as_deref()).await?;
     let preset = chosen_preset(&presets, &fields).map(str::to_string);
     let mut req = CreateWorkspaceRequest {
         template: t.name.clone(),
@@ -813,7 +863,7 @@ async fn create(
         }],
         Err(e) => return Err(e.into()),
     };
-    let ctx = CreatePage::new(
+    let mut ctx = CreatePage::new(
         &t.name,
         params,
         (presets, preset.as_deref()),
@@ -821,6 +871,7 @@ async fn create(
         &entered,
         errors,
     );
+    ctx.accounts = account_needs(&state, &viewer, &needs).await?;
     let html = render("create.html", &ctx, Some(&viewer.0.user.username))?;
     // 400 for every refused form, a taken name too: what the user sent needs changing.
     Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())

@@ -37,6 +37,12 @@ pub(super) async fn template_page(
         versions.push(templates::version_view(&state, &t, v).await?);
     }
     versions.reverse();
+    let can_manage = viewer.0.user.role.can_manage_templates();
+    let prebuilds = if can_manage {
+        crate::api::prebuilds::views(&state, &t).await?
+    } else {
+        Vec::new()
+    };
     let ctx = TemplatePage {
         template: templates::template_views(&state)
             .await?
@@ -45,7 +51,8 @@ pub(super) async fn template_page(
             .ok_or_else(|| ApiError::NotFound(format!("no template {name:?}")))?,
         versions,
         workspaces,
-        can_manage: viewer.0.user.role.can_manage_templates(),
+        can_manage,
+        prebuilds,
     };
     page("template.html", &ctx, &viewer)
 }

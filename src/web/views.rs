@@ -30,7 +30,19 @@ const VIEWS: &[(&str, &str)] = &[
     ("update.html", include_str!("update.html")),
     ("template.html", include_str!("template.html")),
     ("edit.html", include_str!("edit.html")),
+    ("external_auth.html", include_str!("external_auth.html")),
 ];
+
+/// `/external-auth`: the providers and the viewer's links.
+#[derive(Serialize)]
+pub struct ExternalAuthPage {
+    pub providers: Vec<crate::wire::external_auth::ExternalAuthView>,
+    /// The provider the page was opened for (a link from an error), highlighted.
+    pub focus: String,
+    /// What the last link attempt did.
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
 
 fn tera() -> &'static tera::Tera {
     static TERA: OnceLock<tera::Tera> = OnceLock::new();
@@ -576,6 +588,8 @@ pub struct TemplatePage {
     pub versions: Vec<crate::wire::templates::VersionView>,
     pub workspaces: i64,
     pub can_manage: bool,
+    /// Each preset's prebuilt workspaces (shown to template admins).
+    pub prebuilds: Vec<crate::wire::templates::PrebuildView>,
 }
 
 /// The template editor: one file of the active version (or a new template's main.tf).
@@ -636,6 +650,18 @@ pub struct CreatePage {
     /// The chosen preset's name; `None` for none.
     pub preset: Option<String>,
     pub preset_error: Option<String>,
+    /// External accounts the template uses, linked or not.
+    pub accounts: Vec<AccountNeed>,
+    pub accounts_error: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct AccountNeed {
+    pub id: String,
+    pub display_name: String,
+    pub linked: bool,
+    pub optional: bool,
+    pub link_url: String,
 }
 
 /// The form field of a parameter: `param.NAME`, beside the workspace's `name`.
@@ -665,6 +691,7 @@ impl CreatePage {
         };
         let name_error = take("name");
         let preset_error = take("preset");
+        let accounts_error = take("external_auth");
         let fields = params
             .into_iter()
             .map(|p| {
@@ -704,6 +731,8 @@ impl CreatePage {
             preset: chosen_preset.map(|p| p.name.clone()),
             presets,
             preset_error,
+            accounts: Vec::new(),
+            accounts_error,
         }
     }
 }

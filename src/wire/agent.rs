@@ -355,6 +355,10 @@ pub enum ServerMessage {
     Pong,
     /// The server is closing this connection; `reason` is for the agent's log.
     Goodbye { reason: String },
+    /// The workspace changed hands (a user claimed a prebuilt workspace): the agent
+    /// restarts with this new token (the old one stops working), reading its manifest and
+    /// running its startup scripts again as the new owner's.
+    Reinit { token: String },
 }
 
 /// The platform names templates use (`hangar_agent.os`/`arch`) for this build.

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod agents;
 pub mod audit;
+pub mod external_auth;
 pub mod jobs;
 pub mod templates;
 mod time;

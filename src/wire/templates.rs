@@ -90,3 +90,17 @@ pub struct DryRunRequest {
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
 }
+
+/// `GET /templates/{name}/prebuilds`: one preset's prebuilt workspaces.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct PrebuildView {
+    pub preset: String,
+    /// How many the preset wants now (its schedule's count in a scheduled hour).
+    pub desired: u32,
+    pub ready: u32,
+    pub building: u32,
+    /// Failed prebuilds in a row; new ones wait until `next_attempt_at`.
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<super::Timestamp>,
+}

@@ -296,3 +296,19 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// A web page of `app` as the owner sees it (their session as the cookie).
+pub async fn page_as_owner(app: &TestApp, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{}{path}", app.url))
+        .header(
+            "cookie",
+            format!("hangar_session={}", app.client.token().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

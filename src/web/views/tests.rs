@@ -322,6 +322,15 @@ fn render_all() -> Vec<(&'static str, String)> {
         }],
         workspaces: 3,
         can_manage: true,
+        prebuilds: vec![crate::wire::templates::PrebuildView {
+            preset: "Big".into(),
+            desired: 2,
+            ready: 1,
+            building: 0,
+            failures: 2,
+            last_error: Some("terraform apply failed".into()),
+            next_attempt_at: Some(now()),
+        }],
     };
     let edit_page = EditPage {
         template: "local".into(),
