@@ -12,7 +12,15 @@ use std::time::Duration;
 use common::*;
 use hangar::wire::workspaces::CreateWorkspaceRequest;
 
-const RUNS: usize = 5;
+/// Runs per kind: `cargo bench` does five; `cargo test --all-targets` (the test command)
+/// runs one, as a smoke test.
+fn runs() -> usize {
+    if full() {
+        5
+    } else {
+        1
+    }
+}
 const BOOT_SECS: u32 = 5;
 
 #[tokio::main]
@@ -46,7 +54,8 @@ async fn main() {
     let home = homes.path().display().to_string();
 
     let (mut full, mut claimed) = (Vec::new(), Vec::new());
-    for i in 0..RUNS {
+    let runs = runs();
+    for i in 0..runs {
         full.push(
             create_until_healthy(
                 &s.client,
@@ -67,12 +76,12 @@ async fn main() {
         claimed.push(create_request_until_healthy(&s.client, &req).await);
     }
     let (f, c) = (median(full), median(claimed));
-    println!("create→healthy (local template + a {BOOT_SECS} s machine boot), median of {RUNS}:");
+    println!("create→healthy (local template + a {BOOT_SECS} s machine boot), median of {runs}:");
     println!("  full build                 {:8.1} ms", ms(f));
     println!("  claim of a ready prebuild  {:8.1} ms", ms(c));
     println!("  ratio claim / full          {:7.2}x", ms(c) / ms(f));
 
-    for i in 0..RUNS {
+    for i in 0..runs {
         delete(&s.client, &format!("full-{i}")).await;
         delete(&s.client, &format!("claim-{i}")).await;
     }

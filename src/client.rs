@@ -295,9 +295,13 @@ impl Client {
         archive: Vec<u8>,
         q: &PushQuery,
     ) -> ClientResult<VersionView> {
-        let req = self
+        let mut req = self
             .request(Method::POST, &format!("/templates/{name}/versions"))
-            .query(q)
+            .query(q);
+        if let Some(vars) = &q.variables {
+            req = req.header(crate::wire::templates::VARIABLES_HEADER, vars);
+        }
+        let req = req
             .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
             .body(archive);
         self.json(req).await

@@ -334,3 +334,59 @@ async fn optional_providers_do_not_block_and_the_form_shows_accounts() {
     assert!(page.contains("optional"));
     app.stop().await;
 }
+
+/// bob cannot make alice's account use his GitHub account: a callback carrying bob's
+/// code and state, even with bob's state planted in alice's browser as a cookie, is
+/// refused, because the state was started by bob.
+#[tokio::test]
+async fn a_callback_only_links_for_the_user_who_started_it() {
+    let provider = start_provider(0);
+    let (app, _dir) = spawn_with_provider(&provider).await;
+    let bob = app.user("bob", hangar::model::Role::Member).await;
+    let alice = app.user("alice", hangar::model::Role::Member).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // bob starts a link and gets his code back from the provider, but stops there.
+    let start = http
+        .get(format!("{}/external-auth/github/login", app.url))
+        .header("cookie", format!("hangar_session={}", bob.token().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let bobs_cookie = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let to_provider = start.headers()["location"].to_str().unwrap().to_string();
+    let approved = http.get(&to_provider).send().await.unwrap();
+    let back = approved.headers()["location"].to_str().unwrap().to_string();
+    // alice's browser, with bob's state cookie planted, is sent to that callback.
+    let refused = http
+        .get(&back)
+        .header(
+            "cookie",
+            format!("hangar_session={}; {bobs_cookie}", alice.token().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(!alice.external_auth().await.unwrap()[0].linked);
+    // A provider error in the URL is not echoed: anyone can write that URL.
+    let spoof = http
+        .get(format!(
+            "{}/external-auth/github/callback?error=x&error_description=Re-enter+your+password+at+evil.example",
+            app.url
+        ))
+        .header("cookie", format!("hangar_session={}", alice.token().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert!(!spoof.text().await.unwrap().contains("evil.example"));
+    app.stop().await;
+}

@@ -266,6 +266,27 @@ async fn a_coder_starter_template_runs_unchanged() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ws = app.client.workspace("cli-small").await.unwrap();
     assert_eq!(ws.latest_build.parameters["image"], "alpine");
+    // A value given for a parameter the default preset sets: that preset steps aside.
+    let out = app
+        .cli(&[
+            "create",
+            "-t",
+            "starter",
+            "cli-own",
+            "--parameter",
+            "cpu=4",
+            "-y",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("Not using the template's default preset \"Big\": you set cpu differently"),
+        "{}",
+        stderr(&out)
+    );
+    let ws = app.client.workspace("cli-own").await.unwrap();
+    assert_eq!(ws.latest_build.parameters["cpu"], "4");
     let list = app.cli(&["templates", "versions", "list", "starter"]).await;
     assert!(
         stdout(&list).contains("Big (default), Small"),
@@ -306,6 +327,42 @@ data \"hangar_workspace_preset\" \"b\" {{
     assert!(!out.status.success());
     let text = stderr(&out);
     assert!(text.contains("two presets are named \"Same\""), "{text}");
+    // A preset value its parameter does not take is refused at push, not at create.
+    let dir = template_dir(&[(
+        "main.tf",
+        &format!(
+            "{PROVIDER}
+data \"hangar_parameter\" \"size\" {{
+  name    = \"size\"
+  default = \"small\"
+  option {{
+    name  = \"Small\"
+    value = \"small\"
+  }}
+}}
+data \"hangar_workspace_preset\" \"huge\" {{
+  name       = \"Huge\"
+  parameters = {{ \"size\" = \"huge\", \"gone\" = \"allowed\" }}
+}}
+"
+        ),
+    )]);
+    let out = app
+        .cli(&[
+            "templates",
+            "push",
+            "huge",
+            "-d",
+            dir.path().to_str().unwrap(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("preset \"Huge\" sets a value its parameter does not take")
+            && text.contains("huge"),
+        "{text}"
+    );
     app.stop().await;
 }
 
@@ -337,5 +394,133 @@ async fn instance_identity_auth_is_refused_at_connect_with_a_reason() {
             && err.contains("set auth = \\\"token\\\""),
         "{err}"
     );
+    app.stop().await;
+}
+
+/// Coder's refusals come at push, each naming the addresses and the fix.
+#[tokio::test]
+async fn a_push_names_each_template_mistake() {
+    let app = spawn_app().await;
+    let dir = template_dir(&[(
+        "main.tf",
+        &format!(
+            "{PROVIDER}
+data \"hangar_parameter\" \"a\" {{
+  name    = \"region\"
+  default = \"eu\"
+}}
+data \"hangar_parameter\" \"b\" {{
+  name    = \"region\"
+  default = \"us\"
+}}
+resource \"hangar_agent\" \"my_box\" {{
+  os   = \"linux\"
+  arch = \"amd64\"
+}}
+resource \"hangar_agent\" \"main\" {{
+  os   = \"linux\"
+  arch = \"amd64\"
+}}
+resource \"hangar_app\" \"one\" {{
+  agent_id = hangar_agent.main.id
+  slug     = \"web\"
+  url      = \"http://localhost:1\"
+}}
+resource \"hangar_app\" \"two\" {{
+  agent_id = hangar_agent.main.id
+  slug     = \"web\"
+  url      = \"http://localhost:2\"
+}}
+resource \"terraform_data\" \"disk\" {{}}
+resource \"hangar_metadata\" \"x\" {{
+  resource_id = terraform_data.disk.id
+  item {{
+    key   = \"size\"
+    value = \"1\"
+  }}
+}}
+resource \"hangar_metadata\" \"y\" {{
+  resource_id = terraform_data.disk.id
+  item {{
+    key   = \"kind\"
+    value = \"ssd\"
+  }}
+}}
+"
+        ),
+    )]);
+    let out = app
+        .cli(&[
+            "templates",
+            "push",
+            "wrong",
+            "-d",
+            dir.path().to_str().unwrap(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    for expected in [
+        "parameter \"region\" is declared 2 times (data.hangar_parameter.a, data.hangar_parameter.b)",
+        "agent name \"my_box\" (hangar_agent.my_box) contains underscores",
+        "rename the resource to \"my-box\"",
+        "apps hangar_app.one and hangar_app.two share the slug \"web\" on agent hangar_agent.main",
+        "hangar_metadata.x and hangar_metadata.y all describe terraform_data.disk",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+    app.stop().await;
+}
+
+/// Metadata without a `resource_id` describes the resource it depends on, as in Coder.
+#[tokio::test]
+async fn metadata_without_a_resource_id_describes_what_it_depends_on() {
+    let app = spawn_app().await;
+    push_files(
+        &app,
+        "meta",
+        &[(
+            "main.tf",
+            &format!(
+                "{PROVIDER}
+resource \"terraform_data\" \"disk\" {{
+  input = \"10GB\"
+}}
+resource \"hangar_metadata\" \"about\" {{
+  daily_cost = 4
+  item {{
+    key   = \"size\"
+    value = terraform_data.disk.output
+  }}
+}}
+"
+            ),
+        )],
+    )
+    .await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "m".into(),
+            template: "meta".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+    let ws = app.client.workspace("m").await.unwrap();
+    let disk = ws
+        .resources
+        .iter()
+        .find(|r| r.address == "terraform_data.disk")
+        .expect("the disk");
+    assert_eq!(disk.daily_cost, 4);
+    assert_eq!(disk.metadata[0].key, "size");
+    assert_eq!(disk.metadata[0].value.as_deref(), Some("10GB"));
     app.stop().await;
 }

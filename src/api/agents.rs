@@ -40,7 +40,9 @@ pub struct AgentAuth(pub AgentWithWorkspace);
 
 /// Why a known agent's token no longer works, or None while it does: only the agent of
 /// the latest build of a live workspace whose latest build starts it may connect.
-pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
+/// `claim_grace`: the prebuild's agent stays valid while a claim build runs (for its
+/// control connection only: not to read the new owner's manifest or tokens).
+pub fn agent_token_refusal(a: &AgentWithWorkspace, claim_grace: bool) -> Option<String> {
     if a.workspace_deleted {
         return Some("this agent token belongs to a deleted workspace".into());
     }
@@ -51,7 +53,7 @@ pub fn agent_token_refusal(a: &AgentWithWorkspace) -> Option<String> {
         ));
     }
     // While a claim build runs, the prebuild's agent (of the build just before) stays.
-    let claiming = a.claim_pending && a.build_number + 1 == a.latest_build_number;
+    let claiming = claim_grace && a.claim_pending && a.build_number + 1 == a.latest_build_number;
     let superseded = a.build_number != a.latest_build_number && !claiming;
     if superseded || a.build_transition != crate::model::Transition::Start {
         return Some(format!(
@@ -93,7 +95,7 @@ impl FromRequestParts<AppState> for AgentAuth {
         if !hashes_equal(&agent.token_hash, &hash) {
             return Err(invalid());
         }
-        if let Some(why) = agent_token_refusal(&agent) {
+        if let Some(why) = agent_token_refusal(&agent, false) {
             return Err(ApiError::Unauthorized(why));
         }
         Ok(AgentAuth(agent))
@@ -356,7 +358,7 @@ async fn control_loop(
             _ = recheck_now.notified() => recheck.reset_immediately(),
             _ = recheck.tick() => {
                 let refusal = match state.db.get_agent_with_workspace(id).await? {
-                    Some(current) => agent_token_refusal(&current),
+                    Some(current) => agent_token_refusal(&current, true),
                     None => Some("this agent no longer exists".into()),
                 };
                 if let Some(reason) = refusal {

@@ -174,6 +174,7 @@ pub fn agent(a: &db::agents::Agent, place: &AgentPlace<'_>, now: i64) -> anyhow:
         },
         alerts,
         usage,
+        devcontainers: spec.devcontainers,
     })
 }
 

@@ -197,10 +197,16 @@ async fn reconcile_template(
 
 /// Deletes a prebuild (it is no longer claimable from now on).
 async fn remove(state: &AppState, p: &Prebuild) -> anyhow::Result<()> {
-    state.db.forget_prebuild(&p.workspace_id).await?;
+    // Whoever deletes the prebuild row first wins: a claim that did is left alone.
+    if !state.db.forget_prebuild(&p.workspace_id).await? {
+        return Ok(());
+    }
     let Some(ws) = state.db.get_workspace(&p.workspace_id).await? else {
         return Ok(());
     };
+    if ws.owner_id != PREBUILDS_USER_ID {
+        return Ok(());
+    }
     let latest = state
         .db
         .latest_build(&ws.id)

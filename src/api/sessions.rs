@@ -67,7 +67,7 @@ async fn still_allowed(
     let Some(a) = state.db.get_agent_with_workspace(agent_id).await? else {
         return Ok(Some("the agent no longer exists".into()));
     };
-    let refusal = super::agents::agent_token_refusal(&a);
+    let refusal = super::agents::agent_token_refusal(&a, false);
     if refusal.is_none() {
         // A session in progress is use, whether or not bytes flow.
         state.db.touch_workspace(&a.workspace_id, now).await?;
@@ -277,7 +277,7 @@ pub(crate) async fn open(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workspace agent {agent_id}")))?;
     let place = format!("{}/{}.{}", a.owner_name, a.workspace_name, a.agent.name);
-    if let Some(why) = super::agents::agent_token_refusal(&a) {
+    if let Some(why) = super::agents::agent_token_refusal(&a, false) {
         return Err(ApiError::Conflict(format!(
             "{place} cannot take sessions: {why}"
         )));

@@ -191,9 +191,16 @@ pub async fn push(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
-    Query(q): Query<PushQuery>,
+    Query(mut q): Query<PushQuery>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    if let Some(v) = headers.get(crate::wire::templates::VARIABLES_HEADER) {
+        let text = v.to_str().map_err(|_| {
+            ApiError::invalid("variables", "the variables header is not UTF-8 JSON")
+        })?;
+        q.variables = Some(text.to_string());
+    }
     let view = push_version(&state, &auth, &name, &q, body).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -236,7 +243,21 @@ pub async fn push_version(
             .map_err(anyhow::Error::from)?
             .map_err(bad_archive)?
     };
-    let variables = parse_variables(q.variables.as_deref())?;
+    let mut variables = parse_variables(q.variables.as_deref())?;
+    // Without variables, a new version keeps the active one's (as Coder's push does).
+    if q.variables.is_none() {
+        if let Some(t) = state
+            .db
+            .get_template_by_name(template_name.as_str())
+            .await?
+        {
+            if let Some(active) = &t.active_version_id {
+                if let Some(v) = state.db.get_template_version(active).await? {
+                    variables = v.variables;
+                }
+            }
+        }
+    }
     let parameters = crate::isolate::parse_parameters(&state.config.hangar_binary, &files)
         .await
         .map_err(|e| match e {

@@ -324,18 +324,37 @@ async fn claim_prebuild(
     if template.active_version_id.as_deref() != Some(version.id.as_str()) {
         return Ok(None);
     }
-    let claimed = match state
+    // The prebuild's agents: told to check their tokens the moment the claim is built.
+    let params_json = serde_json::to_string(values).map_err(anyhow::Error::from)?;
+    let claim = NewBuild {
+        workspace_id: "",
+        transition: Transition::Start,
+        template_version_id: &version.id,
+        initiator_id: &auth.user.id,
+        parameters: &params_json,
+        orphan: false,
+        prebuild_claim: true,
+    };
+    let (claimed, build) = match state
         .db
-        .claim_prebuild(&template.id, &version.id, preset, &owner.id, name.as_str())
+        .claim_prebuild(&template.id, preset, &owner.id, name.as_str(), &claim)
         .await
     {
-        Ok(Some(id)) => id,
+        Ok(Some(done)) => done,
         Ok(None) => return Ok(None),
-        Err(e) if crate::db::is_unique_violation(&e) => return Err(name_taken(name)),
-        Err(e) => return Err(e.into()),
+        Err(QueueError::Db(e)) if crate::db::is_unique_violation(&e) => {
+            return Err(name_taken(name))
+        }
+        Err(QueueError::Db(e)) => return Err(e.into()),
+        Err(QueueError::Busy) => return Err(busy(name.as_str())),
     };
-    // The prebuild's agents: told to check their tokens the moment the claim is built.
-    let running: Vec<String> = match state.db.latest_build(&claimed).await? {
+    let running: Vec<String> = match state
+        .db
+        .list_builds(&claimed)
+        .await?
+        .into_iter()
+        .find(|b| b.build.number + 1 == build.number)
+    {
         Some(prev) => state
             .db
             .list_agents(&prev.build.id)
@@ -344,21 +363,6 @@ async fn claim_prebuild(
             .map(|a| a.id)
             .collect(),
         None => Vec::new(),
-    };
-    let params_json = serde_json::to_string(values).map_err(anyhow::Error::from)?;
-    let claim = NewBuild {
-        workspace_id: &claimed,
-        transition: Transition::Start,
-        template_version_id: &version.id,
-        initiator_id: &auth.user.id,
-        parameters: &params_json,
-        orphan: false,
-        prebuild_claim: true,
-    };
-    let build = match state.db.queue_build(&claim).await {
-        Ok(b) => b,
-        Err(QueueError::Busy) => return Err(busy(name.as_str())),
-        Err(QueueError::Db(e)) => return Err(e.into()),
     };
     state.jobs_available.notify_waiters();
     tokio::spawn(hand_over_when_built(state.clone(), build.job_id, running));

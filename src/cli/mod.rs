@@ -378,6 +378,10 @@ async fn external_auth(cmd: ExternalAuthCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ExternalAuthCommand::List { output } => {
             let providers = session::client()?.external_auth().await?;
+            if providers.is_empty() && output == output::Format::Table {
+                println!("This server has no external auth providers (an operator adds them with `hangar server --external-auth-config FILE`).");
+                return Ok(ExitCode::SUCCESS);
+            }
             match output {
                 output::Format::Json => output::json(&providers)?,
                 output::Format::Table => output::table(

@@ -107,6 +107,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.external_auth_config {
         config.external_auth = crate::external_auth::load(path).map_err(anyhow::Error::msg)?;
+        let ids: Vec<&str> = config.external_auth.iter().map(|p| p.id.as_str()).collect();
+        println!("External auth providers: {}", ids.join(", "));
     }
     config.job_timeout =
         std::time::Duration::from_secs(super::output::parse_duration(&args.job_timeout)? as u64);

@@ -35,8 +35,9 @@ pub enum TemplatesCommand {
         /// Return once uploaded instead of following the import.
         #[arg(long)]
         no_wait: bool,
-        /// A Terraform variable for the version's builds, `NAME=VALUE` (repeatable).
-        #[arg(long = "variable", value_name = "NAME=VALUE")]
+        /// A Terraform variable for the version's builds, `NAME=VALUE` (repeatable). Without
+        /// any, the new version keeps the active version's variables.
+        #[arg(long = "variable", visible_alias = "var", value_name = "NAME=VALUE")]
         variables: Vec<String>,
         /// A YAML file of Terraform variables (`name: value` per line); `--variable` wins.
         #[arg(long)]
@@ -130,10 +131,14 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                 name: version,
                 message,
                 activate,
-                variables: Some(serde_json::to_string(&push_variables(
-                    variables_file.as_deref(),
-                    &variables,
-                )?)?),
+                variables: if variables.is_empty() && variables_file.is_none() {
+                    None
+                } else {
+                    Some(serde_json::to_string(&push_variables(
+                        variables_file.as_deref(),
+                        &variables,
+                    )?)?)
+                },
             };
             return push(&client, &name, &directory, &q, !no_wait).await;
         }

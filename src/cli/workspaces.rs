@@ -197,7 +197,31 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         }
     };
     let mut values = given_parameters(&args)?;
-    let preset = choose_preset(&version, args.preset.as_deref())?;
+    let mut preset = choose_preset(&version, args.preset.as_deref())?;
+    if args.preset.is_none() {
+        // The default preset applies only where it does not contradict what was given.
+        if let Some(p) = &preset {
+            let clash: Vec<&str> = p
+                .parameters
+                .iter()
+                .filter(|(k, v)| values.get(*k).is_some_and(|given| given != *v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if clash.is_empty() {
+                eprintln!(
+                    "Using preset {:?}, the template's default (--preset none to choose every parameter).",
+                    p.name
+                );
+            } else {
+                eprintln!(
+                    "Not using the template's default preset {:?}: you set {} differently.",
+                    p.name,
+                    clash.join(", ")
+                );
+                preset = None;
+            }
+        }
+    }
     if let Some(p) = &preset {
         for (name, value) in &p.parameters {
             if version.parameters.iter().any(|v| &v.name == name) {
@@ -270,16 +294,7 @@ fn choose_preset(version: &VersionView, named: Option<&str>) -> anyhow::Result<O
                     }
                 )
             }),
-        None => {
-            let default = presets.iter().find(|p| p.default).cloned();
-            if let Some(p) = &default {
-                eprintln!(
-                    "Using preset {:?}, the template's default (--preset none to choose every parameter).",
-                    p.name
-                );
-            }
-            Ok(default)
-        }
+        None => Ok(presets.iter().find(|p| p.default).cloned()),
     }
 }
 

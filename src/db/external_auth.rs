@@ -1,4 +1,5 @@
-//! The `external_auth_links` table: each user's linked external auth accounts.
+//! The `external_auth_links` table (each user's linked external auth accounts) and
+//! `external_auth_states` (link attempts in flight).
 
 use sqlx::Row;
 
@@ -69,5 +70,45 @@ impl Database {
                 .execute(self.pool())
                 .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a link attempt's `state` (its hash) for `user_id` and `provider_id`.
+    pub async fn save_oauth_state(
+        &self,
+        state_hash: &str,
+        user_id: &str,
+        provider_id: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM external_auth_states WHERE expires_at < $1")
+            .bind(crate::model::now_ms())
+            .execute(self.pool())
+            .await?;
+        sqlx::query("INSERT INTO external_auth_states (state_hash, user_id, provider_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(state_hash)
+            .bind(user_id)
+            .bind(provider_id)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up a link attempt: true only for a live state this user started for this
+    /// provider.
+    pub async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        user_id: &str,
+        provider_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM external_auth_states WHERE state_hash = $1 AND user_id = $2 AND provider_id = $3 AND expires_at > $4")
+            .bind(state_hash)
+            .bind(user_id)
+            .bind(provider_id)
+            .bind(crate::model::now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

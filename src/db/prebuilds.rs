@@ -128,11 +128,12 @@ impl Database {
     pub async fn claim_prebuild(
         &self,
         template_id: &str,
-        version_id: &str,
         preset: &str,
         owner_id: &str,
         name: &str,
-    ) -> Result<Option<String>, sqlx::Error> {
+        build: &NewBuild<'_>,
+    ) -> Result<Option<(String, super::workspaces::Build)>, QueueError> {
+        let version_id = build.template_version_id;
         // A claim that lost a race to the same row finds it gone: try the next.
         for _ in 0..5 {
             let mut tx = self.pool().begin().await?;
@@ -170,8 +171,14 @@ impl Database {
                 .bind(crate::model::now_ms())
                 .execute(&mut *tx)
                 .await?;
+            // The claim build goes with the claim: never a claimed workspace without it.
+            let claim = NewBuild {
+                workspace_id: &ws,
+                ..*build
+            };
+            let queued = self.queue_build_in(&mut tx, &claim).await?;
             tx.commit().await?;
-            return Ok(Some(ws));
+            return Ok(Some((ws, queued)));
         }
         Ok(None)
     }
@@ -191,13 +198,14 @@ impl Database {
         Ok(n > 0)
     }
 
-    /// Forgets that a workspace is a prebuild (it is being deleted): no claim takes it.
-    pub async fn forget_prebuild(&self, workspace_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM prebuilds WHERE workspace_id = $1")
+    /// Forgets that a workspace is a prebuild (it is about to be deleted): no claim takes
+    /// it from now on. False when a claim took it first (it is a user's now).
+    pub async fn forget_prebuild(&self, workspace_id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM prebuilds WHERE workspace_id = $1")
             .bind(workspace_id)
             .execute(self.pool())
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn prebuild_status(

@@ -155,6 +155,7 @@ fn resource_from_row(row: &sqlx::any::AnyRow) -> Result<Resource, sqlx::Error> {
 }
 
 /// A new build to queue.
+#[derive(Clone, Copy)]
 pub struct NewBuild<'a> {
     pub workspace_id: &'a str,
     pub transition: Transition,

@@ -16,6 +16,20 @@ pub struct Cron {
     dow_restricted: bool,
 }
 
+/// Day and month names as cron takes them (`MON`, `jan`…).
+fn named(field: &str, s: &str) -> Option<u32> {
+    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let s = s.to_ascii_lowercase();
+    match field {
+        "day of week" => DAYS.iter().position(|d| *d == s).map(|i| i as u32),
+        "month" => MONTHS.iter().position(|m| *m == s).map(|i| i as u32 + 1),
+        _ => None,
+    }
+}
+
 fn field(text: &str, name: &str, min: u32, max: u32) -> Result<BTreeSet<u32>, String> {
     let mut out = BTreeSet::new();
     for part in text.split(',') {
@@ -31,9 +45,12 @@ fn field(text: &str, name: &str, min: u32, max: u32) -> Result<BTreeSet<u32>, St
             None => (part, 1),
         };
         let number = |s: &str| -> Result<u32, String> {
-            let n: u32 = s
-                .parse()
-                .map_err(|_| format!("{name}: \"{s}\" is not a number"))?;
+            let n: u32 = match named(name, s) {
+                Some(n) => n,
+                None => s
+                    .parse()
+                    .map_err(|_| format!("{name}: \"{s}\" is not a number"))?,
+            };
             if (min..=max).contains(&n) {
                 Ok(n)
             } else {
@@ -140,6 +157,10 @@ mod tests {
         assert!(!c.matches(3, 10, 0, 8), "Sunday is outside 1-5");
         let sunday = Cron::parse("* 0 * * 7").unwrap();
         assert!(sunday.matches(1, 1, 0, 0), "7 is Sunday too");
+        let named = Cron::parse("* 9-17 * JAN-mar MON-FRI").unwrap();
+        assert!(
+            named.matches(2, 3, 5, 9) && !named.matches(4, 3, 5, 9) && !named.matches(2, 3, 6, 9)
+        );
         let either = Cron::parse("* 0 1 * 1").unwrap();
         assert!(either.matches(5, 1, 3, 0) && either.matches(5, 9, 1, 0));
         assert!(!either.matches(5, 9, 3, 0));

@@ -646,12 +646,38 @@ pub fn classify_with(
         .filter_map(|(_, host)| host.as_deref())
         .collect();
 
-    // Metadata by the id of the resource it describes.
+    // Metadata by the id of the resource it describes; without a `resource_id` that
+    // matches (as in Coder), by the nearest resource it depends on: keyed by instance
+    // address.
+    let ids: HashSet<String> = state
+        .iter()
+        .filter(|r| !rules.metadata_types.contains(&r.type_))
+        .filter_map(|r| r.attr_str("id"))
+        .collect();
     let mut metadata: HashMap<String, Vec<&StateResource>> = HashMap::new();
+    let mut metadata_by_address: HashMap<String, Vec<&StateResource>> = HashMap::new();
     for r in state {
-        if rules.metadata_types.contains(&r.type_) {
-            if let Some(target) = r.attr_str("resource_id") {
-                metadata.entry(target).or_default().push(r);
+        if !rules.metadata_types.contains(&r.type_) {
+            continue;
+        }
+        match r.attr_str("resource_id").filter(|id| ids.contains(id)) {
+            Some(target) => metadata.entry(target).or_default().push(r),
+            None => {
+                let target =
+                    nearest_dependency(graph, &r.config_address, rules).and_then(|config| {
+                        match instances_of(&config).as_slice() {
+                            [] => None,
+                            [only] => Some(only.address.clone()),
+                            many => many
+                                .iter()
+                                .find(|t| t.index_key == r.index_key)
+                                .or(many.first())
+                                .map(|t| t.address.clone()),
+                        }
+                    });
+                if let Some(address) = target {
+                    metadata_by_address.entry(address).or_default().push(r);
+                }
             }
         }
     }
@@ -694,7 +720,8 @@ pub fn classify_with(
             metadata: Vec::new(),
         };
         let id = r.attr_str("id");
-        for m in id.and_then(|id| metadata.get(&id)).into_iter().flatten() {
+        let by_id = id.and_then(|id| metadata.get(&id)).into_iter().flatten();
+        for m in by_id.chain(metadata_by_address.get(&r.address).into_iter().flatten()) {
             apply_metadata(&mut resource, m);
         }
         resources.push(resource);
@@ -705,6 +732,34 @@ pub fn classify_with(
         agents,
         provider_resources,
     }
+}
+
+/// The nearest managed, non-Hangar resource `config_address` depends on (ties: the
+/// smallest address), walking through locals and variables.
+fn nearest_dependency(graph: &Graph, config_address: &str, rules: &Rules) -> Option<String> {
+    let mut seen: HashSet<&str> = HashSet::from([config_address]);
+    let mut frontier = vec![config_address];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        let mut found: Vec<&str> = Vec::new();
+        for node in frontier {
+            for (from, to) in &graph.edges {
+                if from != node || !seen.insert(to.as_str()) {
+                    continue;
+                }
+                if rules.is_host_candidate(to) {
+                    found.push(to);
+                } else {
+                    next.push(to.as_str());
+                }
+            }
+        }
+        if let Some(best) = found.into_iter().min() {
+            return Some(best.to_string());
+        }
+        frontier = next;
+    }
+    None
 }
 
 fn apply_metadata(resource: &mut ClassifiedResource, m: &StateResource) {

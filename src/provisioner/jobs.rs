@@ -290,6 +290,18 @@ fn sink(logs: &LogSender) -> impl FnMut(LogLine) + Send + '_ {
         {
             line.level = LogLevel::Info;
         }
+        // A template pinning coder/coder to a version the mirror lacks: the runner
+        // publishes one and initializes again (and says so), so this is no error.
+        if line
+            .text
+            .contains("coder/coder: no available releases match the given constraints")
+            || (line
+                .text
+                .contains("Failed to query available provider packages")
+                && line.text.contains("coder/coder"))
+        {
+            line.level = LogLevel::Info;
+        }
         logs.send(line)
     }
 }
@@ -370,7 +382,17 @@ async fn import(
     };
     let (graph, start_plan, stop_plan) = match runs.await {
         Ok(done) => done,
-        Err(e) => return Ok(terraform_failure(e)),
+        Err(e) => {
+            let mut failed = terraform_failure(e);
+            if let Some(error) = failed
+                .error
+                .as_mut()
+                .filter(|e| e.contains("No value for required variable"))
+            {
+                error.push_str("; give it at push: `hangar templates push NAME --variable VAR=VALUE` (or --variables-file FILE.yaml)");
+            }
+            return Ok(failed);
+        }
     };
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);
     let (preview, has_external) = preview_resources(&graph, &start_plan.json, &lifetimes, false)?;
@@ -383,7 +405,19 @@ async fn import(
             preview.len()
         ),
     );
-    let facts = match version_facts(&start_plan.json) {
+    // Coder's refusals, each naming the addresses to fix.
+    if let Err(problems) = super::rules::check(&start_plan.json) {
+        for line in problems.lines() {
+            logs.send(LogLine {
+                stage: Stage::Plan,
+                level: LogLevel::Error,
+                text: line.to_string(),
+                at_ms: crate::model::now_ms(),
+            });
+        }
+        return Ok(JobResult::failed("bad_template", problems));
+    }
+    let facts = match version_facts(&start_plan.json, &params) {
         Ok(facts) => facts,
         Err(refusal) => return Ok(JobResult::failed("bad_template", refusal)),
     };
@@ -636,10 +670,16 @@ async fn external_auth_tokens(
     runner: &Runner,
     version: &TemplateVersion,
     owner_id: &str,
+    required: bool,
 ) -> anyhow::Result<Result<Vec<(String, Secret)>, String>> {
     use crate::external_auth::{current, link_url, Link};
     let mut tokens = Vec::new();
     for need in &version.facts.external_auth {
+        let need = crate::model::preset::ExternalAuthRequirement {
+            id: need.id.clone(),
+            optional: need.optional || !required,
+        };
+        let need = &need;
         let Some(p) = runner.external_auth.iter().find(|p| p.id == need.id) else {
             if need.optional {
                 continue;
@@ -695,12 +735,36 @@ fn data_sources<'a>(plan: &'a serde_json::Value, suffix: &str) -> Vec<&'a serde_
 
 /// Presets, workspace tags and external auth providers, as the start plan read them;
 /// `Err` names what a template must fix (two presets with one name, two defaults).
-fn version_facts(plan: &serde_json::Value) -> Result<VersionFacts, String> {
+fn version_facts(plan: &serde_json::Value, params: &[Parameter]) -> Result<VersionFacts, String> {
     let presets: Vec<Preset> = data_sources(plan, "_workspace_preset")
         .into_iter()
         .filter_map(Preset::from_attributes)
         .collect();
     crate::model::preset::check_presets(&presets)?;
+    // A preset's values must be values its parameters take (names it sets that the
+    // version lacks are allowed, as in Coder).
+    for p in &presets {
+        let given: BTreeMap<String, String> = p
+            .parameters
+            .iter()
+            .filter(|(k, _)| params.iter().any(|q| &q.name == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Err(problems) = crate::model::parameter::resolve(params, &given, None) {
+            let wrong: Vec<String> = problems
+                .into_iter()
+                .filter(|q| given.contains_key(&q.name))
+                .map(|q| q.detail)
+                .collect();
+            if !wrong.is_empty() {
+                return Err(format!(
+                    "preset \"{}\" sets a value its parameter does not take: {}",
+                    p.name,
+                    wrong.join("; ")
+                ));
+            }
+        }
+    }
     let mut tags = std::collections::BTreeMap::new();
     for t in data_sources(plan, "_workspace_tags") {
         for (k, v) in t["tags"].as_object().into_iter().flatten() {
@@ -843,7 +907,10 @@ async fn build(
     subject.previous = previous_build
         .map(|p| p.build.parameters)
         .unwrap_or_default();
-    match external_auth_tokens(runner, &subject.version, &ws.owner_id).await? {
+    subject.prebuild = ws.owner_id == crate::db::prebuilds::PREBUILDS_USER_ID;
+    // A prebuild has no owner to link accounts: it builds without, and its claim build
+    // (the user's) gets the user's tokens.
+    match external_auth_tokens(runner, &subject.version, &ws.owner_id, !subject.prebuild).await? {
         Ok(tokens) => subject.external_auth = tokens,
         // Stop and delete go ahead without: they must never be blocked by an account.
         Err(why) if b.transition == Transition::Start => {
@@ -852,7 +919,6 @@ async fn build(
         Err(why) => logs.info(Stage::Init, why),
     }
     let prior_state = db.previous_state(&ws.id, b.number).await?;
-    subject.prebuild = ws.owner_id == crate::db::prebuilds::PREBUILDS_USER_ID;
     let claim = serde_json::from_str::<serde_json::Value>(&job.input)
         .map(|i| i["prebuild_claim"] == true)
         .unwrap_or(false);

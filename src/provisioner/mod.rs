@@ -5,5 +5,6 @@ pub mod init_script;
 pub mod jobs;
 pub mod outcome;
 pub mod queue;
+pub mod rules;
 pub mod terraform;
 pub mod workdir;

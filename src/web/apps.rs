@@ -413,14 +413,16 @@ fn keep_hangar_cookies(headers: &mut HeaderMap) {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            let name = v
-                .to_str()
-                .ok()
-                .and_then(|c| c.split('=').next())
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            !name.starts_with("hangar_")
+            // Bytes a browser may read differently (non-UTF-8), or a cookie without a
+            // name (a browser stores `=hangar_x=v` as `hangar_x=v`), are dropped outright.
+            let Ok(text) = std::str::from_utf8(v.as_bytes()) else {
+                return false;
+            };
+            let Some((name, _)) = text.split_once('=') else {
+                return false;
+            };
+            let name = name.trim().to_ascii_lowercase();
+            !name.is_empty() && !name.starts_with("hangar")
         })
         .cloned()
         .collect();
@@ -507,10 +509,17 @@ mod tests {
         for c in [
             "hangar_session=fixed; Path=/",
             "HANGAR_APP_SESSION=x; Domain=apps.example.com",
+            "=hangar_oauth_state=github.x; Path=/external-auth",
+            " hangar_session=padded",
             "theme=dark; Path=/",
         ] {
             h.append(header::SET_COOKIE, HeaderValue::from_static(c));
         }
+        // A browser may read non-UTF-8 bytes its own way: such a cookie goes too.
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_bytes(b"hangar_session=FIXED; Path=/; Y=\xe9").unwrap(),
+        );
         h.insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
         keep_hangar_cookies(&mut h);
         let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();

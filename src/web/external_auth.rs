@@ -83,14 +83,25 @@ fn state_cookie(state: &AppState, value: &str, max_age: u32) -> String {
     format!("{STATE_COOKIE}={value}; Path=/external-auth; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
-/// `/external-auth/{id}/login`: to the provider, with a fresh `state` the callback checks.
+/// `/external-auth/{id}/login`: to the provider, with a fresh `state` the callback checks
+/// (recorded for this user, and in a cookie of this browser).
 pub async fn login(
     State(state): State<AppState>,
-    _viewer: Viewer,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> PageResult {
     let p = provider(&state, &id)?;
     let nonce = crate::model::secret::generate_token();
+    state
+        .db
+        .save_oauth_state(
+            &crate::model::secret::hash_token(nonce.expose()),
+            &viewer.0.user.id,
+            &id,
+            crate::model::now_ms() + 600_000,
+        )
+        .await
+        .map_err(crate::api::ApiError::from)?;
     let to = p.authorize_url(&callback_url(&state, &id), nonce.expose());
     let mut response = Redirect::to(&to).into_response();
     let cookie = state_cookie(&state, &format!("{id}.{}", nonce.expose()), 600);
@@ -105,7 +116,6 @@ pub struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// The `state` this browser was sent off with, from its cookie.
@@ -138,22 +148,33 @@ pub async fn callback(
         *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         Ok::<_, super::WebError>(r)
     };
-    if let Some(error) = q.error {
-        let detail = q.error_description.unwrap_or_default();
+    // The state must be one this user started, from this browser: a callback carrying
+    // someone else's code (their account) is refused before anything else is read.
+    let expected = sent_state(&headers, &id);
+    let from_this_browser = match (&expected, &q.state) {
+        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+        _ => false,
+    };
+    let started_by_user = match &q.state {
+        Some(s) if from_this_browser => state
+            .db
+            .take_oauth_state(&crate::model::secret::hash_token(s), &viewer.0.user.id, &id)
+            .await
+            .map_err(crate::api::ApiError::from)?,
+        _ => false,
+    };
+    if !started_by_user {
         return fail(format!(
-            "{} did not link the account: {error} {detail}",
+            "this link attempt cannot be verified (it expired, or did not start in this browser): choose Link {} again",
             p.name()
         ))
         .await;
     }
-    let expected = sent_state(&headers, &id);
-    let matches = match (&expected, &q.state) {
-        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
-        _ => false,
-    };
-    if !matches {
+    if q.error.is_some() {
+        // The provider's own words are not shown: anyone can put words in this URL.
         return fail(format!(
-            "this link attempt cannot be verified (it expired, or did not start in this browser): choose Link {} again",
+            "{} did not link the account (it was declined or failed there): choose Link {} to try again",
+            p.name(),
             p.name()
         ))
         .await;

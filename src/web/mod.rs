@@ -730,6 +730,7 @@ async fn account_needs(
                 display_name: known.map_or(n.id.clone(), |v| v.display_name.clone()),
                 linked: known.is_some_and(|v| v.linked),
                 optional: n.optional,
+                available: known.is_some(),
                 link_url: format!("/external-auth/{}", n.id),
             }
         })

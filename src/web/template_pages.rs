@@ -233,23 +233,12 @@ async fn publish(
     })
     .await
     .map_err(anyhow::Error::from)??;
-    // The new version keeps the Terraform variables the active one was pushed with.
-    let mut variables = None;
-    if let Some(active) = state
-        .db
-        .get_template_by_name(name)
-        .await?
-        .and_then(|t| t.active_version_id)
-    {
-        if let Some(v) = state.db.get_template_version(&active).await? {
-            variables = Some(serde_json::to_string(&v.variables).map_err(anyhow::Error::from)?);
-        }
-    }
+    // No variables: the new version keeps the active one's.
     let q = crate::wire::templates::PushQuery {
         name: None,
         message: form.message.clone(),
         activate: true,
-        variables,
+        variables: None,
     };
     templates::push_version(state, &viewer.0, name, &q, packed.into()).await?;
     Ok(())

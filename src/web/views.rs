@@ -661,6 +661,8 @@ pub struct AccountNeed {
     pub display_name: String,
     pub linked: bool,
     pub optional: bool,
+    /// The server has this provider (else nothing can be linked).
+    pub available: bool,
     pub link_url: String,
 }
 

@@ -48,6 +48,9 @@ pub struct AgentView {
     /// What the template's `resources_monitoring` thresholds raise for that sample.
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// Dev Containers the agent brings up (`hangar_devcontainer`).
+    #[serde(default)]
+    pub devcontainers: Vec<crate::wire::agent::DevcontainerSpec>,
 }
 
 /// An app and its health.

@@ -52,6 +52,9 @@ pub struct VersionView {
     pub variables: Vec<String>,
 }
 
+/// The header a push's Terraform variables travel in (JSON object of strings).
+pub const VARIABLES_HEADER: &str = "hangar-template-variables";
+
 /// `POST /templates/{name}/versions?name=&message=&activate=` with a tar body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,8 +66,11 @@ pub struct PushQuery {
     #[serde(default = "yes")]
     pub activate: bool,
     /// Terraform variables for every build of the version, as a JSON object of strings
-    /// (`hangar templates push --variable k=v --variables-file f.yaml`).
-    #[serde(default)]
+    /// (`hangar templates push --variable k=v --variables-file f.yaml`). They may be
+    /// secrets, so they travel in the [`VARIABLES_HEADER`] header, never in the URL
+    /// (which proxies log); absent, the template's active version's variables are kept.
+    #[serde(skip)]
+    #[param(ignore)]
     pub variables: Option<String>,
 }
 

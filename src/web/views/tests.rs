@@ -122,11 +122,25 @@ fn agent(name: &str, host: Option<&str>) -> AgentView {
                 },
                 health: AppHealth::Disabled,
             },
+            AppView {
+                spec: crate::wire::agent::AppSpec {
+                    slug: "chat".into(),
+                    url: "http://localhost:3284".into(),
+                    tooltip: "Talk to the agent".into(),
+                    ai_task: true,
+                    ..Default::default()
+                },
+                health: AppHealth::Disabled,
+            },
         ],
         display_apps: Default::default(),
         listening_ports: vec![3000, 8000],
         usage: None,
         alerts: Vec::new(),
+        devcontainers: vec![crate::wire::agent::DevcontainerSpec {
+            workspace_folder: "/workspaces/app".into(),
+            config_path: String::new(),
+        }],
     }
 }
 
@@ -538,6 +552,20 @@ fn preset() -> crate::model::preset::Preset {
         parameters: [("size".to_string(), "8".to_string())].into(),
         ..Default::default()
     }
+}
+
+#[test]
+fn agents_show_dev_containers_and_ai_task_apps() {
+    let pages = render_all();
+    let page = &pages.iter().find(|(n, _)| *n == "workspace").unwrap().1;
+    assert!(
+        page.contains("Dev Containers") && page.contains("<code>/workspaces/app</code>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(">AI task</span>") && page.contains("title=\"Talk to the agent\""),
+        "{page}"
+    );
 }
 
 #[test]
