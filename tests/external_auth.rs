@@ -308,21 +308,15 @@ async fn optional_providers_do_not_block_and_the_form_shows_accounts() {
         "id       = \"github\"\n  optional = true",
     );
     push_files(&app, "gh", &[("main.tf", &format!("{PROVIDER}{optional}"))]).await;
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
+    let ws = create_built(
+        &app.client,
+        &CreateWorkspaceRequest {
             name: "dev".into(),
             template: "gh".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        },
+    )
+    .await;
     let db = Database::connect(&app.db_url).await.unwrap();
     assert_eq!(cloned_with(&db, &ws.latest_build.id).await, "");
     db.close().await;

@@ -498,22 +498,15 @@ resource \"hangar_metadata\" \"about\" {{
         )],
     )
     .await;
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
+    let ws = create_built(
+        &app.client,
+        &CreateWorkspaceRequest {
             name: "m".into(),
             template: "meta".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
-    let ws = app.client.workspace("m").await.unwrap();
+        },
+    )
+    .await;
     let disk = ws
         .resources
         .iter()

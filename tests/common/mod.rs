@@ -312,3 +312,24 @@ pub async fn page_as_owner(app: &TestApp, path: &str) -> String {
         .await
         .unwrap()
 }
+
+/// Creates a workspace, waits for its first build, which must succeed, and returns the
+/// workspace as it is then.
+pub async fn create_built(
+    client: &Client,
+    req: &hangar::wire::workspaces::CreateWorkspaceRequest,
+) -> hangar::wire::workspaces::WorkspaceView {
+    let ws = client.create_workspace(req).await.unwrap();
+    let job = client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        job.status,
+        hangar::model::JobStatus::Succeeded,
+        "creating {}: {:?}",
+        req.name,
+        job.error
+    );
+    client.workspace(&req.name).await.unwrap()
+}
