@@ -210,6 +210,46 @@ pub async fn current(
     }
 }
 
+/// The owner's current tokens for what a version reads (`needs`), for a build's
+/// environment; `Err` says which required one is unlinked (or not configured) and where
+/// to link it. With `required` false every need counts as optional (a prebuild, which
+/// has no owner to link anything).
+pub async fn build_tokens(
+    db: &Database,
+    http: &reqwest::Client,
+    providers: &[Provider],
+    access_url: &str,
+    needs: &[crate::model::preset::ExternalAuthRequirement],
+    owner_id: &str,
+    required: bool,
+) -> Result<Result<Vec<(String, Secret)>, String>, sqlx::Error> {
+    let mut tokens = Vec::new();
+    for need in needs {
+        let optional = need.optional || !required;
+        let Some(p) = providers.iter().find(|p| p.id == need.id) else {
+            if optional {
+                continue;
+            }
+            return Ok(Err(format!(
+                "the template needs external auth {:?}, which this server does not have: ask an operator to add it to --external-auth-config",
+                need.id
+            )));
+        };
+        match current(db, http, p, owner_id).await? {
+            Link::Valid(token) => tokens.push((p.id.clone(), token)),
+            _ if optional => {}
+            Link::Missing | Link::Expired(_) => {
+                return Ok(Err(format!(
+                    "the template needs the owner's {} account: link it at {}, then start the workspace again",
+                    p.name(),
+                    link_url(access_url, &p.id)
+                )))
+            }
+        }
+    }
+    Ok(Ok(tokens))
+}
+
 /// Where a user links (or relinks) their account with provider `id`.
 pub fn link_url(access_url: &str, id: &str) -> String {
     format!("{}/external-auth/{id}", access_url.trim_end_matches('/'))

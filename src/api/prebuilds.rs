@@ -16,15 +16,19 @@ use axum::Json;
 
 use super::auth::Auth;
 use super::templates::template_by_name;
-use super::{ApiResult, AppState};
+use super::workspaces::{busy, name_taken, view_of};
+use super::{ApiError, ApiResult, AppState};
 use crate::db::prebuilds::{Prebuild, PREBUILDS_USER_ID};
 use crate::db::templates::{Template, TemplateVersion};
+use crate::db::users::User;
 use crate::db::workspaces::{NewBuild, QueueError, Workspace};
 use crate::model::cron::Cron;
 use crate::model::parameter::resolve;
 use crate::model::preset::{Prebuilds, Preset};
+use crate::model::Name;
 use crate::model::{new_id, now_ms, JobStatus, Transition};
 use crate::wire::templates::PrebuildView;
+use crate::wire::workspaces::WorkspaceView;
 
 /// How many prebuilds `p` wants at `now`: a schedule covering the hour (in its time zone)
 /// decides, else `instances`.
@@ -119,18 +123,7 @@ async fn reconcile_template(
         match phase(p) {
             Phase::Failed => {
                 let error = p.error.clone().unwrap_or_else(|| "the build failed".into());
-                let status = state.db.prebuild_status(&t.id).await?;
-                let failures = status
-                    .iter()
-                    .find(|s| s.preset == p.preset)
-                    .map_or(0, |s| s.failures)
-                    + 1;
-                let next =
-                    now + backoff(state.config.prebuild_backoff, failures).as_millis() as i64;
-                state
-                    .db
-                    .prebuild_failed(&t.id, &p.preset, &error, next)
-                    .await?;
+                failed(state, &t.id, &p.preset, &error).await?;
                 tracing::warn!(template = %t.name, preset = %p.preset, error = %error, "a prebuild failed");
                 remove(state, p).await?;
             }
@@ -177,21 +170,34 @@ async fn reconcile_template(
         }
         for _ in have.len()..want {
             if let Err(e) = create(state, t, version, preset).await {
-                let failures = status
-                    .iter()
-                    .find(|s| s.preset == preset.name)
-                    .map_or(0, |s| s.failures)
-                    + 1;
-                let next =
-                    now + backoff(state.config.prebuild_backoff, failures).as_millis() as i64;
-                state
-                    .db
-                    .prebuild_failed(&t.id, &preset.name, &format!("{e:#}"), next)
-                    .await?;
+                failed(state, &t.id, &preset.name, &format!("{e:#}")).await?;
                 break;
             }
         }
     }
+    Ok(())
+}
+
+/// Records one more failed prebuild of a preset, and when to try again (backing off).
+async fn failed(
+    state: &AppState,
+    template_id: &str,
+    preset: &str,
+    error: &str,
+) -> anyhow::Result<()> {
+    let failures = state
+        .db
+        .prebuild_status(template_id)
+        .await?
+        .iter()
+        .find(|s| s.preset == preset)
+        .map_or(0, |s| s.failures)
+        + 1;
+    let next = now_ms() + backoff(state.config.prebuild_backoff, failures).as_millis() as i64;
+    state
+        .db
+        .prebuild_failed(template_id, preset, error, next)
+        .await?;
     Ok(())
 }
 
@@ -342,6 +348,154 @@ pub async fn views(state: &AppState, t: &Template) -> ApiResult<Vec<PrebuildView
         });
     }
     Ok(out)
+}
+
+/// The values a create uses: `given`, plus the preset's for the version's parameters.
+/// A preset value the caller also gave differently is refused (the preset decides it).
+pub fn with_preset(
+    version: &TemplateVersion,
+    preset: Option<&str>,
+    given: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let Some(name) = preset else {
+        return Ok(given.clone());
+    };
+    let presets = &version.facts.presets;
+    let Some(p) = presets.iter().find(|p| p.name == name) else {
+        let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+        let hint = if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("it has {}", known.join(", "))
+        };
+        return Err(ApiError::invalid(
+            "preset",
+            format!("version {} has no preset {name:?}: {hint}", version.name),
+        ));
+    };
+    let mut values = given.clone();
+    for (param, value) in &p.parameters {
+        // Presets may name parameters a version no longer has (as in Coder): skipped.
+        if !version.parameters.iter().any(|v| &v.name == param) {
+            continue;
+        }
+        match given.get(param) {
+            Some(other) if other != value => {
+                return Err(ApiError::invalid(
+                    &format!("parameter.{param}"),
+                    format!("preset {name:?} sets {param} to {value:?}; leave it out, or create without the preset"),
+                ));
+            }
+            _ => {
+                values.insert(param.clone(), value.clone());
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Waits (at most the job timeout) for a claim build to end, then rings the prebuild's
+/// agents: each gets its own token over its connection at once, instead of at its next
+/// heartbeat check.
+async fn hand_over_when_built(state: AppState, job_id: String, agents: Vec<String>) {
+    let mut updates = state.job_updates.subscribe();
+    let deadline = tokio::time::Instant::now() + state.config.job_timeout;
+    loop {
+        let done = match state.db.get_job(&job_id).await {
+            Ok(Some(job)) => job.status.is_final(),
+            Ok(None) | Err(_) => true,
+        };
+        if done {
+            break;
+        }
+        // Every log line and status change of any job rings here; look again on ours.
+        loop {
+            match tokio::time::timeout_at(deadline, updates.recv()).await {
+                Ok(Ok(id)) if id != job_id => continue,
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
+    for agent in &agents {
+        state.agent_conns.recheck(agent);
+    }
+}
+
+/// Gives `owner` a ready prebuilt workspace of `preset` (of the template's active
+/// version), renamed `name`, and queues its claim build with `values`; `None` when no
+/// prebuild is ready (the caller builds one from scratch).
+#[allow(clippy::too_many_arguments)]
+pub async fn claim(
+    state: &AppState,
+    auth: &Auth,
+    template: &Template,
+    version: &TemplateVersion,
+    preset: &str,
+    owner: &User,
+    name: &Name,
+    values: &BTreeMap<String, String>,
+) -> ApiResult<Option<WorkspaceView>> {
+    if template.active_version_id.as_deref() != Some(version.id.as_str()) {
+        return Ok(None);
+    }
+    // The prebuild's agents: told to check their tokens the moment the claim is built.
+    let params_json = serde_json::to_string(values).map_err(anyhow::Error::from)?;
+    let claim = NewBuild {
+        workspace_id: "",
+        transition: Transition::Start,
+        template_version_id: &version.id,
+        initiator_id: &auth.user.id,
+        parameters: &params_json,
+        orphan: false,
+        prebuild_claim: true,
+    };
+    let (claimed, build) = match state
+        .db
+        .claim_prebuild(&template.id, preset, &owner.id, name.as_str(), &claim)
+        .await
+    {
+        Ok(Some(done)) => done,
+        Ok(None) => return Ok(None),
+        Err(QueueError::Db(e)) if crate::db::is_unique_violation(&e) => {
+            return Err(name_taken(name))
+        }
+        Err(QueueError::Db(e)) => return Err(e.into()),
+        Err(QueueError::Busy) => return Err(busy(name.as_str())),
+    };
+    let running: Vec<String> = match state
+        .db
+        .list_builds(&claimed)
+        .await?
+        .into_iter()
+        .find(|b| b.build.number + 1 == build.number)
+    {
+        Some(prev) => state
+            .db
+            .list_agents(&prev.build.id)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    state.jobs_available.notify_waiters();
+    tokio::spawn(hand_over_when_built(state.clone(), build.job_id, running));
+    state
+        .db
+        .audit(
+            Some(&auth.user.id),
+            "claim_prebuild",
+            &format!("{}/{}", owner.username, name),
+            &format!("{} preset {preset}", template.name),
+        )
+        .await?;
+    let ws = state
+        .db
+        .get_workspace(&claimed)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the claimed workspace vanished"))?;
+    Ok(Some(view_of(state, &auth.user, &ws).await?))
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ async fn usable_version(
     Ok(v)
 }
 
-fn busy(state_name: &str) -> ApiError {
+pub(super) fn busy(state_name: &str) -> ApiError {
     ApiError::Conflict(format!("workspace {state_name:?} already has a build pending or running: wait for it (`hangar logs {state_name} --follow`) or cancel it"))
 }
 
@@ -119,57 +119,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ws)))
 }
 
-fn name_taken(name: &Name) -> ApiError {
+pub(super) fn name_taken(name: &Name) -> ApiError {
     ApiError::Taken {
         field: "name".into(),
         message: format!(
             "you already have a workspace named {name:?}: pick another name or delete it first"
         ),
     }
-}
-
-/// The values a create uses: `given`, plus the preset's for the version's parameters.
-/// A preset value the caller also gave differently is refused (the preset decides it).
-pub fn with_preset(
-    version: &TemplateVersion,
-    preset: Option<&str>,
-    given: &BTreeMap<String, String>,
-) -> ApiResult<BTreeMap<String, String>> {
-    let Some(name) = preset else {
-        return Ok(given.clone());
-    };
-    let presets = &version.facts.presets;
-    let Some(p) = presets.iter().find(|p| p.name == name) else {
-        let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-        let hint = if known.is_empty() {
-            "it has none".to_string()
-        } else {
-            format!("it has {}", known.join(", "))
-        };
-        return Err(ApiError::invalid(
-            "preset",
-            format!("version {} has no preset {name:?}: {hint}", version.name),
-        ));
-    };
-    let mut values = given.clone();
-    for (param, value) in &p.parameters {
-        // Presets may name parameters a version no longer has (as in Coder): skipped.
-        if !version.parameters.iter().any(|v| &v.name == param) {
-            continue;
-        }
-        match given.get(param) {
-            Some(other) if other != value => {
-                return Err(ApiError::invalid(
-                    &format!("parameter.{param}"),
-                    format!("preset {name:?} sets {param} to {value:?}; leave it out, or create without the preset"),
-                ));
-            }
-            _ => {
-                values.insert(param.clone(), value.clone());
-            }
-        }
-    }
-    Ok(values)
 }
 
 /// Whose workspace a create makes: the caller's, or (owners only) the named user's.
@@ -212,7 +168,7 @@ pub async fn create_workspace(
             template.name, version.name
         )));
     }
-    let given = with_preset(&version, req.preset.as_deref(), &req.parameters)?;
+    let given = super::prebuilds::with_preset(&version, req.preset.as_deref(), &req.parameters)?;
     let owner = create_owner(state, auth, req.owner.as_deref()).await?;
     super::external_auth::require_links(state, &version, &owner).await?;
     let values = resolve(&version.parameters, &given, None).map_err(parameter_errors);
@@ -230,7 +186,7 @@ pub async fn create_workspace(
         return Err(name_taken(&name));
     }
     if let Some(preset) = req.preset.as_deref() {
-        if let Some(view) = claim_prebuild(
+        if let Some(view) = super::prebuilds::claim(
             state, auth, &template, &version, preset, &owner, &name, &values,
         )
         .await?
@@ -277,110 +233,6 @@ pub async fn create_workspace(
         )
         .await?;
     view_of(state, &auth.user, &ws).await
-}
-
-/// Waits (at most the job timeout) for a claim build to end, then rings the prebuild's
-/// agents: each gets its own token over its connection at once, instead of at its next
-/// heartbeat check.
-async fn hand_over_when_built(state: AppState, job_id: String, agents: Vec<String>) {
-    let mut updates = state.job_updates.subscribe();
-    let deadline = tokio::time::Instant::now() + state.config.job_timeout;
-    loop {
-        let done = match state.db.get_job(&job_id).await {
-            Ok(Some(job)) => job.status.is_final(),
-            Ok(None) | Err(_) => true,
-        };
-        if done {
-            break;
-        }
-        // Every log line and status change of any job rings here; look again on ours.
-        loop {
-            match tokio::time::timeout_at(deadline, updates.recv()).await {
-                Ok(Ok(id)) if id != job_id => continue,
-                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                Ok(Err(_)) | Err(_) => return,
-            }
-        }
-    }
-    for agent in &agents {
-        state.agent_conns.recheck(agent);
-    }
-}
-
-/// Gives `owner` a ready prebuilt workspace of `preset` (of the template's active
-/// version), renamed `name`, and queues its claim build with `values`; `None` when no
-/// prebuild is ready (the caller builds one from scratch).
-#[allow(clippy::too_many_arguments)]
-async fn claim_prebuild(
-    state: &AppState,
-    auth: &Auth,
-    template: &Template,
-    version: &TemplateVersion,
-    preset: &str,
-    owner: &User,
-    name: &Name,
-    values: &BTreeMap<String, String>,
-) -> ApiResult<Option<WorkspaceView>> {
-    if template.active_version_id.as_deref() != Some(version.id.as_str()) {
-        return Ok(None);
-    }
-    // The prebuild's agents: told to check their tokens the moment the claim is built.
-    let params_json = serde_json::to_string(values).map_err(anyhow::Error::from)?;
-    let claim = NewBuild {
-        workspace_id: "",
-        transition: Transition::Start,
-        template_version_id: &version.id,
-        initiator_id: &auth.user.id,
-        parameters: &params_json,
-        orphan: false,
-        prebuild_claim: true,
-    };
-    let (claimed, build) = match state
-        .db
-        .claim_prebuild(&template.id, preset, &owner.id, name.as_str(), &claim)
-        .await
-    {
-        Ok(Some(done)) => done,
-        Ok(None) => return Ok(None),
-        Err(QueueError::Db(e)) if crate::db::is_unique_violation(&e) => {
-            return Err(name_taken(name))
-        }
-        Err(QueueError::Db(e)) => return Err(e.into()),
-        Err(QueueError::Busy) => return Err(busy(name.as_str())),
-    };
-    let running: Vec<String> = match state
-        .db
-        .list_builds(&claimed)
-        .await?
-        .into_iter()
-        .find(|b| b.build.number + 1 == build.number)
-    {
-        Some(prev) => state
-            .db
-            .list_agents(&prev.build.id)
-            .await?
-            .into_iter()
-            .map(|a| a.id)
-            .collect(),
-        None => Vec::new(),
-    };
-    state.jobs_available.notify_waiters();
-    tokio::spawn(hand_over_when_built(state.clone(), build.job_id, running));
-    state
-        .db
-        .audit(
-            Some(&auth.user.id),
-            "claim_prebuild",
-            &format!("{}/{}", owner.username, name),
-            &format!("{} preset {preset}", template.name),
-        )
-        .await?;
-    let ws = state
-        .db
-        .get_workspace(&claimed)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the claimed workspace vanished"))?;
-    Ok(Some(view_of(state, &auth.user, &ws).await?))
 }
 
 pub async fn list(

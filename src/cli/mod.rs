@@ -2,6 +2,7 @@
 
 pub mod external;
 pub mod output;
+mod presets;
 pub mod server;
 pub mod session;
 pub mod sessions;

@@ -13,9 +13,7 @@ use super::session;
 use crate::client::Client;
 use crate::model::agent::AppHealth;
 use crate::model::parameter::Parameter;
-use crate::model::preset::Preset;
 use crate::model::{JobStatus, Transition};
-use crate::wire::templates::VersionView;
 use crate::wire::workspaces::{BuildRequest, BuildView, CreateWorkspaceRequest, WorkspaceView};
 
 #[derive(Debug, Args)]
@@ -197,38 +195,7 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         }
     };
     let mut values = given_parameters(&args)?;
-    let mut preset = choose_preset(&version, args.preset.as_deref())?;
-    if args.preset.is_none() {
-        // The default preset applies only where it does not contradict what was given.
-        if let Some(p) = &preset {
-            let clash: Vec<&str> = p
-                .parameters
-                .iter()
-                .filter(|(k, v)| values.get(*k).is_some_and(|given| given != *v))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            if clash.is_empty() {
-                eprintln!(
-                    "Using preset {:?}, the template's default (--preset none to choose every parameter).",
-                    p.name
-                );
-            } else {
-                eprintln!(
-                    "Not using the template's default preset {:?}: you set {} differently.",
-                    p.name,
-                    clash.join(", ")
-                );
-                preset = None;
-            }
-        }
-    }
-    if let Some(p) = &preset {
-        for (name, value) in &p.parameters {
-            if version.parameters.iter().any(|v| &v.name == name) {
-                values.entry(name.clone()).or_insert_with(|| value.clone());
-            }
-        }
-    }
+    let preset = super::presets::apply(&version, args.preset.as_deref(), &mut values)?;
     prompt_missing(
         &version.parameters,
         &mut values,
@@ -250,7 +217,7 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
             parameters: values,
             require_external: external,
             owner,
-            preset: preset.map(|p| p.name),
+            preset,
         })
         .await?;
     let label = if ws.owner_id == client.me().await?.id {
@@ -269,33 +236,6 @@ pub async fn create_workspace(args: CreateArgs, external: bool) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     finish(&client, &label, &ws.latest_build).await
-}
-
-/// The preset a create uses: the one named (`none`: none), else the version's default.
-fn choose_preset(version: &VersionView, named: Option<&str>) -> anyhow::Result<Option<Preset>> {
-    let presets = &version.presets;
-    match named {
-        Some("none") => Ok(None),
-        Some(name) => presets
-            .iter()
-            .find(|p| p.name == name)
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| {
-                let known: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-                anyhow::anyhow!(
-                    "{}@{} has no preset {name:?}; its presets: {}",
-                    version.template_name,
-                    version.name,
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            }),
-        None => Ok(presets.iter().find(|p| p.default).cloned()),
-    }
 }
 
 /// Plans the template with `values` and prints the resources a create would make.

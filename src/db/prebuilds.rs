@@ -68,15 +68,7 @@ impl Database {
         preset: &str,
     ) -> Result<(), QueueError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, created_at, deleted) VALUES ($1, $2, $3, $4, $5, 0)")
-            .bind(&ws.id)
-            .bind(&ws.name)
-            .bind(&ws.owner_id)
-            .bind(&ws.template_id)
-            .bind(ws.created_at)
-            .execute(&mut *tx)
-            .await?;
-        self.queue_build_in(&mut tx, first).await?;
+        self.insert_workspace_in(&mut tx, ws, first).await?;
         sqlx::query("INSERT INTO prebuilds (workspace_id, template_id, template_version_id, preset, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&ws.id)
             .bind(&ws.template_id)

@@ -190,17 +190,27 @@ impl Database {
         first: &NewBuild<'_>,
     ) -> Result<Build, QueueError> {
         let mut tx = self.pool().begin().await?;
+        let build = self.insert_workspace_in(&mut tx, ws, first).await?;
+        tx.commit().await?;
+        Ok(build)
+    }
+
+    /// Inserts a workspace and queues its first build inside `tx`.
+    pub(super) async fn insert_workspace_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        ws: &Workspace,
+        first: &NewBuild<'_>,
+    ) -> Result<Build, QueueError> {
         sqlx::query("INSERT INTO workspaces (id, name, owner_id, template_id, created_at, deleted) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(&ws.id)
             .bind(&ws.name)
             .bind(&ws.owner_id)
             .bind(&ws.template_id)
             .bind(ws.created_at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let build = self.queue_build_in(&mut tx, first).await?;
-        tx.commit().await?;
-        Ok(build)
+        self.queue_build_in(tx, first).await
     }
 
     /// Queues a build unless one is already pending or running: the check and the insert

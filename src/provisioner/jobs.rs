@@ -17,7 +17,6 @@ use crate::db::templates::{Template, TemplateVersion};
 use crate::db::users::User;
 use crate::db::Database;
 use crate::model::parameter::{ParamType, Parameter};
-use crate::model::preset::{ExternalAuthRequirement, Preset, VersionFacts};
 pub use crate::model::resource::PreviewResource;
 use crate::model::resource::{Kind, Lifetime};
 use crate::model::secret::Secret;
@@ -396,7 +395,7 @@ async fn import(
     };
     let lifetimes = classify::lifetimes_from_plans(&start_plan.json, &stop_plan.json);
     let (preview, has_external) = preview_resources(&graph, &start_plan.json, &lifetimes, false)?;
-    enrich_parameters(&mut params, &start_plan.json);
+    super::plan_facts::enrich_parameters(&mut params, &start_plan.json);
     logs.info(
         Stage::Plan,
         format!(
@@ -417,7 +416,7 @@ async fn import(
         }
         return Ok(JobResult::failed("bad_template", problems));
     }
-    let facts = match version_facts(&start_plan.json, &params) {
+    let facts = match super::plan_facts::version_facts(&start_plan.json, &params) {
         Ok(facts) => facts,
         Err(refusal) => return Ok(JobResult::failed("bad_template", refusal)),
     };
@@ -664,206 +663,6 @@ fn running_agent_tokens(state: Option<&[u8]>) -> anyhow::Result<Vec<(String, Sec
         .collect())
 }
 
-/// The owner's current tokens for the providers `version` reads; `Err` says which
-/// required one is unlinked (or not configured) and where to link it.
-async fn external_auth_tokens(
-    runner: &Runner,
-    version: &TemplateVersion,
-    owner_id: &str,
-    required: bool,
-) -> anyhow::Result<Result<Vec<(String, Secret)>, String>> {
-    use crate::external_auth::{current, link_url, Link};
-    let mut tokens = Vec::new();
-    for need in &version.facts.external_auth {
-        let need = crate::model::preset::ExternalAuthRequirement {
-            id: need.id.clone(),
-            optional: need.optional || !required,
-        };
-        let need = &need;
-        let Some(p) = runner.external_auth.iter().find(|p| p.id == need.id) else {
-            if need.optional {
-                continue;
-            }
-            return Ok(Err(format!(
-                "the template needs external auth {:?}, which this server does not have: ask an operator to add it to --external-auth-config",
-                need.id
-            )));
-        };
-        match current(&runner.db, &runner.http, p, owner_id).await? {
-            Link::Valid(token) => tokens.push((p.id.clone(), token)),
-            _ if need.optional => {}
-            Link::Missing | Link::Expired(_) => {
-                return Ok(Err(format!(
-                    "the template needs the owner's {} account: link it at {}, then start the workspace again",
-                    p.name(),
-                    link_url(&runner.access_url, &p.id)
-                )))
-            }
-        }
-    }
-    Ok(Ok(tokens))
-}
-
-/// The values of every data source of a Hangar/Coder type ending in `suffix` (e.g.
-/// `_workspace_preset`) that the plan read, child modules included, in address order.
-fn data_sources<'a>(plan: &'a serde_json::Value, suffix: &str) -> Vec<&'a serde_json::Value> {
-    fn walk<'a>(
-        module: &'a serde_json::Value,
-        suffix: &str,
-        out: &mut Vec<(&'a str, &'a serde_json::Value)>,
-    ) {
-        for r in module["resources"].as_array().into_iter().flatten() {
-            let t = r["type"].as_str().unwrap_or_default();
-            let ours = t.strip_prefix("hangar").or_else(|| t.strip_prefix("coder"));
-            if r["mode"] == "data" && ours == Some(suffix) {
-                out.push((r["address"].as_str().unwrap_or_default(), &r["values"]));
-            }
-        }
-        for child in module["child_modules"].as_array().into_iter().flatten() {
-            walk(child, suffix, out);
-        }
-    }
-    let mut found = Vec::new();
-    walk(
-        &plan["prior_state"]["values"]["root_module"],
-        suffix,
-        &mut found,
-    );
-    found.sort_by(|a, b| a.0.cmp(b.0));
-    found.into_iter().map(|(_, v)| v).collect()
-}
-
-/// Presets, workspace tags and external auth providers, as the start plan read them;
-/// `Err` names what a template must fix (two presets with one name, two defaults).
-fn version_facts(plan: &serde_json::Value, params: &[Parameter]) -> Result<VersionFacts, String> {
-    let presets: Vec<Preset> = data_sources(plan, "_workspace_preset")
-        .into_iter()
-        .filter_map(Preset::from_attributes)
-        .collect();
-    crate::model::preset::check_presets(&presets)?;
-    // A preset's values must be values its parameters take (names it sets that the
-    // version lacks are allowed, as in Coder).
-    for p in &presets {
-        let given: BTreeMap<String, String> = p
-            .parameters
-            .iter()
-            .filter(|(k, _)| params.iter().any(|q| &q.name == *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Err(problems) = crate::model::parameter::resolve(params, &given, None) {
-            let wrong: Vec<String> = problems
-                .into_iter()
-                .filter(|q| given.contains_key(&q.name))
-                .map(|q| q.detail)
-                .collect();
-            if !wrong.is_empty() {
-                return Err(format!(
-                    "preset \"{}\" sets a value its parameter does not take: {}",
-                    p.name,
-                    wrong.join("; ")
-                ));
-            }
-        }
-    }
-    let mut tags = std::collections::BTreeMap::new();
-    for t in data_sources(plan, "_workspace_tags") {
-        for (k, v) in t["tags"].as_object().into_iter().flatten() {
-            tags.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-        }
-    }
-    let mut external_auth: Vec<ExternalAuthRequirement> = Vec::new();
-    for a in data_sources(plan, "_external_auth") {
-        let Some(id) = a["id"].as_str() else { continue };
-        let optional = a["optional"].as_bool().unwrap_or(false);
-        match external_auth.iter_mut().find(|e| e.id == id) {
-            // Required anywhere means required.
-            Some(e) => e.optional &= optional,
-            None => external_auth.push(ExternalAuthRequirement {
-                id: id.to_string(),
-                optional,
-            }),
-        }
-    }
-    Ok(VersionFacts {
-        presets,
-        tags,
-        external_auth,
-    })
-}
-
-/// The parameters as terraform evaluated them in the start plan: every `hangar_parameter`
-/// data source, also those the static parse cannot see (in child modules, in rendered
-/// `*.tf.tera` files, or with computed defaults). An evaluated parameter replaces the
-/// static one of the same name; static ones terraform did not read are kept.
-fn enrich_parameters(params: &mut Vec<Parameter>, plan: &serde_json::Value) {
-    fn walk(module: &serde_json::Value, out: &mut Vec<Parameter>) {
-        for r in module["resources"].as_array().into_iter().flatten() {
-            let t = r["type"].as_str().unwrap_or_default();
-            if r["mode"] == "data" && (t == "hangar_parameter" || t == "coder_parameter") {
-                out.extend(evaluated_parameter(&r["values"]));
-            }
-        }
-        for child in module["child_modules"].as_array().into_iter().flatten() {
-            walk(child, out);
-        }
-    }
-    let mut evaluated = Vec::new();
-    walk(
-        &plan["prior_state"]["values"]["root_module"],
-        &mut evaluated,
-    );
-    for e in evaluated {
-        match params.iter_mut().find(|p| p.name == e.name) {
-            Some(p) => *p = e,
-            None => params.push(e),
-        }
-    }
-    params.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
-}
-
-fn evaluated_parameter(v: &serde_json::Value) -> Option<Parameter> {
-    use crate::model::parameter::{ParamOption, Validation};
-    let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    let validation = v["validation"]
-        .as_array()
-        .and_then(|a| a.first())
-        .map(|r| Validation {
-            min: r["min"].as_f64(),
-            max: r["max"].as_f64(),
-            regex: text(&r["regex"]),
-            error: text(&r["error"]),
-            monotonic: text(&r["monotonic"]),
-        });
-    Some(Parameter {
-        name: v["name"].as_str()?.to_string(),
-        display_name: text(&v["display_name"]).unwrap_or_default(),
-        description: text(&v["description"]).unwrap_or_default(),
-        kind: v["type"]
-            .as_str()
-            .and_then(ParamType::parse)
-            .unwrap_or_default(),
-        // An empty default is a default: only a null one makes the parameter required.
-        default: v["default"].as_str().map(str::to_string),
-        mutable: v["mutable"].as_bool().unwrap_or(false),
-        ephemeral: v["ephemeral"].as_bool().unwrap_or(false),
-        icon: text(&v["icon"]).unwrap_or_default(),
-        order: v["order"].as_i64().unwrap_or(0),
-        options: v["option"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| ParamOption {
-                name: text(&o["name"]).unwrap_or_default(),
-                value: o["value"].as_str().unwrap_or_default().to_string(),
-                description: text(&o["description"]).unwrap_or_default(),
-                icon: text(&o["icon"]).unwrap_or_default(),
-            })
-            .collect(),
-        validation,
-        form_type: text(&v["form_type"]).unwrap_or_default(),
-    })
-}
-
 async fn build(
     cx: JobCtx<'_>,
     timings: &mut serde_json::Map<String, serde_json::Value>,
@@ -910,7 +709,16 @@ async fn build(
     subject.prebuild = ws.owner_id == crate::db::prebuilds::PREBUILDS_USER_ID;
     // A prebuild has no owner to link accounts: it builds without, and its claim build
     // (the user's) gets the user's tokens.
-    match external_auth_tokens(runner, &subject.version, &ws.owner_id, !subject.prebuild).await? {
+    let tokens = crate::external_auth::build_tokens(
+        &runner.db,
+        &runner.http,
+        &runner.external_auth,
+        &runner.access_url,
+        &subject.version.facts.external_auth,
+        &ws.owner_id,
+        !subject.prebuild,
+    );
+    match tokens.await? {
         Ok(tokens) => subject.external_auth = tokens,
         // Stop and delete go ahead without: they must never be blocked by an account.
         Err(why) if b.transition == Transition::Start => {

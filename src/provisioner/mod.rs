@@ -4,6 +4,7 @@ pub mod classify;
 pub mod init_script;
 pub mod jobs;
 pub mod outcome;
+pub mod plan_facts;
 pub mod queue;
 pub mod rules;
 pub mod terraform;
