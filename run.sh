@@ -6,6 +6,10 @@ cd "$(dirname "$0")"
 source scripts/prereqs.sh
 ensure_prereqs ssh
 ensure_docker
+# As root, the server runs terraform as hangar-terraform, which may not build the
+# `docker` template's image (debootstrap needs root): build it here, once.
+ensure_terraform_user
+if [ "$(id -u)" = 0 ]; then sh templates/docker/build-image.sh hangar-workspace:bookworm-1; fi
 cargo build --release
 mkdir -p "$HOME/.local/bin"
 ln -sf "$PWD/target/release/hangar" "$HOME/.local/bin/hangar"

@@ -17,6 +17,8 @@ trap cleanup EXIT
 # The docker template's tests run containers (the workspace image is built once, on
 # first use, and cached by tag in the engine).
 ensure_docker
+# Servers the tests start as a separate `hangar server` run terraform as this user.
+ensure_terraform_user
 start_postgres "$pg_dir"
 export HANGAR_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 

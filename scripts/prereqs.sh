@@ -128,3 +128,20 @@ stop_docker() {
     sleep 0.5
   done
 }
+
+# ensure_terraform_user: a server started as root runs terraform (and every template's
+# local-exec) as the unprivileged user `hangar-terraform`, never as root; this creates it
+# when missing. Its shell is bash because the `local` template's workspaces run as it;
+# it joins `docker` when that group exists, for the `docker` template (that group is
+# root on this machine in all but name: leave it out where templates run no containers).
+ensure_terraform_user() {
+  [ "$(id -u)" = 0 ] || return 0
+  local user=hangar-terraform
+  if ! id "$user" >/dev/null 2>&1; then
+    echo "Creating the system user $user, which terraform runs as…" >&2
+    useradd --system --user-group --create-home --home-dir "/var/lib/$user" --shell /bin/bash "$user"
+  fi
+  if getent group docker >/dev/null 2>&1 && ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+    usermod -aG docker "$user"
+  fi
+}

@@ -31,6 +31,9 @@ pub struct Config {
     pub prebuild_interval: std::time::Duration,
     /// The wait after a preset's first failed prebuild (it doubles with each failure).
     pub prebuild_backoff: std::time::Duration,
+    /// The unprivileged user terraform runs as (the server must be root to switch);
+    /// None: as this process's user. `hangar server` sets it when run as root.
+    pub terraform_user: Option<String>,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             external_auth: Vec::new(),
             prebuild_interval: std::time::Duration::from_secs(15),
             prebuild_backoff: std::time::Duration::from_secs(30),
+            terraform_user: None,
         }
     }
 }

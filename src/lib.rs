@@ -23,5 +23,6 @@ pub mod provider;
 pub mod provisioner;
 pub mod server;
 pub mod tunnel;
+pub mod unix_user;
 pub mod web;
 pub mod wire;

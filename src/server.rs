@@ -32,8 +32,8 @@ pub async fn serve(
         metrics: metrics.clone(),
         http: reqwest::Client::new(),
     };
-    private_dir(&config.data_dir)?;
-    let runner = Runner::new(db, &config, job_updates, metrics);
+    private_dir(&config.data_dir, config.terraform_user.is_some())?;
+    let runner = Runner::new(db, &config, job_updates, metrics)?;
     let recovered = runner.recover_leftovers().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -152,11 +152,15 @@ async fn purge_loop(
 }
 
 /// The data dir holds the database (terraform state with agent tokens), work dirs and
-/// the admin password: only this user may enter it.
-fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+/// the admin password: only this user may enter it. When terraform runs as another user,
+/// that user may pass through it (0711: not list it) to the work dirs, the init cache and
+/// the provider mirror; what is secret in it is private by its own mode (the database
+/// 0600, its WAL and shared memory likewise, the admin password 0600).
+fn private_dir(dir: &std::path::Path, traversable: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the data dir {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    let mode = if traversable { 0o711 } else { 0o700 };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("making the data dir {} private", dir.display()))
 }

@@ -17,9 +17,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("isolate", &["model"]),
     ("client", &["wire"]),
     ("tunnel", &[]),
+    ("unix_user", &[]),
     ("metrics", &[]),
     ("db", &["model", "wire"]),
-    ("agent", &["client", "model", "provider", "tunnel", "wire"]),
+    (
+        "agent",
+        &["client", "model", "provider", "tunnel", "unix_user", "wire"],
+    ),
     (
         "provisioner",
         &[
@@ -29,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "model",
             "provider",
+            "unix_user",
             "wire",
         ],
     ),
@@ -85,6 +90,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "provisioner",
             "server",
             "tunnel",
+            "unix_user",
             "wire",
         ],
     ),

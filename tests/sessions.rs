@@ -624,7 +624,7 @@ async fn ssh_scp_sftp_and_forwards_through_openssh() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_works_again_after_a_server_restart() {
     let data = tempfile::tempdir().unwrap();
-    let homes = tempfile::tempdir().unwrap();
+    let homes = dir_for_terraform();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let db_url = fresh_db_url(data.path()).await;
@@ -704,6 +704,20 @@ async fn ssh_works_again_after_a_server_restart() {
     };
     let out = ssh("before").await.unwrap();
     assert_eq!(stdout(&out), "before\n", "{}", stderr(&out));
+    // The agent a template's local-exec started runs as whoever terraform ran as: a root
+    // server's unprivileged user, so sessions do too.
+    if let Some(user) = terraform_user() {
+        let out = tokio::process::Command::new(hangar_bin())
+            .args(["ssh", "dev", "id", "-un"])
+            .env("HANGAR_URL", &url)
+            .env("HANGAR_SESSION_TOKEN", &login.session_token)
+            .env("HANGAR_CONFIG_DIR", config.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(stdout(&out).trim(), user.name, "{}", stderr(&out));
+    }
 
     server.kill().await.unwrap();
     let _ = server.wait().await;

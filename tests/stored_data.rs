@@ -240,6 +240,7 @@ async fn a_corrupt_row_fails_the_job_and_the_request_that_read_it() {
         tokio::sync::broadcast::channel(16).0,
         Default::default(),
     )
+    .unwrap()
     .provisioner(1);
     let size = "data \"hangar_parameter\" \"size\" {\n  name = \"size\"\n  default = \"2\"\n}\nresource \"terraform_data\" \"box\" {\n  input = data.hangar_parameter.size.value\n}\n";
     let dir = template_dir(&[("main.tf", &format!("{PROVIDER}{size}"))]);

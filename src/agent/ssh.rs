@@ -393,10 +393,10 @@ pub(super) fn withheld() -> Vec<std::ffi::OsString> {
 /// that this is an SSH session.
 fn login_env() -> Vec<(String, String)> {
     let mut vars = Vec::new();
-    if let Some(user) = passwd() {
+    if let Ok(Some(user)) = crate::unix_user::by_uid(crate::unix_user::effective_uid()) {
         vars.push(("USER".into(), user.name.clone()));
         vars.push(("LOGNAME".into(), user.name));
-        vars.push(("HOME".into(), user.home));
+        vars.push(("HOME".into(), user.home.display().to_string()));
         if !user.shell.is_empty() {
             vars.push(("SHELL".into(), user.shell));
         }
@@ -405,48 +405,6 @@ fn login_env() -> Vec<(String, String)> {
     vars.push(("SSH_CONNECTION".into(), "127.0.0.1 0 127.0.0.1 22".into()));
     vars.push(("SSH_CLIENT".into(), "127.0.0.1 0 22".into()));
     vars
-}
-
-struct PasswdEntry {
-    name: String,
-    home: String,
-    shell: String,
-}
-
-/// The agent's user from the password database.
-fn passwd() -> Option<PasswdEntry> {
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: an all-zero passwd is a valid out-parameter; getpwuid_r fills it with
-    // pointers into `buf`, which outlives their use below.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe {
-        libc::getpwuid_r(
-            libc::geteuid(),
-            &mut entry,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return None;
-    }
-    let text = |p: *const libc::c_char| {
-        if p.is_null() {
-            String::new()
-        } else {
-            // SAFETY: getpwuid_r wrote NUL-terminated strings into `buf`.
-            unsafe { std::ffi::CStr::from_ptr(p) }
-                .to_string_lossy()
-                .into_owned()
-        }
-    };
-    Some(PasswdEntry {
-        name: text(entry.pw_name),
-        home: text(entry.pw_dir),
-        shell: text(entry.pw_shell),
-    })
 }
 
 async fn run_on_pipes(

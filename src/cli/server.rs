@@ -50,6 +50,12 @@ pub struct ServerArgs {
     /// client_secret, auth_url, token_url, scopes}.
     #[arg(long, env = "HANGAR_EXTERNAL_AUTH_CONFIG")]
     pub external_auth_config: Option<PathBuf>,
+    /// The unprivileged user terraform (and so every template's local-exec) runs as when
+    /// the server runs as root [default when root: hangar-terraform]. `root` keeps root,
+    /// which lets templates read the database. A server not run as root cannot switch
+    /// users: terraform runs as its own.
+    #[arg(long, env = "HANGAR_TERRAFORM_USER")]
+    pub terraform_user: Option<String>,
     /// On a new server: create an owner `admin` (password in <data-dir>/admin-password)
     /// and push the built-in templates.
     #[arg(long, env = "HANGAR_BOOTSTRAP")]
@@ -84,6 +90,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         )
         .try_init();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let euid = crate::unix_user::effective_uid();
+    let terraform_user =
+        crate::provisioner::terraform::run_as::choose(args.terraform_user.as_deref(), euid)?;
+    if euid == 0 && terraform_user.is_none() {
+        tracing::warn!("terraform runs as root (--terraform-user root): templates can read the database and change anything on this machine");
+    }
     let db = match &args.postgres_url {
         Some(url) => Database::connect(url).await?,
         None => Database::open_sqlite(&data_dir).await?,
@@ -95,6 +107,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let access_url = args.access_url.unwrap_or_else(|| format!("http://{bound}"));
     let mut config = Config::new(data_dir.clone(), access_url.clone());
     config.provisioners = args.provisioners;
+    config.terraform_user = terraform_user;
     config.metrics_token_hash = args
         .metrics_token
         .as_ref()

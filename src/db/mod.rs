@@ -50,6 +50,7 @@ impl Database {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
         let path = data_dir.join("hangar.db");
+        private_file(&path)?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         Self::connect(&url).await
     }
@@ -159,4 +160,27 @@ pub fn placeholder_rows(rows: usize, columns: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Creates `path` mode 0600 if missing, and makes it (and SQLite's `-wal` and `-shm`
+/// beside it) 0600 if not: the database holds every secret the server has, and SQLite
+/// creates its side files with the main file's mode.
+fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("making {} private", file.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -542,6 +542,14 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, ArchiveErro
         .map_err(not_tar)?
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if target.is_empty() {
+        // No system can make one: extraction would fail half-way.
+        let path = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(special(path, "link with an empty target"));
+    }
     if target.len() > MAX_PATH_BYTES || target.split('/').count() > MAX_PATH_COMPONENTS {
         let shown: String = target.chars().take(80).collect();
         return Err(ArchiveError::PathTooLong {

@@ -8,4 +8,5 @@ pub mod plan_facts;
 pub mod queue;
 pub mod rules;
 pub mod terraform;
+pub mod untrusted_fs;
 pub mod workdir;

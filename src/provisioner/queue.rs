@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::terraform::run_as::RunAs;
 use super::terraform::{LogLine, Terraform, TerraformEnv};
 use super::{jobs, outcome, workdir};
 use crate::db::jobs::{Job, JobLog};
@@ -80,32 +81,58 @@ impl JobResult {
 }
 
 impl Runner {
+    /// Fails only when `config.terraform_user` names no usable user: a server must not
+    /// start running templates as someone it was not told to.
     pub fn new(
         db: Database,
         config: &crate::config::Config,
         job_updates: tokio::sync::broadcast::Sender<String>,
         metrics: Arc<crate::metrics::Metrics>,
-    ) -> Runner {
+    ) -> anyhow::Result<Runner> {
         let data_dir = config.data_dir.clone();
         let access_url = config.access_url.clone();
+        let run_as = config
+            .terraform_user
+            .as_deref()
+            .map(RunAs::lookup)
+            .transpose()?;
         // A missing terraform is reported on every job that needs it, not at start: the
         // server stays usable for everything else.
         let terraform = Terraform::locate()
+            .map_err(|e| e.to_string())
             .and_then(|tf| {
-                Ok(tf.with_env(TerraformEnv::setup(
-                    &data_dir.join("terraform"),
-                    &config.hangar_binary,
-                )?))
+                let config_dir = data_dir.join("terraform");
+                let tf = match &run_as {
+                    None => tf.with_env(
+                        TerraformEnv::setup(&config_dir, &config.hangar_binary)
+                            .map_err(|e| e.to_string())?,
+                    ),
+                    Some(user) => {
+                        // The user may not reach the server's binary (a build tree in
+                        // root's home): its mirror serves a copy in the data dir.
+                        let provider = copy_provider(&config.hangar_binary, &config_dir)?;
+                        user.check_runs(&provider, &["--version"])?;
+                        user.check_runs(tf.binary(), &["version"])?;
+                        tf.with_env(
+                            TerraformEnv::setup(&config_dir, &provider)
+                                .map_err(|e| e.to_string())?,
+                        )
+                        .run_as(user.clone())
+                    }
+                };
+                Ok(tf)
             })
             .map(|mut tf| {
                 tf.timeout = config.job_timeout;
                 tf
-            })
-            .map_err(|e| e.to_string());
+            });
         if let Err(e) = &terraform {
             tracing::warn!(error = %e, "builds will fail until this is fixed");
         }
-        Runner {
+        if let Some(user) = &run_as {
+            tracing::info!(user = user.name(), "terraform runs as an unprivileged user");
+        }
+        Ok(Runner {
             db,
             access_url,
             data_dir,
@@ -116,7 +143,7 @@ impl Runner {
             metrics,
             external_auth: Arc::new(config.external_auth.clone()),
             http: reqwest::Client::new(),
-        }
+        })
     }
 
     /// The `n`th provisioner of this server: the same runner under its own worker id
@@ -366,6 +393,43 @@ fn processes_in(dir: &std::path::Path, terraform_only: bool) -> Vec<i32> {
             (!terraform_only || matches!(comm.trim(), "terraform" | "tofu")).then_some(pid)
         })
         .collect()
+}
+
+/// `binary` copied to `<config_dir>/provider/hangar` (mode 0755, its modification time
+/// kept, so the init cache's key for it stays the same across restarts); skipped when
+/// the copy is already that binary.
+fn copy_provider(
+    binary: &std::path::Path,
+    config_dir: &std::path::Path,
+) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = config_dir.join("provider");
+    let copy = dir.join("hangar");
+    let fail = |what: &str, e: std::io::Error| format!("{what} {}: {e}", copy.display());
+    let source = std::fs::metadata(binary)
+        .map_err(|e| format!("reading the hangar binary {}: {e}", binary.display()))?;
+    let same = std::fs::metadata(&copy)
+        .is_ok_and(|m| m.len() == source.len() && m.modified().ok() == source.modified().ok());
+    if !same {
+        std::fs::create_dir_all(&dir).map_err(|e| fail("creating the directory of", e))?;
+        let staged = dir.join(".hangar.new");
+        std::fs::copy(binary, &staged).map_err(|e| fail("copying the provider to", e))?;
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&staged)
+            .map_err(|e| fail("opening", e))?;
+        if let Ok(modified) = source.modified() {
+            file.set_modified(modified).map_err(|e| fail("dating", e))?;
+        }
+        std::fs::rename(&staged, &copy).map_err(|e| fail("installing", e))?;
+    }
+    for d in [config_dir, &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("opening {} to terraform's user: {e}", d.display()))?;
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| fail("making executable", e))?;
+    Ok(copy)
 }
 
 fn hostname() -> String {

@@ -333,3 +333,27 @@ pub async fn create_built(
     );
     client.workspace(&req.name).await.unwrap()
 }
+
+/// A temp dir the user terraform runs as may write in: `hangar server` started as root
+/// (as tests that run the binary do here) runs terraform as `hangar-terraform`, and the
+/// `local` template makes its homes under such a dir.
+pub fn dir_for_terraform() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(user) = terraform_user() {
+        std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    }
+    dir
+}
+
+/// The account `hangar server` runs terraform as when the tests run as root (None when
+/// they do not: a server that is not root runs terraform as itself).
+pub fn terraform_user() -> Option<hangar::unix_user::Account> {
+    if hangar::unix_user::effective_uid() != 0 {
+        return None;
+    }
+    let name = hangar::provisioner::terraform::run_as::DEFAULT_USER;
+    let account = hangar::unix_user::by_name(name).unwrap().unwrap_or_else(|| {
+        panic!("the tests run as root, so `hangar server` runs terraform as {name}, which does not exist: ./test.sh creates it (scripts/prereqs.sh, ensure_terraform_user)")
+    });
+    Some(account)
+}

@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use sha2::{Digest, Sha256};
 
 use super::env::fingerprint;
 use super::{RunOutput, Terraform, TerraformError, OUTPUT_PREFIX, PLAN_FILE};
+use crate::provisioner::untrusted_fs;
 
 /// Whether `init_cached` could skip `terraform init`.
 #[derive(Debug, Clone)]
@@ -58,6 +61,10 @@ impl InitCache {
         if !entry.join("complete").exists() {
             return Ok(false);
         }
+        // Entries published before terraform ran as its own user were private to the
+        // server; the user that runs terraform must read them.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755))
+            .map_err(TerraformError::io("opening to terraform's user", &entry))?;
         let cached_dot = entry.join("dot-terraform");
         let dot = dir.join(".terraform");
         // An archive made by hand may carry its own .terraform; the cache replaces it.
@@ -87,15 +94,24 @@ impl InitCache {
             .prefix(".staging-")
             .tempdir_in(root)
             .map_err(TerraformError::io("creating a staging dir in", root))?;
+        // What init left in `dir` belongs to terraform's user when it is not the
+        // server's: read without following links, copied into files the server owns
+        // and that user can read (never write: the cache is shared by every build).
         let dot = dir.join(".terraform");
-        if dot.exists() {
-            copy_tree(&dot, &staging.path().join("dot-terraform"))?;
+        if dot.symlink_metadata().is_ok() {
+            untrusted_fs::copy_tree(&dot, &staging.path().join("dot-terraform"))
+                .map_err(TerraformError::io("copying", &dot))?;
         }
         let lock = dir.join(".terraform.lock.hcl");
-        if lock.exists() {
-            std::fs::copy(&lock, staging.path().join("lock.hcl"))
+        if let Some(bytes) = untrusted_fs::read(dir, ".terraform.lock.hcl")
+            .map_err(TerraformError::io("reading", &lock))?
+        {
+            std::fs::write(staging.path().join("lock.hcl"), bytes)
                 .map_err(TerraformError::io("copying", &lock))?;
         }
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755)).map_err(
+            TerraformError::io("opening to terraform's user", staging.path()),
+        )?;
         std::fs::write(staging.path().join("complete"), b"")
             .map_err(TerraformError::io("writing", staging.path()))?;
         let staged = staging.keep();
@@ -134,40 +150,6 @@ fn hash_tree(dir: &Path, rel: &Path, hasher: &mut Sha256) -> Result<(), Terrafor
             let data = std::fs::read(&path).map_err(TerraformError::io("reading", &path))?;
             hasher.update((data.len() as u64).to_le_bytes());
             hasher.update(&data);
-        }
-    }
-    Ok(())
-}
-
-/// Copies a directory, keeping symlinks as symlinks (terraform links providers into
-/// `.terraform` from the mirror and the plugin cache; those are absolute).
-fn copy_tree(from: &Path, to: &Path) -> Result<(), TerraformError> {
-    std::fs::create_dir_all(to).map_err(TerraformError::io("creating", to))?;
-    for entry in std::fs::read_dir(from).map_err(TerraformError::io("reading", from))? {
-        let entry = entry.map_err(TerraformError::io("reading", from))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let ft = entry
-            .file_type()
-            .map_err(TerraformError::io("reading", &src))?;
-        if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if ft.is_symlink() {
-            let mut target =
-                std::fs::read_link(&src).map_err(TerraformError::io("reading", &src))?;
-            if target.is_relative() {
-                // Relative links would point elsewhere from the cache; pin them.
-                target = src
-                    .parent()
-                    .unwrap_or(from)
-                    .join(&target)
-                    .canonicalize()
-                    .map_err(TerraformError::io("resolving", &src))?;
-            }
-            std::os::unix::fs::symlink(&target, &dst)
-                .map_err(TerraformError::io("linking", &dst))?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(TerraformError::io("copying", &src))?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ mod env;
 mod init_cache;
 mod output;
 mod process;
+pub mod run_as;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -140,6 +141,8 @@ pub struct Terraform {
     pub grace: Duration,
     /// Per-run limit.
     pub timeout: Duration,
+    /// The user terraform runs as when it is not this process's (see `run_as`).
+    run_as: Option<run_as::RunAs>,
 }
 
 impl Terraform {
@@ -190,7 +193,14 @@ impl Terraform {
             env: TerraformEnv::inherited(),
             grace: DEFAULT_GRACE,
             timeout: DEFAULT_TIMEOUT,
+            run_as: None,
         }
+    }
+
+    /// Runs every terraform process as `user` (see `run_as`).
+    pub fn run_as(mut self, user: run_as::RunAs) -> Terraform {
+        self.run_as = Some(user);
+        self
     }
 
     pub fn with_env(mut self, env: TerraformEnv) -> Terraform {
@@ -422,12 +432,10 @@ fn is_executable(path: &Path) -> bool {
 /// instead of running `terraform show`; also after a failed apply, whose partial state
 /// must be kept so nothing created is forgotten.
 pub fn read_state(dir: &Path) -> Result<Option<Vec<u8>>, TerraformError> {
-    let path = dir.join(STATE_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes.is_empty() => Ok(None),
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(TerraformError::io("reading", &path)(e)),
+    match super::untrusted_fs::read(dir, STATE_FILE) {
+        Ok(Some(bytes)) if bytes.is_empty() => Ok(None),
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(TerraformError::io("reading", dir.join(STATE_FILE))(e)),
     }
 }
 

@@ -53,6 +53,12 @@ impl Terraform {
         cancel: &CancellationToken,
     ) -> Result<RunOutput, TerraformError> {
         let started = Instant::now();
+        if let Some(user) = &self.run_as {
+            user.hand_over(dir).map_err(TerraformError::io(
+                "handing the work dir to terraform's user:",
+                dir,
+            ))?;
+        }
         // Terraform writes to files in the work dir, which the runner tails, not to pipes:
         // if the server dies, a pipe breaks and terraform would die on its next write
         // (Go exits on EPIPE to stdout) before saving its state. A file never breaks.
@@ -84,6 +90,10 @@ impl Terraform {
             // Its own process group, so a kill reaches providers and local-exec children
             // too; SIGINT still goes to terraform alone, which stops them in order.
             .process_group(0);
+        // Before the hook below: a parent-death signal does not survive setuid.
+        if let Some(user) = &self.run_as {
+            user.apply(cmd.as_std_mut());
+        }
         // If the server dies (kill -9, OOM), terraform is interrupted as on a cancel: it
         // stops cleanly and writes its state instead of running on unattended, and the
         // next start recovers that state from the work dir.
@@ -109,16 +119,16 @@ impl Terraform {
         // Lines mode streams stdout; the capture modes read the whole file at the end.
         let captured = if stdout_mode == Stdout::Lines {
             tokio::spawn(tail_lines(
-                out_file.path().to_path_buf(),
+                reader(&out_file, dir)?,
                 true,
                 tx.clone(),
                 exited.clone(),
             ));
             None
         } else {
-            Some(out_file.path().to_path_buf())
+            Some(reader(&out_file, dir)?)
         };
-        tokio::spawn(tail_lines(err_file.path().to_path_buf(), false, tx, exited));
+        tokio::spawn(tail_lines(reader(&err_file, dir)?, false, tx, exited));
 
         let mut state = LineState::default();
         let mut handle = |is_stdout: bool, raw: String, state: &mut LineState| {
@@ -200,10 +210,11 @@ impl Terraform {
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
         let stdout = match captured {
-            Some(path) => tokio::fs::read(&path)
-                .await
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default(),
+            Some(mut file) => {
+                let mut bytes = Vec::new();
+                let _ = file.read_to_end(&mut bytes).await;
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
             None => String::new(),
         };
         drop((out_file, err_file));
@@ -243,6 +254,16 @@ impl Terraform {
             exit_code: status.code().unwrap_or(-1),
         })
     }
+}
+
+/// A reader of an output file at its start, through the descriptor the server created
+/// (the work dir may belong to terraform's user, who could swap the name for a link).
+fn reader(file: &tempfile::NamedTempFile, dir: &Path) -> Result<tokio::fs::File, TerraformError> {
+    let clone = file
+        .as_file()
+        .try_clone()
+        .map_err(TerraformError::io("reading output in", dir))?;
+    Ok(tokio::fs::File::from_std(clone))
 }
 
 /// SIGKILLs a process group when dropped while still armed.
@@ -290,7 +311,15 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
     files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut lines = Vec::new();
     for (_, path, stage, is_stdout) in files {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let text = super::super::untrusted_fs::read(dir, name)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         for raw in text.lines().filter(|l| !l.trim().is_empty()) {
             lines.push(if is_stdout {
                 parse_line(stage, raw).0
@@ -312,14 +341,11 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
 /// true it reads what is left (a last line without a newline included) and stops.
 /// Lines as lossy UTF-8: a provider printing binary must not end the log stream.
 async fn tail_lines(
-    path: PathBuf,
+    mut file: tokio::fs::File,
     is_stdout: bool,
     tx: mpsc::UnboundedSender<(bool, String)>,
     mut exited: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
-        return;
-    };
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
