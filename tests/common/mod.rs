@@ -71,9 +71,32 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// A server containers reach too: it listens on every interface (the `docker`
-/// template's agents dial host.docker.internal), its access URL is loopback's.
+/// template's agents dial host.docker.internal), its access URL is loopback's. Set up
+/// as `./run.sh` sets one up: as root, terraform runs as the unprivileged user (in the
+/// `docker` group), and the workspace image is built beforehand, as root (debootstrap
+/// needs root; the template then finds it cached).
 pub async fn spawn_app_for_containers() -> TestApp {
-    spawn_app_on("0.0.0.0:0", |_| {}).await
+    static IMAGE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    IMAGE
+        .get_or_init(|| async {
+            let out = tokio::process::Command::new("sh")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/templates/docker/build-image.sh"
+                ))
+                .arg("hangar-workspace:bookworm-1")
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "building the workspace image: {}",
+                stderr(&out)
+            );
+        })
+        .await;
+    let user = terraform_user().map(|u| u.name);
+    spawn_app_on("0.0.0.0:0", |c| c.terraform_user = user).await
 }
 
 async fn spawn_app_on(address: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
