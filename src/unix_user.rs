@@ -102,6 +102,36 @@ pub fn groups(account: &Account) -> std::io::Result<Vec<u32>> {
     }
 }
 
+/// The name of group `gid`, if it has one.
+pub fn group_name(gid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: an all-zero group is a valid out-parameter; getgrgid_r fills it with
+        // pointers into `buf`, which outlives their use below.
+        let mut entry: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrgid_r(
+                gid,
+                &mut entry,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 22 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.gr_name.is_null() {
+            return None;
+        }
+        // SAFETY: getgrgid_r wrote a NUL-terminated name into `buf`.
+        let name = unsafe { CStr::from_ptr(entry.gr_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
 /// This process's effective user id.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
@@ -118,6 +148,7 @@ mod tests {
         assert_eq!(root.uid, 0);
         assert_eq!(by_uid(0).unwrap().unwrap().name, "root");
         assert!(groups(&root).unwrap().contains(&root.gid));
+        assert_eq!(group_name(0).as_deref(), Some("root"));
     }
 
     #[test]

@@ -213,3 +213,91 @@ async fn a_terraform_user_that_does_not_exist_stops_the_server_with_the_fix() {
         assert!(err.contains("needs the server to run as root"), "{err}");
     }
 }
+
+/// A data dir under a directory terraform's user cannot pass (root's home, say) makes
+/// every build fail with the reason and the fix, not with a permission error in init.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_dir_the_user_cannot_reach_fails_builds_with_the_fix() {
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = closed.path().join("data");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let db_url = fresh_db_url(&data).await;
+    let mut child = server(&data, port, &db_url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let anon = Client::new(&url, None);
+    for _ in 0..100 {
+        if anon.first_user_exists().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let login = anon
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "o@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    let client = anon.with_token(&login.session_token);
+    let dir = template_dir(&[("main.tf", "resource \"terraform_data\" \"x\" {}\n")]);
+    let v = client
+        .push_template(
+            "x",
+            hangar::model::archive::pack_dir(dir.path()).unwrap(),
+            None,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    let import = client.follow_job(&v.job.unwrap().id, |_| {}).await.unwrap();
+    match terraform_user() {
+        Some(user) => {
+            assert_eq!(import.status, JobStatus::Failed);
+            let error = import.error.unwrap_or_default();
+            assert!(
+                error.contains(&format!("{}, who cannot reach the data dir", user.name))
+                    && error.contains("/var/lib/hangar"),
+                "{error}"
+            );
+        }
+        // Not root: terraform runs as the test's user, who may enter its own dir.
+        None => assert_eq!(import.status, JobStatus::Succeeded, "{:?}", import.error),
+    }
+    child.kill().await.unwrap();
+}
+
+/// Whatever a template leaves where the state goes, the server reads at most a bounded
+/// amount of it: a sparse file of gigabytes fails the build at once, memory untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_state_file_fails_the_build_without_being_read() {
+    let app = spawn_app().await;
+    let tf = "resource \"terraform_data\" \"x\" {\n  provisioner \"local-exec\" {\n    command = \"truncate -s 4G .big && mv .big terraform.tfstate\"\n  }\n}\n";
+    push_files(&app, "huge", &[("main.tf", tf)]).await;
+    let ws = app
+        .client
+        .create_workspace(&CreateWorkspaceRequest {
+            name: "huge".into(),
+            template: "huge".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = app
+        .client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.unwrap_or_default();
+    assert!(error.contains("larger than 256 MiB"), "{error}");
+    app.stop().await;
+}

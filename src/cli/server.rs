@@ -16,7 +16,7 @@ use crate::server;
 pub struct ServerArgs {
     #[arg(long, env = "HANGAR_ADDRESS", default_value = "127.0.0.1:3000")]
     pub address: SocketAddr,
-    /// Default: $XDG_DATA_HOME/hangar or ~/.local/share/hangar.
+    /// Default: $XDG_DATA_HOME/hangar or ~/.local/share/hangar; /var/lib/hangar as root.
     #[arg(long, env = "HANGAR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Use PostgreSQL instead of the embedded SQLite database.
@@ -71,6 +71,10 @@ fn secret(s: &str) -> Result<Secret, String> {
 }
 
 pub fn default_data_dir() -> PathBuf {
+    // Root's home is closed to the user terraform runs as, who must reach the work dirs.
+    if crate::unix_user::effective_uid() == 0 {
+        return PathBuf::from("/var/lib/hangar");
+    }
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
@@ -93,6 +97,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let euid = crate::unix_user::effective_uid();
     let terraform_user =
         crate::provisioner::terraform::run_as::choose(args.terraform_user.as_deref(), euid)?;
+    // Before anything binds or changes: a user that does not exist stops the start.
+    if let Some(name) = &terraform_user {
+        crate::provisioner::terraform::run_as::RunAs::lookup(name)?;
+    }
+    for flag in ["--postgres-url", "--metrics-token"] {
+        let given = std::env::args_os().any(|a| a.to_string_lossy().starts_with(flag));
+        if given {
+            let env = if flag == "--postgres-url" {
+                "HANGAR_PG_URL"
+            } else {
+                "HANGAR_METRICS_TOKEN"
+            };
+            tracing::warn!("{flag} on the command line is readable by every user of this machine (ps, /proc/PID/cmdline), templates included: set {env} instead");
+        }
+    }
     if euid == 0 && terraform_user.is_none() {
         tracing::warn!("terraform runs as root (--terraform-user root): templates can read the database and change anything on this machine");
     }

@@ -266,7 +266,7 @@ async fn open(
         Err(e) => return Ok(Err(JobResult::failed("bad_template", e.to_string()))),
     };
     let tf = subject.terraform(runner, base, subject.transition);
-    let cache = InitCache::new(runner.data_dir.join("init-cache"));
+    let cache = InitCache::new(runner.init_cache_root());
     let key = InitCache::key_for_dir(dir.path(), &tf)?;
     let mut out = sink(logs);
     let init = tf.init_cached(dir.path(), &cache, &key, &mut out, cancel);

@@ -108,6 +108,7 @@ impl Runner {
                             .map_err(|e| e.to_string())?,
                     ),
                     Some(user) => {
+                        user.check_enters(&data_dir)?;
                         // The user may not reach the server's binary (a build tree in
                         // root's home): its mirror serves a copy in the data dir.
                         let provider = copy_provider(&config.hangar_binary, &config_dir)?;
@@ -131,6 +132,14 @@ impl Runner {
         }
         if let Some(user) = &run_as {
             tracing::info!(user = user.name(), "terraform runs as an unprivileged user");
+            let groups = user.root_equivalent_groups();
+            if !groups.is_empty() {
+                tracing::warn!(
+                    user = user.name(),
+                    groups = groups.join(", "),
+                    "terraform's user is in a group that is root on this machine in all but name: templates, and shells in workspaces that run as this user (the local template's), can become root. Leave it out unless templates need it (docker: templates that run containers)"
+                );
+            }
         }
         Ok(Runner {
             db,
@@ -157,6 +166,10 @@ impl Runner {
 
     pub fn work_root(&self) -> PathBuf {
         self.data_dir.join("work")
+    }
+
+    pub fn init_cache_root(&self) -> PathBuf {
+        self.data_dir.join("init-cache")
     }
 
     /// Claims and runs one job; returns at once when none is pending.
@@ -296,6 +309,7 @@ impl Runner {
             }
         }
         workdir::wipe_leftovers(&root).context("wiping leftover work dirs")?;
+        super::terraform::InitCache::new(self.init_cache_root()).remove_staging();
         Ok(recovered)
     }
 

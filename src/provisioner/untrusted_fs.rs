@@ -14,7 +14,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
@@ -27,6 +27,18 @@ fn no_follow(dir: bool) -> OFlags {
     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | kind
 }
 
+/// The largest state, lock or output file the server reads back from a work dir: a
+/// template could otherwise make the server read a sparse file of many gigabytes.
+/// Terraform states of large deployments are tens of megabytes.
+pub const MAX_READ_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bounds on a tree copied out of a work dir (`.terraform` into the init cache): a
+/// template can build any tree there, and the copy must neither run the server out of
+/// stack, descriptors or disk. Real ones are a few levels of providers and modules.
+const MAX_COPY_DEPTH: usize = 64;
+const MAX_COPY_ENTRIES: usize = 100_000;
+const MAX_COPY_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
 /// `name` in the directory `dir` as a regular file, opened without following a link;
 /// `Ok(None)` when there is no such entry.
 pub fn open_file(dir: &Path, name: &str) -> std::io::Result<Option<std::fs::File>> {
@@ -37,14 +49,33 @@ pub fn open_file(dir: &Path, name: &str) -> std::io::Result<Option<std::fs::File
     }
 }
 
-/// The bytes of `dir/name` (see [`open_file`]); `Ok(None)` when it does not exist.
-pub fn read(dir: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-    let Some(mut file) = open_file(dir, name)? else {
+/// The bytes of `dir/name` (see [`open_file`]), at most `max` of them (a larger file is
+/// an error, not a truncated read); `Ok(None)` when it does not exist.
+pub fn read(dir: &Path, name: &str, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(file) = open_file(dir, name)? else {
         return Ok(None);
     };
+    read_bounded(file, max).map(Some)
+}
+
+/// Reads `file` whole, refusing one over `max` bytes (also one that grows past it while
+/// it is read: another process may hold it open).
+pub fn read_bounded(file: std::fs::File, max: u64) -> std::io::Result<Vec<u8>> {
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", max / 1024 / 1024),
+        )
+    };
+    if file.metadata()?.len() > max {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 fn open_regular_at<P: rustix::path::Arg>(
@@ -59,66 +90,131 @@ fn open_regular_at<P: rustix::path::Arg>(
             "not a regular file",
         ));
     }
+    // A second name for a file means someone linked it there: only terraform's own files
+    // are read (this does not rest on the kernel's protected_hardlinks alone).
+    if stat.st_nlink != 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a file with more than one link",
+        ));
+    }
     // Reads block as usual from here (O_NONBLOCK only guarded the open).
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     Ok(std::fs::File::from(fd))
 }
 
+/// An entry of a tree being copied, met but not yet copied.
+struct Pending {
+    /// The directory it is in; shared by its siblings, so the walk keeps at most one
+    /// descriptor open per level.
+    parent: std::rc::Rc<OwnedFd>,
+    name: std::ffi::CString,
+    from: PathBuf,
+    to: PathBuf,
+    depth: usize,
+}
+
 /// Copies the tree at `from` (a directory in a work dir) to `to` (the server's own,
 /// created here): directories and regular files by descriptor, links as links (their
 /// targets are text, never followed here); anything else (FIFOs, sockets, devices) is
-/// left out. Copies are readable by everyone and keep the source's execute bits.
+/// left out. Copies are readable by everyone and keep the source's execute bits. A tree
+/// deeper, larger or with more entries than any real `.terraform` is an error. The walk
+/// is a loop over a stack, not a recursion: a hostile depth cannot overflow the server's.
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let dirfd = rustix::fs::openat(CWD, from, no_follow(true), Mode::empty())?;
-    copy_dir_at(&dirfd, from, to)
-}
-
-fn copy_dir_at(dirfd: &OwnedFd, from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
-    for entry in rustix::fs::Dir::read_from(dirfd)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
+    let limit = |what: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} has {what}, which no terraform init makes",
+                from.display()
+            ),
+        )
+    };
+    let (mut entries, mut bytes) = (0usize, 0u64);
+    let mut stack: Vec<Pending> = Vec::new();
+    let root = rustix::fs::openat(CWD, from, no_follow(true), Mode::empty())?;
+    let mut dirs = vec![(root, from.to_path_buf(), to.to_path_buf(), 0usize)];
+    loop {
+        // Every directory met is listed onto the stack before its entries are copied.
+        while let Some((fd, dir_from, dir_to, depth)) = dirs.pop() {
+            if depth > MAX_COPY_DEPTH {
+                return Err(limit(format!(
+                    "directories over {MAX_COPY_DEPTH} levels deep"
+                )));
+            }
+            std::fs::create_dir_all(&dir_to)?;
+            std::fs::set_permissions(&dir_to, std::fs::Permissions::from_mode(0o755))?;
+            let parent = std::rc::Rc::new(fd);
+            for entry in rustix::fs::Dir::read_from(&*parent)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                if matches!(name.to_bytes(), b"." | b"..") {
+                    continue;
+                }
+                entries += 1;
+                if entries > MAX_COPY_ENTRIES {
+                    return Err(limit(format!("over {MAX_COPY_ENTRIES} entries")));
+                }
+                let os_name = OsStr::from_bytes(name.to_bytes());
+                stack.push(Pending {
+                    parent: parent.clone(),
+                    name: name.to_owned(),
+                    from: dir_from.join(os_name),
+                    to: dir_to.join(os_name),
+                    depth,
+                });
+            }
         }
-        let os_name = OsStr::from_bytes(bytes);
-        let dst = to.join(os_name);
-        let stat = rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let Some(p) = stack.pop() else {
+            return Ok(());
+        };
+        let stat = rustix::fs::statat(&*p.parent, p.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
-                let sub = rustix::fs::openat(dirfd, name, no_follow(true), Mode::empty())?;
-                copy_dir_at(&sub, &from.join(os_name), &dst)?;
+                let fd = rustix::fs::openat(
+                    &*p.parent,
+                    p.name.as_c_str(),
+                    no_follow(true),
+                    Mode::empty(),
+                )?;
+                dirs.push((fd, p.from, p.to, p.depth + 1));
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(dirfd, name, Vec::new())?;
+                let target = rustix::fs::readlinkat(&*p.parent, p.name.as_c_str(), Vec::new())?;
                 let target = Path::new(OsStr::from_bytes(target.to_bytes())).to_path_buf();
                 // A relative link (terraform makes them to the provider mirror) would
                 // point elsewhere from the copy: pin it to where it pointed, worked out
                 // lexically (nothing is resolved through the source).
                 let target = if target.is_relative() {
-                    normalize(&from.join(target))
+                    normalize(&p.from.parent().unwrap_or(from).join(target))
                 } else {
                     target
                 };
-                std::os::unix::fs::symlink(&target, &dst)?;
+                std::os::unix::fs::symlink(&target, &p.to)?;
             }
             FileType::RegularFile => {
                 // Swapped for something else since the stat: left out, like a FIFO.
-                let Ok(mut src) = open_regular_at(dirfd, name) else {
+                let Ok(src) = open_regular_at(&p.parent, p.name.as_c_str()) else {
                     continue;
                 };
-                let mode = src.metadata()?.permissions().mode();
-                let mut out = std::fs::File::create(&dst)?;
-                std::io::copy(&mut src, &mut out)?;
-                let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                let meta = src.metadata()?;
+                bytes += meta.len();
+                if bytes > MAX_COPY_BYTES {
+                    return Err(limit(format!("over {} GiB of files", MAX_COPY_BYTES >> 30)));
+                }
+                let mut out = std::fs::File::create(&p.to)?;
+                // At most what it held when looked at, should it grow meanwhile.
+                std::io::copy(&mut src.take(meta.len()), &mut out)?;
+                let mode = if meta.permissions().mode() & 0o111 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
                 out.set_permissions(std::fs::Permissions::from_mode(mode))?;
             }
             _ => {}
         }
     }
-    Ok(())
 }
 
 /// `a/b/../c` → `a/c`, without looking at the filesystem.
@@ -153,11 +249,18 @@ mod tests {
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
 
-        assert_eq!(read(dir.path(), "state").unwrap().unwrap(), b"{}");
-        assert_eq!(read(dir.path(), "missing").unwrap(), None);
-        assert!(read(dir.path(), "link").is_err(), "a link is not followed");
+        std::fs::hard_link(&secret, dir.path().join("hard")).unwrap();
+        let read = |name| read(dir.path(), name, 16);
+
+        assert_eq!(read("state").unwrap().unwrap(), b"{}");
+        assert_eq!(read("missing").unwrap(), None);
+        assert!(read("link").is_err(), "a link is not followed");
+        assert!(read("hard").is_err(), "a second name of a file is not read");
         // Would block forever if opened for reading the usual way.
-        assert!(read(dir.path(), "fifo").is_err(), "a FIFO is not read");
+        assert!(read("fifo").is_err(), "a FIFO is not read");
+        std::fs::write(dir.path().join("big"), [b'x'; 17]).unwrap();
+        let err = read("big").unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]
@@ -200,5 +303,18 @@ mod tests {
         // The link is copied as a link, its target's contents are not.
         let modules = dst.join("modules");
         assert!(modules.symlink_metadata().unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn refuses_trees_no_terraform_makes() {
+        let src = tempfile::tempdir().unwrap();
+        let mut deep = src.path().to_path_buf();
+        for _ in 0..=MAX_COPY_DEPTH + 1 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let err = copy_tree(src.path(), &to.path().join("copy")).unwrap_err();
+        assert!(err.to_string().contains("levels deep"), "{err}");
     }
 }

@@ -278,7 +278,8 @@ pub fn read_leftover_state(dir: &Path) -> Option<Vec<u8>> {
         .iter()
         .enumerate()
         .filter_map(|(rank, name)| {
-            let bytes = super::untrusted_fs::read(dir, name).ok()??;
+            let bytes = super::untrusted_fs::read(dir, name, super::untrusted_fs::MAX_READ_BYTES)
+                .ok()??;
             let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
             v.get("version")?;
             let serial = v["serial"].as_u64().unwrap_or(0);

@@ -14,6 +14,10 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "image $tag: cached"
   exit 0
 fi
+if ! docker version >/dev/null 2>&1; then
+  echo "image $tag: the Docker engine does not answer to the user $(id -un), which runs terraform: start the engine, or give this user its socket (usermod -aG docker $(id -un), then restart the Hangar server)" >&2
+  exit 1
+fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "image $tag is missing and debootstrap is not installed to build it: install it (apt-get install debootstrap), or set the image parameter to an image Docker has" >&2
   exit 1

@@ -39,5 +39,10 @@ if found=$(label); then
   fi
 elif [ "$action" = ensure ]; then
   owner=${5:?owner}
-  docker "$kind" create --label "hangar.workspace_id=$id" --label "hangar.owner=$owner" "$name" >/dev/null
+  if ! docker "$kind" create --label "hangar.workspace_id=$id" --label "hangar.owner=$owner" "$name" >/dev/null; then
+    if ! docker version >/dev/null 2>&1; then
+      echo "the Docker engine does not answer to the user $(id -un), which runs terraform: start the engine, or give this user its socket (usermod -aG docker $(id -un), then restart the Hangar server)" >&2
+    fi
+    exit 1
+  fi
 fi

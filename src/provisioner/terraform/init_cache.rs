@@ -85,6 +85,19 @@ impl InitCache {
         Ok(true)
     }
 
+    /// Removes half-made entries a server that died mid-publish left. Call at start,
+    /// before any build runs (a live publish has its staging dir here too).
+    pub fn remove_staging(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     /// Stores a fresh init of `dir` under `key`, via a temp dir renamed into place so
     /// readers never see half an entry.
     pub(super) fn publish(&self, key: &str, dir: &Path) -> Result<(), TerraformError> {
@@ -103,8 +116,9 @@ impl InitCache {
                 .map_err(TerraformError::io("copying", &dot))?;
         }
         let lock = dir.join(".terraform.lock.hcl");
-        if let Some(bytes) = untrusted_fs::read(dir, ".terraform.lock.hcl")
-            .map_err(TerraformError::io("reading", &lock))?
+        if let Some(bytes) =
+            untrusted_fs::read(dir, ".terraform.lock.hcl", untrusted_fs::MAX_READ_BYTES)
+                .map_err(TerraformError::io("reading", &lock))?
         {
             std::fs::write(staging.path().join("lock.hcl"), bytes)
                 .map_err(TerraformError::io("copying", &lock))?;

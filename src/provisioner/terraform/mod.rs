@@ -432,7 +432,7 @@ fn is_executable(path: &Path) -> bool {
 /// instead of running `terraform show`; also after a failed apply, whose partial state
 /// must be kept so nothing created is forgotten.
 pub fn read_state(dir: &Path) -> Result<Option<Vec<u8>>, TerraformError> {
-    match super::untrusted_fs::read(dir, STATE_FILE) {
+    match super::untrusted_fs::read(dir, STATE_FILE, super::untrusted_fs::MAX_READ_BYTES) {
         Ok(Some(bytes)) if bytes.is_empty() => Ok(None),
         Ok(bytes) => Ok(bytes),
         Err(e) => Err(TerraformError::io("reading", dir.join(STATE_FILE))(e)),

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{join_errors, now_ms, parse_line, strip_ansi};
 use super::{Diagnostic, LogLevel, LogLine, RunOutput, Stage, Terraform, TerraformError};
+use crate::provisioner::untrusted_fs::MAX_READ_BYTES;
 
 /// Output lines after the process exits are drained for at most this long: a background
 /// process started by a local-exec may hold the pipe open forever.
@@ -23,6 +24,9 @@ const STDERR_TAIL: usize = 20;
 /// Output files terraform writes in a work dir (never part of the configuration), named
 /// `.hangar-output-<stage>-<random>.out|.err`.
 pub const OUTPUT_PREFIX: &str = ".hangar-output-";
+
+/// `close_range`'s flag that marks descriptors close-on-exec instead of closing them.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// What happens to terraform's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +106,10 @@ impl Terraform {
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                // Descriptors the server inherited without close-on-exec (a socket from
+                // its supervisor, say) are not terraform's: closed at exec. Kernels
+                // before 5.11 lack the flag; nothing else depends on it.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
                 Ok(())
             });
         }
@@ -209,10 +217,21 @@ impl Terraform {
             }
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        // Bounded: another process of terraform's user may hold the file and keep
+        // writing (a document larger than this fails the run, see below).
         let stdout = match captured {
-            Some(mut file) => {
+            Some(file) => {
                 let mut bytes = Vec::new();
-                let _ = file.read_to_end(&mut bytes).await;
+                let _ = file.take(MAX_READ_BYTES + 1).read_to_end(&mut bytes).await;
+                if bytes.len() as u64 > MAX_READ_BYTES {
+                    return Err(TerraformError::Output {
+                        stage,
+                        reason: format!(
+                            "its output is larger than {} MiB",
+                            MAX_READ_BYTES / 1024 / 1024
+                        ),
+                    });
+                }
                 String::from_utf8_lossy(&bytes).into_owned()
             }
             None => String::new(),
@@ -239,6 +258,16 @@ impl Terraform {
             }
             if message.is_empty() {
                 message = "terraform printed no error; see the build logs".into();
+            }
+            if let Some(user) = self
+                .run_as
+                .as_ref()
+                .filter(|_| message.contains("ermission denied"))
+            {
+                message.push_str(&format!(
+                    "\n(terraform runs as the user {}, not as the server's: that user needs access to the path above; see --terraform-user)",
+                    user.name()
+                ));
             }
             return Err(TerraformError::Failed {
                 stage,
@@ -315,7 +344,7 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let text = super::super::untrusted_fs::read(dir, name)
+        let text = super::super::untrusted_fs::read(dir, name, MAX_READ_BYTES)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())

@@ -27,8 +27,8 @@ pub enum RunAsError {
     NoSuchUser { name: String },
     #[error("--terraform-user {name:?} has user id 0: that is root under another name; name an unprivileged user, or `root` to run terraform as root knowingly")]
     IsRoot { name: String },
-    #[error("--terraform-user needs the server to run as root (it switches to that user for every terraform process); this server runs as user id {uid}, and terraform runs as this user already: leave the flag out")]
-    NotRoot { uid: u32 },
+    #[error("--terraform-user needs the server to run as root (it switches to that user for every terraform process); this server runs as {name} (user id {uid}), and terraform runs as {name} already: leave the flag out")]
+    NotRoot { uid: u32, name: String },
     #[error("looking up the user {name:?}: {source}")]
     Lookup {
         name: String,
@@ -46,7 +46,22 @@ pub fn choose(flag: Option<&str>, euid: u32) -> Result<Option<String>, RunAsErro
         (Some(STAY_ROOT), 0) => Ok(None),
         (Some(name), 0) => Ok(Some(name.to_string())),
         (None, _) => Ok(None),
-        (Some(_), uid) => Err(RunAsError::NotRoot { uid }),
+        // Naming itself (a unit moved off root, say) asks for what already is.
+        (Some(name), uid)
+            if unix_user::by_name(name)
+                .ok()
+                .flatten()
+                .is_some_and(|a| a.uid == uid) =>
+        {
+            Ok(None)
+        }
+        (Some(_), uid) => Err(RunAsError::NotRoot {
+            uid,
+            name: unix_user::by_uid(uid)
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("uid {uid}"), |a| a.name),
+        }),
     }
 }
 
@@ -93,6 +108,17 @@ impl RunAs {
 
     pub fn uid(&self) -> u32 {
         self.uid
+    }
+
+    /// The groups of this user that give root in all but name (`docker`, `disk`, …).
+    pub fn root_equivalent_groups(&self) -> Vec<String> {
+        const ROOT_EQUIVALENT: &[&str] =
+            &["root", "docker", "disk", "sudo", "wheel", "lxd", "shadow"];
+        self.groups
+            .iter()
+            .filter_map(|gid| unix_user::group_name(*gid))
+            .filter(|name| ROOT_EQUIVALENT.contains(&name.as_str()))
+            .collect()
     }
 
     /// Makes `cmd` run as this user: its groups, group and user are set in the child
@@ -143,6 +169,28 @@ impl RunAs {
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
     }
 
+    /// Whether this user can enter `dir` (every directory above it must let it pass:
+    /// root's home does not).
+    pub fn check_enters(&self, dir: &Path) -> Result<(), String> {
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", "cd -- \"$1\"", "sh"])
+            .arg(dir)
+            .env_clear()
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        self.apply(&mut cmd);
+        match cmd.status() {
+            Ok(status) if status.success() => Ok(()),
+            _ => Err(format!(
+                "terraform runs as the user {}, who cannot reach the data dir {}: every directory above it must let that user pass (mode o+x; root's home does not). Choose a data dir such as /var/lib/hangar",
+                self.name,
+                dir.display()
+            )),
+        }
+    }
+
     /// Whether this user can run `program` (`args` should make it print and exit):
     /// checked at start, so a binary it cannot reach is one clear error, not a failed
     /// init in every build.
@@ -190,6 +238,8 @@ mod tests {
         assert_eq!(choose(Some(" "), 0).unwrap().as_deref(), Some(DEFAULT_USER));
         assert_eq!(choose(Some("root"), 0).unwrap(), None);
         assert_eq!(choose(None, 1000).unwrap(), None);
+        // A server not run as root may name itself (nothing to switch).
+        assert_eq!(choose(Some("nobody"), 65534).unwrap(), None);
         let err = choose(Some("builder"), 1000).unwrap_err().to_string();
         assert!(err.contains("needs the server to run as root"), "{err}");
     }
