@@ -705,17 +705,27 @@ async fn ssh_works_again_after_a_server_restart() {
     let out = ssh("before").await.unwrap();
     assert_eq!(stdout(&out), "before\n", "{}", stderr(&out));
     // The agent a template's local-exec started runs as whoever terraform ran as: a root
-    // server's unprivileged user, so sessions do too.
-    if let Some(user) = terraform_user() {
-        let out = tokio::process::Command::new(hangar_bin())
-            .args(["ssh", "dev", "id", "-un"])
+    // server's unprivileged user, so sessions do too; their home is the workspace's own.
+    let run = |command: [&'static str; 2]| {
+        tokio::process::Command::new(hangar_bin())
+            .args(["ssh", "dev"])
+            .args(command)
             .env("HANGAR_URL", &url)
             .env("HANGAR_SESSION_TOKEN", &login.session_token)
             .env("HANGAR_CONFIG_DIR", config.path())
             .stdin(Stdio::null())
             .output()
-            .await
-            .unwrap();
+    };
+    let out = run(["printenv", "HOME"]).await.unwrap();
+    let home = homes.path().join("owner/dev");
+    assert_eq!(
+        stdout(&out).trim(),
+        home.to_str().unwrap(),
+        "{}",
+        stderr(&out)
+    );
+    if let Some(user) = terraform_user() {
+        let out = run(["id", "-un"]).await.unwrap();
         assert_eq!(stdout(&out).trim(), user.name, "{}", stderr(&out));
     }
 

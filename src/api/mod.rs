@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod builds;
 pub mod convert;
 pub mod error;
 pub mod external_auth;
@@ -231,7 +232,7 @@ pub fn route_table() -> Vec<RouteDef> {
             g,
             "/workspaces/:owner/:name/builds",
             Workspace,
-            get(workspaces::builds),
+            get(builds::builds),
         )
         .doc("A page of a workspace's builds, newest first")
         .query::<ws::BuildsQuery>()
@@ -240,7 +241,7 @@ pub fn route_table() -> Vec<RouteDef> {
             p,
             "/workspaces/:owner/:name/builds",
             Workspace,
-            post(workspaces::build),
+            post(builds::build),
         )
         .doc("Queue a start, stop or delete build (or only check it, with `validate_only`)")
         .query::<ws::BuildQuery>()
@@ -251,7 +252,7 @@ pub fn route_table() -> Vec<RouteDef> {
             p,
             "/workspaces/:owner/:name/update-preview",
             Workspace,
-            post(workspaces::update_preview),
+            post(builds::update_preview),
         )
         .doc("Plan an update to the template's active version against the workspace's state; the job's result lists each change and whether it loses data")
         .body::<ws::UpdatePreviewRequest>()
@@ -274,14 +275,14 @@ pub fn route_table() -> Vec<RouteDef> {
         .doc("How to attach a machine to an external workspace's agent")
         .query::<ws::InstructionsQuery>()
         .ok::<ws::AgentInstructions>(),
-        r(g, "/workspacebuilds/:id", Build, get(workspaces::get_build))
+        r(g, "/workspacebuilds/:id", Build, get(builds::get_build))
             .doc("One build")
             .ok::<ws::BuildView>(),
         r(
             u,
             "/workspacebuilds/:id/cancel",
             Build,
-            put(workspaces::cancel_build),
+            put(builds::cancel_build),
         )
         .doc("Cancel a pending or running build")
         .ok::<ws::BuildView>(),

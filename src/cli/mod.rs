@@ -1,5 +1,6 @@
 //! The `hangar` command line: one clap enum, one file per command group.
 
+pub mod builds;
 pub mod external;
 pub mod output;
 mod presets;
@@ -80,7 +81,7 @@ pub enum Command {
     /// Stop, then start a workspace.
     Restart(workspaces::NameArgs),
     /// Move a workspace to its template's active version.
-    Update(workspaces::UpdateArgs),
+    Update(builds::UpdateArgs),
     /// Delete a workspace and every resource it has (asks first; `--yes` without a terminal).
     Delete {
         #[command(flatten)]
@@ -212,22 +213,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { name, output } => workspaces::show(&name, output).await,
         Command::List(args) => workspaces::list(args).await,
         Command::Start(args) => {
-            workspaces::transition(args, crate::model::Transition::Start, false).await
+            builds::transition(args, crate::model::Transition::Start, false).await
         }
         Command::Stop(args) => {
-            workspaces::transition(args, crate::model::Transition::Stop, false).await
+            builds::transition(args, crate::model::Transition::Stop, false).await
         }
-        Command::Restart(args) => workspaces::restart(args).await,
-        Command::Update(args) => workspaces::update(args).await,
+        Command::Restart(args) => builds::restart(args).await,
+        Command::Update(args) => builds::update(args).await,
         Command::Delete { args, orphan } => {
-            workspaces::transition(args, crate::model::Transition::Delete, orphan).await
+            builds::transition(args, crate::model::Transition::Delete, orphan).await
         }
         Command::Logs {
             name,
             build,
             follow,
-        } => workspaces::logs(&name, build, follow).await,
-        Command::Cancel { name } => workspaces::cancel(&name).await,
+        } => builds::logs(&name, build, follow).await,
+        Command::Cancel { name } => builds::cancel(&name).await,
         Command::PortForward(args) => sessions::port_forward(args).await,
         Command::Ssh(args) => sessions::ssh(args).await,
         Command::ConfigSsh(args) => sessions::config_ssh(args).await,
@@ -237,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             limit,
             output,
-        } => workspaces::builds(&name, limit, output).await,
+        } => builds::builds(&name, limit, output).await,
         Command::Favorite { name } => {
             session::client()?.set_favorite(&name, true).await?;
             println!("{name} is a favorite.");

@@ -87,6 +87,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // by method and path only, and no secret is ever put in a path.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log file keeps plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new("hangar=info,tower_http=warn")
@@ -184,7 +186,7 @@ async fn shutdown_signal() {
 
 /// Makes a new server ready to use: an owner `admin` whose generated password is written
 /// to `<data_dir>/admin-password` (mode 0600), and every built-in template pushed.
-/// Idempotent: an existing owner or template is left as it is.
+/// Idempotent: an existing owner, or a template with an active version, is left as it is.
 async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -216,14 +218,17 @@ async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Resu
         println!("This server already has users; log in with `hangar login {access_url}`.");
         return Ok(());
     };
-    let existing: Vec<String> = client
+    // Templates with an active version are left as they are; one without (its import
+    // failed, say terraform could not run then) is pushed again.
+    let ready: Vec<String> = client
         .templates()
         .await?
         .into_iter()
+        .filter(|t| t.active_version.is_some())
         .map(|t| t.name)
         .collect();
     for id in super::templates::builtin_ids() {
-        if existing.contains(&id) {
+        if ready.contains(&id) {
             continue;
         }
         let dir = tempfile::tempdir()?;
@@ -234,7 +239,8 @@ async fn bootstrap(access_url: &str, data_dir: &std::path::Path) -> anyhow::Resu
             activate: true,
             variables: None,
         };
-        super::templates::push(&client, &id, dir.path(), &q, false).await?;
+        // Waits for the import, so a failure is reported here, with its reason.
+        super::templates::push(&client, &id, dir.path(), &q, true).await?;
     }
     println!(
         "Log in with:\n  hangar login {access_url} --username admin --password \"$(cat {})\"",

@@ -217,6 +217,13 @@ pub async fn run(cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
                         ],
                         &rows,
                     );
+                    // Why an import failed, which the table has no room for.
+                    for v in &versions {
+                        let failed = v.job.as_ref().filter(|j| j.status == JobStatus::Failed);
+                        if let Some(error) = failed.and_then(|j| j.error.as_deref()) {
+                            eprintln!("{}: the import failed: {error}", v.name);
+                        }
+                    }
                 }
             }
         }

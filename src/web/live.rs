@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::{ListParams, Viewer, WebError, LIST_PAGE};
 use crate::api::auth::Auth;
 use crate::api::workspaces;
-use crate::api::{ApiError, AppState};
+use crate::api::{builds, ApiError, AppState};
 use crate::wire::workspaces::{ListQuery, WorkspaceView};
 
 /// How often a stream checks for changes no job update announces.
@@ -142,7 +142,7 @@ pub async fn preview_changes(
         async move {
             let auth = crate::api::auth::recheck(&state, &auth).await?;
             let (ws, _) = workspaces::find_workspace(&state, &auth, &owner, &name).await?;
-            let job = workspaces::preview_job(&state, &ws.id, &job).await?;
+            let job = builds::preview_job(&state, &ws.id, &job).await?;
             Ok(version_of(&job.status.is_final()))
         }
     };

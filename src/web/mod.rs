@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::api::auth::{Auth, SESSION_COOKIE};
 use crate::api::workspaces;
-use crate::api::{agents, jobs, templates, users, ApiError, AppState};
+use crate::api::{agents, builds, jobs, templates, users, ApiError, AppState};
 use crate::model::Transition;
 use crate::wire::users::LoginRequest;
 use crate::wire::workspaces::{BuildRequest, ListQuery};
@@ -433,7 +433,7 @@ async fn workspace_page(
     Path((owner, name)): Path<(String, String)>,
 ) -> PageResult {
     let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
-    let builds = workspaces::build_history(&state, &ws, workspaces::MAX_PAGE, 0).await?;
+    let builds = builds::build_history(&state, &ws, workspaces::MAX_PAGE, 0).await?;
     let ws = workspaces::view_of(&state, &viewer.0.user, &ws).await?;
     let version = live::version_of(&live::workspace_snapshot(&state, &ws).await?);
     let mut details = Vec::new();
@@ -519,7 +519,7 @@ async fn build(
         transition: Some(form.transition),
         ..Default::default()
     };
-    workspaces::queue_build(&state, &viewer.0, &owner, &name, req).await?;
+    builds::queue_build(&state, &viewer.0, &owner, &name, req).await?;
     let here = workspace_href(&owner, &name);
     Ok(see_other(local_path(&form.next).unwrap_or(&here)))
 }
@@ -562,12 +562,12 @@ async fn restart(
     // preview still describes the update (same active version, same latest build).
     let version = if form.update {
         let (ws, _) = workspaces::find_workspace(&state, &viewer.0, &owner, &name).await?;
-        let job = workspaces::preview_job(&state, &ws.id, &form.preview).await?;
-        Some(workspaces::preview_still_current(&state, &ws, &job).await?)
+        let job = builds::preview_job(&state, &ws.id, &form.preview).await?;
+        Some(builds::preview_still_current(&state, &ws, &job).await?)
     } else {
         None
     };
-    workspaces::stop_then_start(&state, &viewer.0, &owner, &name, version).await?;
+    builds::stop_then_start(&state, &viewer.0, &owner, &name, version).await?;
     let here = workspace_href(&owner, &name);
     Ok(see_other(local_path(&form.next).unwrap_or(&here)))
 }
@@ -579,8 +579,7 @@ async fn preview_update(
     Path((owner, name)): Path<(String, String)>,
 ) -> PageResult {
     let job =
-        workspaces::queue_update_preview(&state, &viewer.0, &owner, &name, Default::default())
-            .await?;
+        builds::queue_update_preview(&state, &viewer.0, &owner, &name, Default::default()).await?;
     Ok(see_other(&format!(
         "{}/update?preview={}",
         workspace_href(&owner, &name),
@@ -603,7 +602,7 @@ async fn update_preview_of(
     job_id: &str,
 ) -> Result<Option<crate::wire::workspaces::UpdatePreview>, WebError> {
     let (ws, _) = workspaces::find_workspace(state, &viewer.0, owner, name).await?;
-    let job = workspaces::preview_job(state, &ws.id, job_id).await?;
+    let job = builds::preview_job(state, &ws.id, job_id).await?;
     match job.status {
         crate::model::JobStatus::Succeeded => {
             let result: crate::wire::workspaces::UpdatePreview =
@@ -649,7 +648,7 @@ async fn cancel(
     viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
 ) -> PageResult {
-    workspaces::cancel_latest(&state, &viewer.0, &owner, &name).await?;
+    builds::cancel_latest(&state, &viewer.0, &owner, &name).await?;
     Ok(see_other(&workspace_href(&owner, &name)))
 }
 
@@ -664,7 +663,7 @@ async fn build_page(
         .build_detail_by_number(&ws.id, number)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("workspace {name:?} has no build #{number}")))?;
-    let build = workspaces::build_view(found)?;
+    let build = builds::build_view(found)?;
     let logs = jobs::logs_page(&state, &build.job.id, 0, false).await?;
     let ctx = BuildPage::new(&owner_user.username, &ws.name, build, logs);
     page("build.html", &ctx, &viewer)

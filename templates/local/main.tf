@@ -73,6 +73,9 @@ resource "hangar_agent" "main" {
   dir  = local.home
   env = {
     HANGAR_WORKSPACE_HOME = local.home
+    # Sessions start in the workspace's own home, not the home of the user running the
+    # agent (one user runs every local workspace: see the README's trust model).
+    HOME = local.home
   }
 
   # Runs once the agent is up. Keep it short and idempotent: it runs on every start.
