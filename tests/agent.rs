@@ -667,8 +667,11 @@ async fn deleted_and_rebuilt_workspaces_refuse_old_tokens() {
     assert_401(err, "old build of workspace dev");
     let m = f.agent_client(&new_token).agent_manifest().await.unwrap();
     assert_eq!(m.agent_id, new_id);
+    let mut agent = AgentProcess::spawn(&f.server.url, &new_token);
+    wait_healthy(&f, &new_id, &agent).await;
 
-    // Deleted: refused.
+    // Deleted: refused, and an agent still running (an external one: nothing stops it)
+    // exits instead of retrying forever; so does one started afterwards.
     f.build(&a, Transition::Delete).await;
     f.db.mark_workspace_deleted(f.db.pool(), &a.workspace_id)
         .await
@@ -679,6 +682,27 @@ async fn deleted_and_rebuilt_workspaces_refuse_old_tokens() {
         .await
         .unwrap_err();
     assert_401(err, "deleted workspace");
+    let status = tokio::time::timeout(Duration::from_secs(30), agent.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the agent exits; stderr:\n{}", agent.stderr()))
+        .unwrap();
+    assert!(status.success(), "{}", agent.stderr());
+    assert!(
+        agent.stderr().contains("workspace was deleted"),
+        "{}",
+        agent.stderr()
+    );
+    let mut late = AgentProcess::spawn(&f.server.url, &new_token);
+    let status = tokio::time::timeout(Duration::from_secs(30), late.child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the agent exits; stderr:\n{}", late.stderr()))
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        late.stderr().contains("deleted workspace: exiting"),
+        "{}",
+        late.stderr()
+    );
 }
 
 #[tokio::test]

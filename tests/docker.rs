@@ -171,6 +171,9 @@ async fn a_docker_workspace_is_a_container_with_a_persistent_home() {
         "{busy:?}"
     );
     assert_eq!(ssh(&app, &name, "id -un; pwd").await, "dev\n/home/dev\n");
+    // The agent's own binary is `hangar` on a session's PATH, as the README promises.
+    let stat = ssh(&app, &name, "hangar stat").await;
+    assert!(stat.starts_with("container: "), "{stat}");
     // The image step's output is in the build log (built now, or cached by an earlier one).
     let logs = stdout(&app.cli(&["logs", &name]).await);
     assert!(

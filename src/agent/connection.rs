@@ -15,6 +15,7 @@ use super::{backoff, AgentConfig};
 use crate::model::agent::{Lifecycle, HEARTBEAT_INTERVAL_MS};
 use crate::model::secret::Secret;
 use crate::tunnel;
+use crate::wire::agent::DELETED_WORKSPACE_REFUSAL;
 use std::sync::Arc;
 
 /// The longest wait between reconnect attempts: after a server restart the agent is back
@@ -268,6 +269,7 @@ pub async fn run(
     sessions: Arc<SessionEnv>,
     mut rx: mpsc::UnboundedReceiver<AgentMessage>,
     lifecycle: watch::Receiver<Lifecycle>,
+    gone: tokio_util::sync::CancellationToken,
 ) {
     let mut pending = VecDeque::new();
     let mut reporters_gone = false;
@@ -304,6 +306,11 @@ pub async fn run(
                     }
                 }
                 RECONNECT_CAP
+            }
+            Err(ConnectError::Refused(why)) if why.contains(DELETED_WORKSPACE_REFUSAL) => {
+                tracing::error!("this agent's workspace was deleted: exiting");
+                gone.cancel();
+                return;
             }
             Err(ConnectError::Refused(why)) => {
                 refusals += 1;

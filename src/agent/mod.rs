@@ -157,12 +157,20 @@ async fn shutdown_signal() {
 }
 
 /// Fetches the manifest, retrying until it works: the server may be down, or may not have
-/// recorded this agent yet (the agent starts while its build is still applying).
-async fn fetch_manifest(client: &Client) -> Manifest {
+/// recorded this agent yet (the agent starts while its build is still applying). Fails
+/// only when its workspace was deleted.
+async fn fetch_manifest(client: &Client) -> anyhow::Result<Manifest> {
     let mut attempt = 0u32;
     loop {
         match client.agent_manifest().await {
-            Ok(m) => return m,
+            Ok(m) => return Ok(m),
+            Err(ClientError::Api { body, .. })
+                if body
+                    .message
+                    .contains(crate::wire::agent::DELETED_WORKSPACE_REFUSAL) =>
+            {
+                anyhow::bail!("{}: exiting", body.message);
+            }
             Err(err) => {
                 let unauthorized =
                     matches!(&err, ClientError::Api { status, .. } if status.as_u16() == 401);
@@ -257,7 +265,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let manifest = tokio::select! {
-        m = fetch_manifest(&client) => m,
+        m = fetch_manifest(&client) => m?,
         _ = &mut signal => {
             tracing::info!("stopped before the agent ever connected");
             return Ok(());
@@ -279,6 +287,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         env: scripts::session_env(&manifest),
         motd_file: motd_path(&manifest.spec.motd_file, &dir),
     });
+    // Cancelled by the connection when the server says the workspace was deleted.
+    let gone = tokio_util::sync::CancellationToken::new();
     let conn = tokio::spawn(connection::run(
         connection::Hello {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -290,6 +300,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         sessions,
         rx,
         lifecycle_rx,
+        gone.clone(),
     ));
 
     let ctx = Arc::new(scripts::ScriptContext::new(
@@ -321,7 +332,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
     });
     let startup_abort = startup.abort_handle();
-    signal.await;
+    tokio::select! {
+        _ = signal => {}
+        _ = gone.cancelled() => {}
+    }
     tracing::info!("shutting down");
     // Start and cron scripts still running are killed: shutdown wins.
     startup_abort.abort();

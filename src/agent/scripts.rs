@@ -3,7 +3,7 @@
 //! shutdown_error/shutdown_timeout), and metadata scripts on their intervals.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,12 @@ pub fn session_env(manifest: &Manifest) -> Vec<(String, String)> {
         ("HANGAR_AGENT_NAME".to_string(), manifest.agent_name.clone()),
         ("HANGAR".to_string(), "true".to_string()),
     ];
+    // `hangar stat`, `hangar external-auth …` in sessions and scripts; the template's
+    // own PATH, if it sets one, still wins.
+    if let Some(dir) = cli_dir() {
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        env.push(("PATH".to_string(), format!("{}:{path}", dir.display())));
+    }
     env.extend(
         manifest
             .spec
@@ -67,6 +73,24 @@ pub fn session_env(manifest: &Manifest) -> Vec<(String, String)> {
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     env
+}
+
+/// A directory holding `hangar`, a link to this agent's own binary (whose name is
+/// versioned, in a cache dir), made beside it; None where it cannot be (a binary
+/// installed where this user may not write: then it is usually on PATH already).
+fn cli_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name()? == "hangar" {
+        return exe.parent().map(Path::to_path_buf);
+    }
+    let dir = exe.parent()?.join("bin");
+    std::fs::create_dir_all(&dir).ok()?;
+    // Replaced in one rename: a session starting meanwhile sees the old link or the new.
+    let staged = dir.join(format!(".hangar.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(&exe, &staged).ok()?;
+    std::fs::rename(&staged, dir.join("hangar")).ok()?;
+    Some(dir)
 }
 
 impl ScriptContext {

@@ -44,7 +44,7 @@ pub struct AgentAuth(pub AgentWithWorkspace);
 /// control connection only: not to read the new owner's manifest or tokens).
 pub fn agent_token_refusal(a: &AgentWithWorkspace, claim_grace: bool) -> Option<String> {
     if a.workspace_deleted {
-        return Some("this agent token belongs to a deleted workspace".into());
+        return Some(crate::wire::agent::DELETED_WORKSPACE_REFUSAL.into());
     }
     if a.latest_build_transition != crate::model::Transition::Start {
         return Some(format!(
