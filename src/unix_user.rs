@@ -22,32 +22,73 @@ pub fn by_name(name: &str) -> std::io::Result<Option<Account>> {
         return Ok(None);
     };
     // SAFETY: `c_name` is NUL-terminated and outlives the call; see `lookup`.
-    lookup(|entry, buf, len, found| unsafe {
-        libc::getpwnam_r(c_name.as_ptr(), entry, buf, len, found)
-    })
+    lookup(
+        |entry, buf, len, found| unsafe {
+            libc::getpwnam_r(c_name.as_ptr(), entry, buf, len, found)
+        },
+        account,
+    )
 }
 
 /// The account with user id `uid`, if there is one.
 pub fn by_uid(uid: u32) -> std::io::Result<Option<Account>> {
     // SAFETY: see `lookup`.
-    lookup(|entry, buf, len, found| unsafe { libc::getpwuid_r(uid, entry, buf, len, found) })
+    lookup(
+        |entry, buf, len, found| unsafe { libc::getpwuid_r(uid, entry, buf, len, found) },
+        account,
+    )
 }
 
-/// Runs a `getpw*_r` call with a buffer that grows until the entry fits.
-fn lookup(
-    call: impl Fn(
-        *mut libc::passwd,
-        *mut libc::c_char,
-        libc::size_t,
-        *mut *mut libc::passwd,
-    ) -> libc::c_int,
-) -> std::io::Result<Option<Account>> {
+/// The name of group `gid`, if it has one.
+pub fn group_name(gid: u32) -> Option<String> {
+    // SAFETY: see `lookup`.
+    lookup(
+        |entry, buf, len, found| unsafe { libc::getgrgid_r(gid, entry, buf, len, found) },
+        // SAFETY: getgrgid_r wrote the name into the buffer, alive while this runs.
+        |g: &libc::group| unsafe { text(g.gr_name) },
+    )
+    .ok()
+    .flatten()
+}
+
+fn account(entry: &libc::passwd) -> Account {
+    // SAFETY: the getpw*_r call wrote these strings into the buffer, alive while this runs.
+    unsafe {
+        Account {
+            name: text(entry.pw_name),
+            uid: entry.pw_uid,
+            gid: entry.pw_gid,
+            home: PathBuf::from(text(entry.pw_dir)),
+            shell: text(entry.pw_shell),
+        }
+    }
+}
+
+/// A C string of an entry, empty when null.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that outlives the call.
+unsafe fn text(p: *const libc::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+/// Runs a `get{pw,gr}*_r` call with a buffer that grows until the entry fits, and reads
+/// the entry it found (`read`) while its strings, which point into the buffer, live.
+/// `E` is `libc::passwd` or `libc::group`: C structs for which all zeroes is valid.
+fn lookup<E, T>(
+    call: impl Fn(*mut E, *mut libc::c_char, libc::size_t, *mut *mut E) -> libc::c_int,
+    read: impl Fn(&E) -> T,
+) -> std::io::Result<Option<T>> {
     let mut buf = vec![0u8; 4096];
     loop {
-        // SAFETY: an all-zero passwd is a valid out-parameter; the call fills it with
-        // pointers into `buf`, which outlives their use below.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: E is a plain C struct (see above); the call fills it with pointers into
+        // `buf`, which outlives `read`.
+        let mut entry: E = unsafe { std::mem::zeroed() };
+        let mut found: *mut E = std::ptr::null_mut();
         let rc = call(&mut entry, buf.as_mut_ptr().cast(), buf.len(), &mut found);
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 4, 0);
@@ -56,24 +97,7 @@ fn lookup(
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
         }
-        if found.is_null() {
-            return Ok(None);
-        }
-        let text = |p: *const libc::c_char| {
-            if p.is_null() {
-                String::new()
-            } else {
-                // SAFETY: the call wrote NUL-terminated strings into `buf`.
-                unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-            }
-        };
-        return Ok(Some(Account {
-            name: text(entry.pw_name),
-            uid: entry.pw_uid,
-            gid: entry.pw_gid,
-            home: PathBuf::from(text(entry.pw_dir)),
-            shell: text(entry.pw_shell),
-        }));
+        return Ok((!found.is_null()).then(|| read(&entry)));
     }
 }
 
@@ -99,36 +123,6 @@ pub fn groups(account: &Account) -> std::io::Result<Vec<u32>> {
         }
         let wanted = (count.max(0) as usize).max(groups.len() * 2);
         groups.resize(wanted, 0);
-    }
-}
-
-/// The name of group `gid`, if it has one.
-pub fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        // SAFETY: an all-zero group is a valid out-parameter; getgrgid_r fills it with
-        // pointers into `buf`, which outlives their use below.
-        let mut entry: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                &mut entry,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 22 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || entry.gr_name.is_null() {
-            return None;
-        }
-        // SAFETY: getgrgid_r wrote a NUL-terminated name into `buf`.
-        let name = unsafe { CStr::from_ptr(entry.gr_name) };
-        return Some(name.to_string_lossy().into_owned());
     }
 }
 

@@ -73,18 +73,7 @@ async fn kill_dash_nine_mid_apply_loses_no_resource() {
     let url = format!("http://127.0.0.1:{port}");
     let db_url = fresh_db_url(data.path()).await;
     let mut server = start_server(port, data.path(), &db_url).await;
-    let anon = Client::new(&url, None);
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "owner".into(),
-            email: "o@example.com".into(),
-            password: PASSWORD.into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let client = anon.with_token(&login.session_token);
+    let (client, _) = create_owner(&url).await;
     let tf = "resource \"terraform_data\" \"first\" {}\nresource \"terraform_data\" \"slow\" {\n  depends_on = [terraform_data.first]\n  provisioner \"local-exec\" {\n    command = \"sleep 600\"\n  }\n}\n";
     let dir = template_dir(&[("main.tf", tf)]);
     let v = client
@@ -203,18 +192,7 @@ async fn a_missing_terraform_is_a_clear_error() {
             && !std::path::Path::new("/bin/terraform").exists()
     );
     let _server = start_server_with(port, data.path(), &db_url, &[("PATH", path)]).await;
-    let anon = Client::new(&format!("http://127.0.0.1:{port}"), None);
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "owner".into(),
-            email: "o@example.com".into(),
-            password: PASSWORD.into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let client = anon.with_token(&login.session_token);
+    let (client, _) = create_owner(&format!("http://127.0.0.1:{port}")).await;
     let dir = template_dir(&[("main.tf", "resource \"terraform_data\" \"x\" {}\n")]);
     let v = client
         .push_template(

@@ -653,17 +653,7 @@ async fn ssh_works_again_after_a_server_restart() {
     };
     let mut server = start();
     up().await;
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "owner".into(),
-            email: "o@example.com".into(),
-            password: PASSWORD.into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let client = anon.with_token(&login.session_token);
+    let (client, token) = create_owner(&url).await;
     let module = tempfile::tempdir().unwrap();
     hangar::cli::templates::write_builtin("local", module.path()).unwrap();
     let archive = hangar::model::archive::pack_dir(module.path()).unwrap();
@@ -697,7 +687,7 @@ async fn ssh_works_again_after_a_server_restart() {
         tokio::process::Command::new(hangar_bin())
             .args(["ssh", "dev", "echo", word])
             .env("HANGAR_URL", &url)
-            .env("HANGAR_SESSION_TOKEN", &login.session_token)
+            .env("HANGAR_SESSION_TOKEN", &token)
             .env("HANGAR_CONFIG_DIR", config.path())
             .stdin(Stdio::null())
             .output()
@@ -711,7 +701,7 @@ async fn ssh_works_again_after_a_server_restart() {
             .args(["ssh", "dev"])
             .args(command)
             .env("HANGAR_URL", &url)
-            .env("HANGAR_SESSION_TOKEN", &login.session_token)
+            .env("HANGAR_SESSION_TOKEN", &token)
             .env("HANGAR_CONFIG_DIR", config.path())
             .stdin(Stdio::null())
             .output()

@@ -39,6 +39,18 @@ fn server(data: &std::path::Path, port: u16, db_url: &str) -> tokio::process::Co
     cmd
 }
 
+/// Waits for the server at `url` and makes its first user.
+async fn owner_of(url: &str) -> Client {
+    let anon = Client::new(url, None);
+    for _ in 0..100 {
+        if anon.first_user_exists().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    create_owner(url).await.0
+}
+
 /// A template whose local-exec reports who it runs as and what it can reach.
 fn probe(data: &std::path::Path, server_pid: u32) -> String {
     let data = data.display();
@@ -101,24 +113,7 @@ async fn templates_run_as_the_unprivileged_user_and_reach_no_server_secret() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let anon = Client::new(&url, None);
-    for _ in 0..100 {
-        if anon.first_user_exists().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "owner".into(),
-            email: "o@example.com".into(),
-            password: PASSWORD.into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let client = anon.with_token(&login.session_token);
+    let client = owner_of(&url).await;
 
     // The data dir lets the user pass to the work dirs, not list them; the database is
     // private by its own mode.
@@ -229,24 +224,7 @@ async fn a_data_dir_the_user_cannot_reach_fails_builds_with_the_fix() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let anon = Client::new(&url, None);
-    for _ in 0..100 {
-        if anon.first_user_exists().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let login = anon
-        .create_first_user(&hangar::wire::users::CreateUserRequest {
-            username: "owner".into(),
-            email: "o@example.com".into(),
-            password: PASSWORD.into(),
-            full_name: String::new(),
-            role: None,
-        })
-        .await
-        .unwrap();
-    let client = anon.with_token(&login.session_token);
+    let client = owner_of(&url).await;
     let dir = template_dir(&[("main.tf", "resource \"terraform_data\" \"x\" {}\n")]);
     let v = client
         .push_template(
@@ -282,20 +260,15 @@ async fn a_huge_state_file_fails_the_build_without_being_read() {
     let app = spawn_app().await;
     let tf = "resource \"terraform_data\" \"x\" {\n  provisioner \"local-exec\" {\n    command = \"truncate -s 4G .big && mv .big terraform.tfstate\"\n  }\n}\n";
     push_files(&app, "huge", &[("main.tf", tf)]).await;
-    let ws = app
-        .client
-        .create_workspace(&CreateWorkspaceRequest {
+    let job = create_and_follow(
+        &app.client,
+        &CreateWorkspaceRequest {
             name: "huge".into(),
             template: "huge".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    let job = app
-        .client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     assert_eq!(job.status, JobStatus::Failed);
     let error = job.error.unwrap_or_default();
     assert!(error.contains("larger than 256 MiB"), "{error}");

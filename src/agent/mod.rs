@@ -282,9 +282,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         log_file: Arc::new(std::sync::Mutex::new(open_log_file(&dir))),
     };
     let (os, arch) = protocol::this_platform();
+    // Once: it makes the `hangar` link sessions and scripts find on their PATH.
+    let env = scripts::session_env(&manifest);
     let sessions = Arc::new(ssh::SessionEnv {
         dir: dir.clone(),
-        env: scripts::session_env(&manifest),
+        env: env.clone(),
         motd_file: motd_path(&manifest.spec.motd_file, &dir),
     });
     // Cancelled by the connection when the server says the workspace was deleted.
@@ -303,11 +305,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         gone.clone(),
     ));
 
-    let ctx = Arc::new(scripts::ScriptContext::new(
-        &manifest,
-        dir,
-        reporter.clone(),
-    ));
+    let ctx = Arc::new(scripts::ScriptContext::new(env, dir, reporter.clone()));
     let metadata = scripts::spawn_metadata(&ctx, &manifest.spec.metadata);
     let ports = tokio::spawn(ports::watch(reporter.clone()));
     // The workspace's home is where its sessions start (`dir`, else `$HOME`).

@@ -94,12 +94,9 @@ fn cli_dir() -> Option<PathBuf> {
 }
 
 impl ScriptContext {
-    pub fn new(manifest: &Manifest, dir: PathBuf, reporter: Reporter) -> ScriptContext {
-        ScriptContext {
-            dir,
-            env: session_env(manifest),
-            reporter,
-        }
+    /// `env` is what sessions get too ([`session_env`]).
+    pub fn new(env: Vec<(String, String)>, dir: PathBuf, reporter: Reporter) -> ScriptContext {
+        ScriptContext { dir, env, reporter }
     }
 
     fn command(&self, script: &str) -> std::io::Result<(Command, Option<tempfile::TempPath>)> {

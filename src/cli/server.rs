@@ -103,14 +103,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &terraform_user {
         crate::provisioner::terraform::run_as::RunAs::lookup(name)?;
     }
-    for flag in ["--postgres-url", "--metrics-token"] {
-        let given = std::env::args_os().any(|a| a.to_string_lossy().starts_with(flag));
-        if given {
-            let env = if flag == "--postgres-url" {
-                "HANGAR_PG_URL"
-            } else {
-                "HANGAR_METRICS_TOKEN"
-            };
+    for (flag, env) in [
+        ("--postgres-url", "HANGAR_PG_URL"),
+        ("--metrics-token", "HANGAR_METRICS_TOKEN"),
+    ] {
+        if std::env::args_os().any(|a| a.to_string_lossy().starts_with(flag)) {
             tracing::warn!("{flag} on the command line is readable by every user of this machine (ps, /proc/PID/cmdline), templates included: set {env} instead");
         }
     }

@@ -309,7 +309,7 @@ impl Runner {
             }
         }
         workdir::wipe_leftovers(&root).context("wiping leftover work dirs")?;
-        super::terraform::InitCache::new(self.init_cache_root()).remove_staging();
+        super::terraform::InitCache::new(self.init_cache_root()).tidy();
         Ok(recovered)
     }
 

@@ -114,93 +114,88 @@ struct Pending {
     depth: usize,
 }
 
-/// Copies the tree at `from` (a directory in a work dir) to `to` (the server's own,
-/// created here): directories and regular files by descriptor, links as links (their
-/// targets are text, never followed here); anything else (FIFOs, sockets, devices) is
-/// left out. Copies are readable by everyone and keep the source's execute bits. A tree
-/// deeper, larger or with more entries than any real `.terraform` is an error. The walk
-/// is a loop over a stack, not a recursion: a hostile depth cannot overflow the server's.
-pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let limit = |what: String| {
+/// A copy in progress: what is left to copy, and what was met so far (for the limits).
+struct Walk<'a> {
+    root: &'a Path,
+    stack: Vec<Pending>,
+    entries: usize,
+    bytes: u64,
+}
+
+impl Walk<'_> {
+    fn too_much(&self, what: String) -> std::io::Error {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
                 "{} has {what}, which no terraform init makes",
-                from.display()
+                self.root.display()
             ),
         )
-    };
-    let (mut entries, mut bytes) = (0usize, 0u64);
-    let mut stack: Vec<Pending> = Vec::new();
-    let root = rustix::fs::openat(CWD, from, no_follow(true), Mode::empty())?;
-    let mut dirs = vec![(root, from.to_path_buf(), to.to_path_buf(), 0usize)];
-    loop {
-        // Every directory met is listed onto the stack before its entries are copied.
-        while let Some((fd, dir_from, dir_to, depth)) = dirs.pop() {
-            if depth > MAX_COPY_DEPTH {
-                return Err(limit(format!(
-                    "directories over {MAX_COPY_DEPTH} levels deep"
-                )));
-            }
-            std::fs::create_dir_all(&dir_to)?;
-            std::fs::set_permissions(&dir_to, std::fs::Permissions::from_mode(0o755))?;
-            let parent = std::rc::Rc::new(fd);
-            for entry in rustix::fs::Dir::read_from(&*parent)? {
-                let entry = entry?;
-                let name = entry.file_name();
-                if matches!(name.to_bytes(), b"." | b"..") {
-                    continue;
-                }
-                entries += 1;
-                if entries > MAX_COPY_ENTRIES {
-                    return Err(limit(format!("over {MAX_COPY_ENTRIES} entries")));
-                }
-                let os_name = OsStr::from_bytes(name.to_bytes());
-                stack.push(Pending {
-                    parent: parent.clone(),
-                    name: name.to_owned(),
-                    from: dir_from.join(os_name),
-                    to: dir_to.join(os_name),
-                    depth,
-                });
-            }
+    }
+
+    /// Makes the copy of directory `fd` at `to` and puts its entries on the stack.
+    fn list(&mut self, fd: OwnedFd, from: &Path, to: &Path, depth: usize) -> std::io::Result<()> {
+        if depth > MAX_COPY_DEPTH {
+            return Err(self.too_much(format!("directories over {MAX_COPY_DEPTH} levels deep")));
         }
-        let Some(p) = stack.pop() else {
-            return Ok(());
-        };
-        let stat = rustix::fs::statat(&*p.parent, p.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        std::fs::create_dir_all(to)?;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+        let parent = std::rc::Rc::new(fd);
+        for entry in rustix::fs::Dir::read_from(&*parent)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            self.entries += 1;
+            if self.entries > MAX_COPY_ENTRIES {
+                return Err(self.too_much(format!("over {MAX_COPY_ENTRIES} entries")));
+            }
+            let os_name = OsStr::from_bytes(name.to_bytes());
+            self.stack.push(Pending {
+                parent: parent.clone(),
+                name: name.to_owned(),
+                from: from.join(os_name),
+                to: to.join(os_name),
+                depth,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies one entry (a directory's entries go on the stack).
+    fn copy(&mut self, p: Pending) -> std::io::Result<()> {
+        let (parent, name) = (&*p.parent, p.name.as_c_str());
+        let stat = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
-                let fd = rustix::fs::openat(
-                    &*p.parent,
-                    p.name.as_c_str(),
-                    no_follow(true),
-                    Mode::empty(),
-                )?;
-                dirs.push((fd, p.from, p.to, p.depth + 1));
+                let fd = rustix::fs::openat(parent, name, no_follow(true), Mode::empty())?;
+                self.list(fd, &p.from, &p.to, p.depth + 1)?;
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&*p.parent, p.name.as_c_str(), Vec::new())?;
-                let target = Path::new(OsStr::from_bytes(target.to_bytes())).to_path_buf();
+                let target = rustix::fs::readlinkat(parent, name, Vec::new())?;
+                let target = Path::new(OsStr::from_bytes(target.to_bytes()));
                 // A relative link (terraform makes them to the provider mirror) would
                 // point elsewhere from the copy: pin it to where it pointed, worked out
                 // lexically (nothing is resolved through the source).
                 let target = if target.is_relative() {
-                    normalize(&p.from.parent().unwrap_or(from).join(target))
+                    normalize(&p.from.parent().unwrap_or(self.root).join(target))
                 } else {
-                    target
+                    target.to_path_buf()
                 };
                 std::os::unix::fs::symlink(&target, &p.to)?;
             }
             FileType::RegularFile => {
                 // Swapped for something else since the stat: left out, like a FIFO.
-                let Ok(src) = open_regular_at(&p.parent, p.name.as_c_str()) else {
-                    continue;
+                let Ok(src) = open_regular_at(parent, name) else {
+                    return Ok(());
                 };
                 let meta = src.metadata()?;
-                bytes += meta.len();
-                if bytes > MAX_COPY_BYTES {
-                    return Err(limit(format!("over {} GiB of files", MAX_COPY_BYTES >> 30)));
+                self.bytes += meta.len();
+                if self.bytes > MAX_COPY_BYTES {
+                    return Err(
+                        self.too_much(format!("over {} GiB of files", MAX_COPY_BYTES >> 30))
+                    );
                 }
                 let mut out = std::fs::File::create(&p.to)?;
                 // At most what it held when looked at, should it grow meanwhile.
@@ -214,7 +209,29 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             }
             _ => {}
         }
+        Ok(())
     }
+}
+
+/// Copies the tree at `from` (a directory in a work dir) to `to` (the server's own,
+/// created here): directories and regular files by descriptor, links as links (their
+/// targets are text, never followed here); anything else (FIFOs, sockets, devices) is
+/// left out. Copies are readable by everyone and keep the source's execute bits. A tree
+/// deeper, larger or with more entries than any real `.terraform` is an error. The walk
+/// is a loop over a stack, not a recursion: a hostile depth cannot overflow the server's.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut walk = Walk {
+        root: from,
+        stack: Vec::new(),
+        entries: 0,
+        bytes: 0,
+    };
+    let root = rustix::fs::openat(CWD, from, no_follow(true), Mode::empty())?;
+    walk.list(root, from, to, 0)?;
+    while let Some(next) = walk.stack.pop() {
+        walk.copy(next)?;
+    }
+    Ok(())
 }
 
 /// `a/b/../c` → `a/c`, without looking at the filesystem.

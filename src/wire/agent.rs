@@ -2,16 +2,16 @@
 //! messages on the agent's WebSocket, one JSON object per text frame. Both sides use
 //! these types, so they agree by construction.
 
-/// Why the server refuses the token of an agent whose workspace was deleted. An agent
-/// that hears it exits: nothing will ever accept it again.
-pub const DELETED_WORKSPACE_REFUSAL: &str = "this agent token belongs to a deleted workspace";
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::model::agent::{AppHealth, Lifecycle};
+
+/// Why the server refuses the token of an agent whose workspace was deleted. An agent
+/// that hears it exits: nothing will ever accept it again.
+pub const DELETED_WORKSPACE_REFUSAL: &str = "this agent token belongs to a deleted workspace";
 
 /// What a build records for an agent (`workspace_agents.manifest`), written by the build
 /// runner from the `hangar_agent`, `hangar_script`, `hangar_env` and `hangar_app`

@@ -336,17 +336,25 @@ pub async fn page_as_owner(app: &TestApp, path: &str) -> String {
         .unwrap()
 }
 
+/// Creates a workspace and follows its first build to the end, whatever the outcome.
+pub async fn create_and_follow(
+    client: &Client,
+    req: &hangar::wire::workspaces::CreateWorkspaceRequest,
+) -> hangar::wire::jobs::Job {
+    let ws = client.create_workspace(req).await.unwrap();
+    client
+        .follow_job(&ws.latest_build.job.id, |_| {})
+        .await
+        .unwrap()
+}
+
 /// Creates a workspace, waits for its first build, which must succeed, and returns the
 /// workspace as it is then.
 pub async fn create_built(
     client: &Client,
     req: &hangar::wire::workspaces::CreateWorkspaceRequest,
 ) -> hangar::wire::workspaces::WorkspaceView {
-    let ws = client.create_workspace(req).await.unwrap();
-    let job = client
-        .follow_job(&ws.latest_build.job.id, |_| {})
-        .await
-        .unwrap();
+    let job = create_and_follow(client, req).await;
     assert_eq!(
         job.status,
         hangar::model::JobStatus::Succeeded,
@@ -379,4 +387,21 @@ pub fn terraform_user() -> Option<hangar::unix_user::Account> {
         panic!("the tests run as root, so `hangar server` runs terraform as {name}, which does not exist: ./test.sh creates it (scripts/prereqs.sh, ensure_terraform_user)")
     });
     Some(account)
+}
+
+/// The first user (`owner`, an owner) of a server at `url` started as a separate
+/// process: a client logged in as it, and its session token.
+pub async fn create_owner(url: &str) -> (Client, String) {
+    let anon = Client::new(url, None);
+    let login = anon
+        .create_first_user(&hangar::wire::users::CreateUserRequest {
+            username: "owner".into(),
+            email: "o@example.com".into(),
+            password: PASSWORD.into(),
+            full_name: String::new(),
+            role: None,
+        })
+        .await
+        .unwrap();
+    (anon.with_token(&login.session_token), login.session_token)
 }

@@ -61,10 +61,6 @@ impl InitCache {
         if !entry.join("complete").exists() {
             return Ok(false);
         }
-        // Entries published before terraform ran as its own user were private to the
-        // server; the user that runs terraform must read them.
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o755))
-            .map_err(TerraformError::io("opening to terraform's user", &entry))?;
         let cached_dot = entry.join("dot-terraform");
         let dot = dir.join(".terraform");
         // An archive made by hand may carry its own .terraform; the cache replaces it.
@@ -85,15 +81,20 @@ impl InitCache {
         Ok(true)
     }
 
-    /// Removes half-made entries a server that died mid-publish left. Call at start,
-    /// before any build runs (a live publish has its staging dir here too).
-    pub fn remove_staging(&self) {
+    /// At start, before any build runs (a live publish has its staging dir here too):
+    /// removes half-made entries a server that died mid-publish left, and opens entries
+    /// published before terraform ran as its own user (they were private to the server)
+    /// to the user that now runs it.
+    pub fn tidy(&self) {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return;
         };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(".staging-") {
                 let _ = std::fs::remove_dir_all(entry.path());
+            } else {
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755));
             }
         }
     }

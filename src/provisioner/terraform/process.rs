@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{join_errors, now_ms, parse_line, strip_ansi};
 use super::{Diagnostic, LogLevel, LogLine, RunOutput, Stage, Terraform, TerraformError};
-use crate::provisioner::untrusted_fs::MAX_READ_BYTES;
+use crate::provisioner::untrusted_fs;
 
 /// Output lines after the process exits are drained for at most this long: a background
 /// process started by a local-exec may hold the pipe open forever.
@@ -218,21 +218,22 @@ impl Terraform {
         };
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
         // Bounded: another process of terraform's user may hold the file and keep
-        // writing (a document larger than this fails the run, see below).
+        // writing (a document larger than this fails the run).
         let stdout = match captured {
             Some(file) => {
-                let mut bytes = Vec::new();
-                let _ = file.take(MAX_READ_BYTES + 1).read_to_end(&mut bytes).await;
-                if bytes.len() as u64 > MAX_READ_BYTES {
-                    return Err(TerraformError::Output {
-                        stage,
-                        reason: format!(
-                            "its output is larger than {} MiB",
-                            MAX_READ_BYTES / 1024 / 1024
-                        ),
-                    });
+                let read = tokio::task::spawn_blocking(move || {
+                    untrusted_fs::read_bounded(file, untrusted_fs::MAX_READ_BYTES)
+                });
+                match read.await {
+                    Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Err(TerraformError::Output {
+                            stage,
+                            reason: format!("its output is {e}"),
+                        });
+                    }
+                    _ => String::new(),
                 }
-                String::from_utf8_lossy(&bytes).into_owned()
             }
             None => String::new(),
         };
@@ -287,12 +288,10 @@ impl Terraform {
 
 /// A reader of an output file at its start, through the descriptor the server created
 /// (the work dir may belong to terraform's user, who could swap the name for a link).
-fn reader(file: &tempfile::NamedTempFile, dir: &Path) -> Result<tokio::fs::File, TerraformError> {
-    let clone = file
-        .as_file()
+fn reader(file: &tempfile::NamedTempFile, dir: &Path) -> Result<std::fs::File, TerraformError> {
+    file.as_file()
         .try_clone()
-        .map_err(TerraformError::io("reading output in", dir))?;
-    Ok(tokio::fs::File::from_std(clone))
+        .map_err(TerraformError::io("reading output in", dir))
 }
 
 /// SIGKILLs a process group when dropped while still armed.
@@ -344,7 +343,7 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let text = super::super::untrusted_fs::read(dir, name, MAX_READ_BYTES)
+        let text = untrusted_fs::read(dir, name, untrusted_fs::MAX_READ_BYTES)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -370,11 +369,12 @@ pub fn read_output_files(dir: &Path) -> Vec<LogLine> {
 /// true it reads what is left (a last line without a newline included) and stops.
 /// Lines as lossy UTF-8: a provider printing binary must not end the log stream.
 async fn tail_lines(
-    mut file: tokio::fs::File,
+    file: std::fs::File,
     is_stdout: bool,
     tx: mpsc::UnboundedSender<(bool, String)>,
     mut exited: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut file = tokio::fs::File::from_std(file);
     let mut pending = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {

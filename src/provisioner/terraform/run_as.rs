@@ -9,6 +9,7 @@
 //! that user can reach is what templates can reach: give it the `docker` group only if
 //! templates run containers (that group is root on the machine in all but name).
 
+use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -172,18 +173,15 @@ impl RunAs {
     /// Whether this user can enter `dir` (every directory above it must let it pass:
     /// root's home does not).
     pub fn check_enters(&self, dir: &Path) -> Result<(), String> {
-        let mut cmd = std::process::Command::new("/bin/sh");
-        cmd.args(["-c", "cd -- \"$1\"", "sh"])
-            .arg(dir)
-            .env_clear()
-            .current_dir("/")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        self.apply(&mut cmd);
-        match cmd.status() {
-            Ok(status) if status.success() => Ok(()),
-            _ => Err(format!(
+        let cd = [
+            OsStr::new("-c"),
+            OsStr::new("cd -- \"$1\""),
+            OsStr::new("sh"),
+            dir.as_os_str(),
+        ];
+        match self.run_quietly(Path::new("/bin/sh"), &cd) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!(
                 "terraform runs as the user {}, who cannot reach the data dir {}: every directory above it must let that user pass (mode o+x; root's home does not). Choose a data dir such as /var/lib/hangar",
                 self.name,
                 dir.display()
@@ -195,6 +193,18 @@ impl RunAs {
     /// checked at start, so a binary it cannot reach is one clear error, not a failed
     /// init in every build.
     pub fn check_runs(&self, program: &Path, args: &[&str]) -> Result<(), String> {
+        self.run_quietly(program, args).map_err(|why| {
+            format!(
+                "terraform runs as the user {}, who cannot run {}: {why}. Install it where that user can read and execute it (e.g. /usr/local/bin)",
+                self.name,
+                program.display()
+            )
+        })
+    }
+
+    /// Runs `program` as this user with nothing inherited; why it failed (its exit and
+    /// last line of stderr), if it did.
+    fn run_quietly<A: AsRef<OsStr>>(&self, program: &Path, args: &[A]) -> Result<(), String> {
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -203,24 +213,16 @@ impl RunAs {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         self.apply(&mut cmd);
-        let cant = |why: String| {
-            format!(
-                "terraform runs as the user {}, who cannot run {}: {why}. Install it where that user can read and execute it (e.g. /usr/local/bin)",
-                self.name,
-                program.display()
-            )
-        };
-        let out = cmd.output().map_err(|e| cant(e.to_string()))?;
+        let out = cmd.output().map_err(|e| e.to_string())?;
         if out.status.success() {
-            Ok(())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(cant(format!(
-                "{} ({})",
-                out.status,
-                stderr.lines().last().unwrap_or("").trim()
-            )))
+            return Ok(());
         }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "{} ({})",
+            out.status,
+            stderr.lines().last().unwrap_or("").trim()
+        ))
     }
 }
 
